@@ -1,0 +1,64 @@
+"""Small admin operations against a Kafka cluster, through aiokafka."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError
+
+from hub.topics import TopicSpec, missing_topics
+
+
+async def _list_topics(bootstrap: str, timeout_s: float) -> set[str]:
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=bootstrap, request_timeout_ms=int(timeout_s * 1000)
+    )
+    await admin.start()
+    try:
+        return set(await admin.list_topics())
+    finally:
+        await admin.close()
+
+
+async def broker_answers(bootstrap: str, timeout_s: float = 3.0) -> bool:
+    """True when the cluster answers a metadata request within ``timeout_s``."""
+    # A refused connection is the expected answer while the broker boots: keep it out of the log.
+    aiokafka_log = logging.getLogger("aiokafka")
+    level = aiokafka_log.level
+    aiokafka_log.setLevel(logging.CRITICAL)
+    try:
+        await asyncio.wait_for(_list_topics(bootstrap, timeout_s), timeout_s + 1)
+    except (KafkaError, OSError, TimeoutError):
+        return False
+    finally:
+        aiokafka_log.setLevel(level)
+    return True
+
+
+async def create_topics(
+    bootstrap: str, plan: Sequence[TopicSpec], replication_factor: int = 1
+) -> list[TopicSpec]:
+    """Create the topics of ``plan`` that do not exist yet; return those created."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        todo = missing_topics(list(plan), existing)
+        if todo:
+            await admin.create_topics(
+                [
+                    NewTopic(
+                        name=spec.name,
+                        num_partitions=spec.partitions,
+                        replication_factor=replication_factor,
+                        topic_configs=spec.config,
+                    )
+                    for spec in todo
+                ]
+            )
+        return todo
+    finally:
+        await admin.close()

@@ -1,0 +1,109 @@
+"""Every setting of the hub, read from ``HUB_*`` environment variables in this one module.
+
+Components receive a :class:`Settings` object; nothing else reads the environment.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class IdentityMode(StrEnum):
+    """What the worker does with an event whose subject disagrees with the population register."""
+
+    FLAG = "flag"
+    DEAD_LETTER = "dead_letter"
+
+
+class Settings(BaseSettings):
+    """Typed settings; every field is ``HUB_<NAME>`` in the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="HUB_", extra="ignore")
+
+    home: Path = Field(
+        default=Path(".hub"), description="Working directory for broker data, store and state."
+    )
+    kafka_bootstrap: str = Field(
+        default="127.0.0.1:9092", description="Kafka bootstrap servers (host:port[,host:port])."
+    )
+    kafka_controller_port: int = Field(
+        default=9093, description="KRaft controller port of the local development broker."
+    )
+    kafka_heap: str = Field(
+        default="-Xms512m -Xmx1g",
+        description="JVM heap of the local broker; sized for a 2-core / 24 GB machine.",
+    )
+    kafka_start_timeout_s: float = Field(
+        default=90.0, description="How long `hub kafka start` waits for the broker to answer."
+    )
+    partitions: int = Field(default=4, ge=1, description="Partitions of every hub topic.")
+    replication_factor: int = Field(
+        default=1, ge=1, description="Replicas of every hub topic (1 for the local broker)."
+    )
+    store_url: str = Field(
+        default="",
+        description="Central store: empty means SQLite at <home>/store.sqlite3; "
+        "postgresql://user:pass@host/db for PostgreSQL.",
+    )
+    store_batch_size: int = Field(default=500, ge=1, description="Rows per store transaction.")
+    metrics_port: int = Field(default=9108, description="Port of the worker's /metrics endpoint.")
+    app_id: str = Field(default="lienthong-hub", description="Kafka consumer group / faust app id.")
+    identity_mode: IdentityMode = Field(
+        default=IdentityMode.FLAG,
+        description="flag: mark identity mismatches in quality flags; dead_letter: reject them.",
+    )
+    case_deadline_s: float = Field(
+        default=3600.0,
+        gt=0,
+        description="Seconds after which an unacknowledged interconnection case is overdue.",
+    )
+    dlq_max_ratio: float = Field(
+        default=0.5,
+        gt=0,
+        le=1,
+        description="Stop the worker when the dead-letter share of the last window exceeds this.",
+    )
+    dlq_window: int = Field(
+        default=1000, ge=10, description="Events in the window the dead-letter ratio is taken over."
+    )
+    gateway_port: int = Field(default=8080, description="Port of the HTTP ingest gateway.")
+    delivery_secret: SecretStr = Field(
+        default=SecretStr("dev-only-change-me"),
+        description="HMAC-SHA256 key used to sign agency deliveries.",
+    )
+
+    @field_validator("kafka_bootstrap")
+    @classmethod
+    def _bootstrap_has_port(cls, value: str) -> str:
+        for server in value.split(","):
+            host, sep, port = server.strip().rpartition(":")
+            if not sep or not host or not port.isdigit():
+                raise ValueError(f"expected host:port, got {server!r}")
+        return value
+
+    @cached_property
+    def kafka_host_port(self) -> tuple[str, int]:
+        """The first bootstrap server as (host, port): where the local broker listens."""
+        host, _, port = self.kafka_bootstrap.split(",")[0].strip().rpartition(":")
+        return host, int(port)
+
+    @property
+    def kafka_dir(self) -> Path:
+        return self.home / "kafka"
+
+    @property
+    def resolved_store_url(self) -> str:
+        """The store URL with the embedded SQLite default filled in."""
+        if self.store_url:
+            return self.store_url
+        return f"sqlite:///{(self.home / 'store.sqlite3').resolve()}"
+
+
+def load_settings() -> Settings:
+    """Read the settings from the environment (the only place that does)."""
+    return Settings()

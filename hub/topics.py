@@ -1,0 +1,84 @@
+"""The topic plan: every topic the design names, its role and its configuration."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class SourceTopic(StrEnum):
+    """Topics the agency systems publish to (keys: personal ID, else the dossier code)."""
+
+    DOSSIER = "src.procedure.dossier.v1"
+    BIRTH = "src.civil.birth.v1"
+    DEATH = "src.civil.death.v1"
+    MARRIAGE = "src.civil.marriage.v1"
+    ENCOUNTER = "src.health.encounter.v1"
+    REFERRAL = "src.health.referral.v1"
+    APPOINTMENT = "src.health.appointment.v1"
+    LAB_RESULT = "src.health.lab_result.v1"
+
+
+class UnifiedTopic(StrEnum):
+    """One envelope schema around each domain's payload."""
+
+    PROCEDURE = "hub.procedure.v1"
+    CIVIL_STATUS = "hub.civil_status.v1"
+    HEALTH = "hub.health.v1"
+
+
+class AgencyTopic(StrEnum):
+    """Interconnection topics (Decree 63/2024): work the hub fans out to agencies, and replies."""
+
+    RESIDENCE = "agency.police.residence.v1"
+    HEALTH_INSURANCE = "agency.social_insurance.health_card.v1"
+    FUNERAL_ALLOWANCE = "agency.social_affairs.funeral_allowance.v1"
+    ACK = "agency.ack.v1"
+
+
+POPULATION_TOPIC = "ref.population.v1"
+
+UNIFIED_TOPIC_OF: dict[SourceTopic, UnifiedTopic] = {
+    SourceTopic.DOSSIER: UnifiedTopic.PROCEDURE,
+    SourceTopic.BIRTH: UnifiedTopic.CIVIL_STATUS,
+    SourceTopic.DEATH: UnifiedTopic.CIVIL_STATUS,
+    SourceTopic.MARRIAGE: UnifiedTopic.CIVIL_STATUS,
+    SourceTopic.ENCOUNTER: UnifiedTopic.HEALTH,
+    SourceTopic.REFERRAL: UnifiedTopic.HEALTH,
+    SourceTopic.APPOINTMENT: UnifiedTopic.HEALTH,
+    SourceTopic.LAB_RESULT: UnifiedTopic.HEALTH,
+}
+
+
+def dead_letter_topic(source: str) -> str:
+    """``dlq.<source topic>``: where a message that cannot be processed goes, untouched."""
+    return f"dlq.{source}"
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    """One topic to create: name, partitions and topic-level configs."""
+
+    name: str
+    partitions: int
+    config: dict[str, str] = field(default_factory=dict)
+
+
+# Reference data is a table, not a log: compaction keeps the latest record per personal ID.
+_COMPACTED = {"cleanup.policy": "compact"}
+
+
+def topic_plan(partitions: int) -> list[TopicSpec]:
+    """Every topic the hub needs, in a stable order."""
+    specs = [TopicSpec(t.value, partitions) for t in SourceTopic]
+    specs += [TopicSpec(t.value, partitions) for t in UnifiedTopic]
+    specs += [TopicSpec(dead_letter_topic(t.value), partitions) for t in SourceTopic]
+    specs += [TopicSpec(t.value, partitions) for t in AgencyTopic]
+    specs.append(TopicSpec(dead_letter_topic(AgencyTopic.ACK.value), partitions))
+    specs.append(TopicSpec(POPULATION_TOPIC, partitions, dict(_COMPACTED)))
+    return specs
+
+
+def missing_topics(plan: list[TopicSpec], existing: set[str]) -> list[TopicSpec]:
+    """The part of the plan not yet on the broker (creation is idempotent by name)."""
+    return [spec for spec in plan if spec.name not in existing]

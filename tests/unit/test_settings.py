@@ -1,0 +1,49 @@
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from hub.settings import IdentityMode, Settings
+
+
+def test_defaults_match_the_design(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("HUB_KAFKA_BOOTSTRAP", "HUB_STORE_URL", "HUB_METRICS_PORT", "HUB_PARTITIONS"):
+        monkeypatch.delenv(name, raising=False)
+    s = Settings()
+    assert s.kafka_bootstrap == "127.0.0.1:9092"
+    assert s.resolved_store_url.startswith("sqlite:///")
+    assert s.resolved_store_url.endswith(".hub/store.sqlite3")
+    assert s.identity_mode is IdentityMode.FLAG
+
+
+def test_environment_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HUB_KAFKA_BOOTSTRAP", "broker-1:19092,broker-2:19092")
+    monkeypatch.setenv("HUB_STORE_URL", "postgresql://hub@db/hub")
+    monkeypatch.setenv("HUB_METRICS_PORT", "9200")
+    monkeypatch.setenv("HUB_PARTITIONS", "12")
+    monkeypatch.setenv("HUB_HOME", "/tmp/elsewhere")
+    s = Settings()
+    assert s.kafka_host_port == ("broker-1", 19092)
+    assert s.resolved_store_url == "postgresql://hub@db/hub"
+    assert s.metrics_port == 9200
+    assert s.partitions == 12
+    assert s.kafka_dir == Path("/tmp/elsewhere/kafka")
+
+
+@pytest.mark.parametrize("bad", ["localhost", "host:port", ":9092"])
+def test_bootstrap_without_port_is_rejected(monkeypatch: pytest.MonkeyPatch, bad: str) -> None:
+    monkeypatch.setenv("HUB_KAFKA_BOOTSTRAP", bad)
+    with pytest.raises(ValidationError, match="host:port"):
+        Settings()
+
+
+def test_partitions_must_be_positive(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HUB_PARTITIONS", "0")
+    with pytest.raises(ValidationError):
+        Settings()
+
+
+def test_secret_is_hidden_when_printed() -> None:
+    s = Settings(delivery_secret="s3cret")  # type: ignore[arg-type]
+    assert "s3cret" not in repr(s)
+    assert s.delivery_secret.get_secret_value() == "s3cret"
