@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from pathlib import Path
 
 import click
 
@@ -86,6 +87,47 @@ def topics_create(settings: Settings) -> None:
     for spec in created:
         extra = f" {spec.config}" if spec.config else ""
         click.echo(f"created {spec.name} ({spec.partitions} partitions){extra}")
+
+
+@cli.group()
+def schemas() -> None:
+    """Work with the Avro schemas in schemas/ (the source of truth for the wire)."""
+
+
+@schemas.command("check")
+@click.option("--rev", default=None, help="Git revision to compare with "
+              "(default: merge base with main, else the previous commit).")  # fmt: skip
+@click.option(
+    "--dir",
+    "schemas_dir",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=None,
+    help="Schemas directory (default: the repository's schemas/).",
+)
+def schemas_check(rev: str | None, schemas_dir: Path | None) -> None:
+    """Check every schema parses and every change is backward compatible (exit 1 if not)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from hub.codec import SCHEMAS_DIR
+    from hub.schema_check import check, git_previous
+
+    directory = schemas_dir or SCHEMAS_DIR
+    previous, label = git_previous(directory, rev)
+    rows = check(directory, previous, label)
+    table = Table(title=f"schemas vs {label}")
+    for col in ("schema", "against", "result", "detail"):
+        table.add_column(col)
+    for row in rows:
+        verdict = "[green]ok[/]" if row.ok else "[red]INCOMPATIBLE[/]"
+        table.add_row(row.schema, row.against, verdict, row.detail)
+    Console(width=160).print(table)
+    bad = [r for r in rows if not r.ok]
+    if bad:
+        raise click.ClickException(
+            f"{len(bad)} incompatible schema change(s): "
+            + "; ".join(f"{r.schema}: {r.detail}" for r in bad)
+        )
 
 
 def main() -> None:

@@ -1,0 +1,83 @@
+"""Closed value sets shared by the models; each mirrors an Avro enum of the same name."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class CodeSystem(StrEnum):
+    """Avro ``AdminCodeSystem``: legacy (63 provinces) or 2025 (34 provinces, 2 levels)."""
+
+    LEGACY = "LEGACY"
+    V2025 = "V2025"
+
+
+class Sex(StrEnum):
+    MALE = "MALE"
+    FEMALE = "FEMALE"
+
+
+class DossierStatus(StrEnum):
+    RECEIVED = "RECEIVED"
+    ACCEPTED = "ACCEPTED"
+    IN_PROGRESS = "IN_PROGRESS"
+    SUPPLEMENT_REQUESTED = "SUPPLEMENT_REQUESTED"
+    COMPLETED = "COMPLETED"
+    RETURNED = "RETURNED"
+
+
+class Channel(StrEnum):
+    ONLINE = "ONLINE"
+    IN_PERSON = "IN_PERSON"
+
+
+class EncounterClass(StrEnum):
+    AMBULATORY = "AMBULATORY"
+    INPATIENT = "INPATIENT"
+    EMERGENCY = "EMERGENCY"
+
+
+class EncounterStatus(StrEnum):
+    PLANNED = "PLANNED"
+    IN_PROGRESS = "IN_PROGRESS"
+    FINISHED = "FINISHED"
+    CANCELLED = "CANCELLED"
+
+
+class ReferralPriority(StrEnum):
+    ROUTINE = "ROUTINE"
+    URGENT = "URGENT"
+    ASAP = "ASAP"
+    STAT = "STAT"
+
+
+class AppointmentStatus(StrEnum):
+    PROPOSED = "PROPOSED"
+    BOOKED = "BOOKED"
+    FULFILLED = "FULFILLED"
+    CANCELLED = "CANCELLED"
+    NOSHOW = "NOSHOW"
+
+
+class ObservationStatus(StrEnum):
+    REGISTERED = "REGISTERED"
+    PRELIMINARY = "PRELIMINARY"
+    FINAL = "FINAL"
+    AMENDED = "AMENDED"
+
+
+class Interpretation(StrEnum):
+    NORMAL = "NORMAL"
+    ABNORMAL = "ABNORMAL"
+    CRITICAL = "CRITICAL"
+
+
+class EventType(StrEnum):
+    PROCEDURE_DOSSIER = "PROCEDURE_DOSSIER"
+    CIVIL_BIRTH = "CIVIL_BIRTH"
+    CIVIL_DEATH = "CIVIL_DEATH"
+    CIVIL_MARRIAGE = "CIVIL_MARRIAGE"
+    HEALTH_ENCOUNTER = "HEALTH_ENCOUNTER"
+    HEALTH_REFERRAL = "HEALTH_REFERRAL"
+    HEALTH_APPOINTMENT = "HEALTH_APPOINTMENT"
+    HEALTH_LAB_RESULT = "HEALTH_LAB_RESULT"
