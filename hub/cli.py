@@ -130,5 +130,106 @@ def schemas_check(rev: str | None, schemas_dir: Path | None) -> None:
         )
 
 
+@cli.command()
+@click.option("--loglevel", default="warning", show_default=True,
+              type=click.Choice(["debug", "info", "warning", "error"]))  # fmt: skip
+@click.pass_obj
+def worker(settings: Settings, loglevel: str) -> None:
+    """Run a pipeline worker: source topics → unified/agency topics and the central store.
+
+    Start several (each with its own HUB_METRICS_PORT) to share the partitions of one
+    consumer group. Serves /metrics on HUB_METRICS_PORT.
+    """
+    import faust
+
+    from hub.app import build_app
+
+    app = build_app(settings)
+    faust.Worker(app, loglevel=loglevel, quiet=True).execute_from_commandline()
+
+
+@cli.command()
+@click.option("--count", default=10_000, show_default=True, help="Events to send.")
+@click.option(
+    "--rate", default=0.0, show_default=True, help="Events per second (0: as fast as possible)."
+)
+@click.option("--seed", default=1, show_default=True, help="Random seed (same seed, same traffic).")
+@click.option(
+    "--provinces", default=5, show_default=True, help="Provinces (2025) whose systems publish."
+)
+@click.option(
+    "--population", default=2000, show_default=True, help="People in the synthetic register."
+)
+@click.option(
+    "--poison", default=0.02, show_default=True, help="Share of poison events (all kinds)."
+)
+@click.option(
+    "--register/--no-register",
+    default=True,
+    show_default=True,
+    help="Seed ref.population.v1 with the register first.",
+)
+@click.pass_obj
+def simulate(
+    settings: Settings,
+    count: int,
+    rate: float,
+    seed: int,
+    provinces: int,
+    population: int,
+    poison: float,
+    register: bool,
+) -> None:
+    """Publish realistic traffic from N provinces' systems (and the population register)."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    from hub.codec import Codec
+    from hub.simulator import SimulationReport, produce
+    from hub.synthetic import Traffic
+
+    traffic = Traffic(Codec(), seed=seed, provinces=provinces, population=population)
+    report = SimulationReport()
+    columns = [
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.speed} ev/s" if False else ""),
+        TimeRemainingColumn(),
+    ]
+    with Progress(*columns, transient=False) as bar:
+        if register:
+            task = bar.add_task("register", total=len(traffic.people))
+            asyncio.run(
+                produce(
+                    settings.kafka_bootstrap,
+                    traffic.register_messages(),
+                    progress=lambda n: bar.advance(task, n),
+                    report=report,
+                )
+            )
+        task = bar.add_task("events", total=count)
+        asyncio.run(
+            produce(
+                settings.kafka_bootstrap,
+                traffic.stream(count, poison),
+                rate=rate or None,
+                progress=lambda n: bar.advance(task, n),
+                report=report,
+            )
+        )
+    poison_text = ", ".join(f"{k}={v}" for k, v in sorted(report.poison.items())) or "none"
+    click.echo(
+        f"sent {report.sent - report.register} events ({len(report.valid_event_ids)} valid; "
+        f"poison: {poison_text}) and {report.register} register records "
+        f"for provinces {', '.join(traffic.province_codes)} in {report.seconds:.1f}s"
+    )
+
+
 def main() -> None:
     cli(prog_name="hub")

@@ -52,6 +52,16 @@ class Settings(BaseSettings):
     )
     store_batch_size: int = Field(default=500, ge=1, description="Rows per store transaction.")
     metrics_port: int = Field(default=9108, description="Port of the worker's /metrics endpoint.")
+    metrics_bind: str = Field(default="127.0.0.1", description="Address /metrics listens on.")
+    freshness_s: float = Field(
+        default=300.0, gt=0, description="Occurred→ingested delay above which data is not 'alive'."
+    )
+    commit_every: int = Field(
+        default=1000, ge=1, description="Commit consumer offsets at least every N messages."
+    )
+    report_interval_s: float = Field(
+        default=2.0, gt=0, description="Seconds between case/KPI/lag metric refreshes."
+    )
     app_id: str = Field(default="lienthong-hub", description="Kafka consumer group / faust app id.")
     identity_mode: IdentityMode = Field(
         default=IdentityMode.FLAG,

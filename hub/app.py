@@ -1,0 +1,336 @@
+"""The faust app of `hub worker`: thin agents that feed the pure pipeline and apply its outcome.
+
+Agents:
+- ``process``: source topics → unified topics, agency topics, dead letters; keeps the tables
+  (population register, seen event ids, dossier state).
+- ``sink``: unified topics → central store, in batches; the batch's offsets are acknowledged
+  only after its transaction committed, so a crash replays at most a batch (idempotent).
+- ``track_cases``: agency tasks and acknowledgements → interconnection case state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
+from typing import Any
+
+import faust
+from faust.sensors.prometheus import setup_prometheus_sensors
+from faust.serializers.codecs import Codec as FaustCodec
+from prometheus_client import CollectorRegistry
+
+from hub import cases as case_logic
+from hub.codec import Codec
+from hub.deadletter import DeadLetterLimit, DeadLetterLimitExceeded, dead_letter
+from hub.dossiers import DossierKpis, dossier_state, overdue_by_province
+from hub.metrics import HubMetrics, source_label
+from hub.models import ProcedureDossierEvent, Record
+from hub.pipeline import Accepted, Incoming, Pipeline, PipelineConfig
+from hub.quality import DIMENSIONS
+from hub.records import (
+    AgencyAcknowledgement,
+    AgencyTask,
+    DeadLetter,
+    PopulationRecord,
+    UnifiedEvent,
+)
+from hub.settings import Settings
+from hub.store import Store, StoreError, batch_from, open_store
+from hub.topics import POPULATION_TOPIC, AgencyTopic, SourceTopic, UnifiedTopic, dead_letter_topic
+
+log = logging.getLogger("hub.worker")
+
+# A store write is retried this many times (with backoff) before the worker stops loudly.
+STORE_RETRIES = 5
+
+
+class AvroCodec(FaustCodec):
+    """A catalog record as a faust codec object (single-object Avro on the wire)."""
+
+    def __init__(self, codec: Codec, model: type[Record]) -> None:
+        super().__init__(codec=codec, model=model)
+        self.codec = codec
+        self.model = model
+
+    def _dumps(self, obj: Any) -> bytes:
+        if isinstance(obj, bytes):
+            return obj
+        data = obj.to_avro() if isinstance(obj, Record) else obj
+        return self.codec.encode(self.model.SCHEMA, data)
+
+    def _loads(self, s: bytes) -> Any:
+        return self.model.model_validate(self.codec.decode(s)[1])
+
+
+def avro_value_type(codec: Codec, model: type[Record]) -> type:
+    """A faust value type whose serializer is the Avro codec of ``model`` (for tables)."""
+
+    class AvroValue:
+        _options = SimpleNamespace(serializer=AvroCodec(codec, model))
+
+        @classmethod
+        def from_data(cls, data: Any, preferred_type: Any = None) -> Any:
+            return data
+
+    AvroValue.__name__ = f"Avro{model.__name__}"
+    return AvroValue
+
+
+def build_app(settings: Settings) -> faust.App:
+    codec = Codec()
+    pipeline = Pipeline(
+        codec,
+        PipelineConfig(
+            identity_mode=settings.identity_mode,
+            freshness=timedelta(seconds=settings.freshness_s),
+            case_deadline=timedelta(seconds=settings.case_deadline_s),
+        ),
+    )
+    worker_name = f"{socket.gethostname()}:{os.getpid()}"
+    (settings.home / "worker").mkdir(parents=True, exist_ok=True)
+    registry = CollectorRegistry()
+    metrics = HubMetrics.create(registry)
+    app = faust.App(
+        settings.app_id,
+        broker=[f"kafka://{s.strip()}" for s in settings.kafka_bootstrap.split(",")],
+        store="memory://",
+        datadir=str(settings.home / "worker" / settings.app_id),
+        web_port=settings.metrics_port,
+        web_bind=settings.metrics_bind,
+        web_host=settings.metrics_bind,
+        topic_partitions=settings.partitions,
+        topic_replication_factor=settings.replication_factor,
+        consumer_auto_offset_reset="earliest",
+        broker_commit_every=settings.commit_every,
+        broker_commit_interval=1.0,
+        stream_buffer_maxsize=4096,
+        broker_max_poll_records=1000,
+        producer_linger_ms=5,
+        table_cleanup_interval=3600,
+        web_in_thread=False,
+    )
+    setup_prometheus_sensors(app, pattern="/metrics", registry=registry, name_prefix="faust")
+    app.hub_metrics = metrics  # type: ignore[attr-defined]
+
+    source = app.topic(
+        *[t.value for t in SourceTopic], key_serializer="raw", value_serializer="raw"
+    )
+    unified = {
+        t.value: app.topic(t.value, key_serializer="raw",
+                           value_serializer=AvroCodec(codec, UnifiedEvent))
+        for t in UnifiedTopic
+    }  # fmt: skip
+    agency_task_codec = AvroCodec(codec, AgencyTask)
+    agency = {
+        t.value: app.topic(t.value, key_serializer="raw", value_serializer=agency_task_codec)
+        for t in AgencyTopic
+        if t is not AgencyTopic.ACK
+    }
+    dlq = {
+        t.value: app.topic(dead_letter_topic(t.value), key_serializer="raw",
+                           value_serializer=AvroCodec(codec, DeadLetter))
+        for t in SourceTopic
+    }  # fmt: skip
+    population_type = avro_value_type(codec, PopulationRecord)
+    population = app.Table(
+        "population",
+        key_type=bytes,
+        value_type=population_type,
+        changelog_topic=app.topic(POPULATION_TOPIC, key_type=bytes, value_type=population_type),
+        partitions=settings.partitions,
+    )
+    seen = app.Table("seen-events", partitions=settings.partitions, key_type=bytes,
+                     value_type=bytes)  # fmt: skip
+    dossiers = app.Table("dossiers", partitions=settings.partitions, key_type=bytes)
+    case_table = app.Table("cases", partitions=settings.partitions, key_type=bytes)
+    limit = DeadLetterLimit(settings.dlq_window, settings.dlq_max_ratio)
+    kpis = DossierKpis()
+    last_offset: dict[tuple[str, int], int] = {}
+    dirty_cases: dict[str, case_logic.CaseState] = {}
+    store_box: dict[str, Store] = {}
+
+    def lookup(pid: str) -> PopulationRecord | None:
+        record = population.get(pid.encode())
+        return record if isinstance(record, PopulationRecord) else None
+
+    def seen_lookup(event_id: str) -> str | None:
+        value = seen.get(event_id.encode())
+        return value.decode() if isinstance(value, bytes) else None
+
+    async def apply(msg: Incoming, outcome: Accepted) -> None:
+        env = outcome.envelope
+        await unified[outcome.unified_topic].send(key=outcome.key.encode(), value=env)
+        metrics.events_out.labels(outcome.unified_topic).inc()
+        for topic, task in outcome.tasks:
+            await agency[topic.value].send(key=str(task.case_id).encode(), value=task)
+            metrics.events_out.labels(topic.value).inc()
+        if outcome.register is not None:
+            population[outcome.register.personal_id.encode()] = outcome.register
+        seen[str(env.event_id).encode()] = msg.lineage.encode()
+        event = outcome.event
+        if isinstance(event, ProcedureDossierEvent) and not outcome.duplicate:
+            dossiers[event.dossier_code.encode()] = dossier_state(event, env.province_code)
+            kpis.record(event, env.province_code)
+        src, prov = source_label(msg.topic), env.province_code
+        q = env.quality
+        for dim in DIMENSIONS:
+            ok = "true" if getattr(q, dim) else "false"
+            metrics.quality.labels(dim, src, prov, ok).inc()
+        for issue in q.issues:
+            if issue.startswith(("subject_", "name_", "sex_", "dob_")):
+                metrics.identity_issues.labels(src, issue).inc()
+
+    @app.agent(source)
+    async def process(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
+        async for event in stream.events():
+            m = event.message
+            msg = Incoming(m.topic, m.partition, m.offset, m.key, m.value,
+                           tuple((k, v) for k, v in (m.headers or [])))  # fmt: skip
+            metrics.events_in.labels(m.topic).inc()
+            last_offset[(m.topic, m.partition)] = m.offset
+            now = datetime.now(UTC)
+            with metrics.stage_seconds.labels("process").time():
+                outcome = pipeline.process(msg, lookup, seen_lookup, now)
+            if isinstance(outcome, Accepted):
+                await apply(msg, outcome)
+            else:
+                letter = dead_letter(msg, outcome, now, worker_name)
+                await dlq[m.topic].send(key=m.key, value=letter, headers=m.headers)
+                metrics.dead_letters.labels(dead_letter_topic(m.topic), outcome.reason).inc()
+                log.info("dead letter %s@%s/%s: %s %s", m.topic, m.partition, m.offset,
+                         outcome.stage, outcome.reason)  # fmt: skip
+            try:
+                limit.record(not isinstance(outcome, Accepted))
+            except DeadLetterLimitExceeded as exc:
+                log.critical("%s", exc)
+                await app.crash(exc)
+                return
+            yield None
+
+    def store() -> Store:
+        if "s" not in store_box:
+            store_box["s"] = open_store(settings.resolved_store_url)
+        return store_box["s"]
+
+    async def write_with_retry(envelopes: list[UnifiedEvent]) -> int:
+        delay = 0.5
+        for attempt in range(1, STORE_RETRIES + 1):
+            try:
+                batch = batch_from(envelopes, codec, datetime.now(UTC))
+                return await asyncio.to_thread(store().write, batch)
+            except Exception as exc:
+                metrics.store_write_errors.inc()
+                if attempt == STORE_RETRIES:
+                    raise StoreError(f"store write failed {attempt} times: {exc}") from exc
+                log.warning("store write failed (attempt %d): %s; retrying", attempt, exc)
+                store_box.pop("s", None)
+                await asyncio.sleep(delay)
+                delay *= 2
+        return 0
+
+    unified_in = app.topic(*[t.value for t in UnifiedTopic], key_serializer="raw",
+                           value_serializer=AvroCodec(codec, UnifiedEvent))  # fmt: skip
+
+    @app.agent(unified_in)
+    async def sink(stream: Any) -> AsyncIterator[None]:
+        async for events in stream.take_events(settings.store_batch_size, within=0.2):
+            envelopes = [e.value for e in events]
+            with metrics.stage_seconds.labels("store").time():
+                try:
+                    inserted = await write_with_retry(envelopes)
+                except StoreError as exc:
+                    log.critical("%s; stopping the worker (nothing was acknowledged)", exc)
+                    await app.crash(exc)
+                    return
+            metrics.store_rows.inc(inserted)
+            stored = datetime.now(UTC)
+            for env in envelopes:
+                metrics.latency.observe(max(0.0, (stored - env.occurred_at).total_seconds()))
+            yield None
+
+    case_in = app.topic(*[t.value for t in AgencyTopic], key_serializer="raw",
+                        value_serializer="raw")  # fmt: skip
+
+    @app.agent(case_in)
+    async def track_cases(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
+        async for event in stream.events():
+            m = event.message
+            key = m.key or b""
+            try:
+                _, record = codec.decode(m.value or b"")
+                if m.topic == AgencyTopic.ACK.value:
+                    ack = AgencyAcknowledgement.model_validate(record)
+                    state = case_logic.on_ack(case_table.get(key), ack)
+                else:
+                    task = AgencyTask.model_validate(record)
+                    state = case_logic.on_task(case_table.get(key), task)
+            except Exception as exc:  # noqa: BLE001 - any bad ack is dead-lettered, never fatal
+                log.warning("unreadable agency message %s/%s: %s", m.topic, m.offset, exc)
+                metrics.dead_letters.labels(
+                    dead_letter_topic(m.topic), "invalid_agency_message"
+                ).inc()
+                continue
+            case_table[key] = state
+            dirty_cases[state["case_id"]] = state
+            yield None
+
+    @app.timer(interval=settings.report_interval_s)  # type: ignore[untyped-decorator]
+    async def report() -> None:
+        now = datetime.now(UTC)
+        if dirty_cases:
+            rows = [case_logic.store_row(c, now) for c in dirty_cases.values()]
+            dirty_cases.clear()
+            await asyncio.to_thread(store().upsert_cases, rows)
+        _report_cases(metrics, list(case_table.values()), now)
+        overdue = overdue_by_province(list(dossiers.values()), now)
+        for prov in set(kpis.received) | set(kpis.completed) | set(overdue):
+            metrics.dossiers_overdue.labels(prov).set(overdue.get(prov, 0))
+            metrics.dossier_online_share.labels(prov).set(kpis.online_share(prov))
+            metrics.dossier_on_time_share.labels(prov).set(kpis.on_time_share(prov))
+            metrics.dossiers_received.labels(prov).inc(0)
+        _report_lag(app, metrics, last_offset)
+
+    return app
+
+
+def _report_cases(metrics: HubMetrics, states: list[Any], now: datetime) -> None:
+    open_cases: dict[str, int] = {}
+    overdue_cases: dict[str, int] = {}
+    open_tasks: dict[tuple[str, str], int] = {}
+    overdue_tasks: dict[tuple[str, str], int] = {}
+    for case in states:
+        st = case_logic.status(case, now)
+        wf = case.get("workflow", "unknown")
+        if st in ("open", "overdue"):
+            open_cases[wf] = open_cases.get(wf, 0) + 1
+            for agency in case_logic.pending(case).values():
+                open_tasks[(wf, agency)] = open_tasks.get((wf, agency), 0) + 1
+                if st == "overdue":
+                    overdue_tasks[(wf, agency)] = overdue_tasks.get((wf, agency), 0) + 1
+        if st == "overdue":
+            overdue_cases[wf] = overdue_cases.get(wf, 0) + 1
+    for wf in {"birth", "death"} | set(open_cases):
+        metrics.cases_open.labels(wf).set(open_cases.get(wf, 0))
+        metrics.cases_overdue.labels(wf).set(overdue_cases.get(wf, 0))
+    for key in set(open_tasks) | set(overdue_tasks):
+        metrics.tasks_open.labels(*key).set(open_tasks.get(key, 0))
+        metrics.tasks_overdue.labels(*key).set(overdue_tasks.get(key, 0))
+
+
+def _report_lag(app: faust.App, metrics: HubMetrics, last: dict[tuple[str, int], int]) -> None:
+    consumer = app.consumer
+    for tp in consumer.assignment():
+        try:
+            high = consumer.highwater(tp)
+        except (KeyError, AttributeError):
+            continue
+        if high is None:
+            continue
+        done = last.get((tp.topic, tp.partition))
+        lag = high - (done + 1) if done is not None else high
+        metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(max(0, lag))
