@@ -1,0 +1,119 @@
+"""Helpers for integration tests that run real `hub worker` processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterable
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class WorkerProcess:
+    """A `hub worker` subprocess with its own consumer group, home and store."""
+
+    def __init__(self, home: Path, app_id: str, extra_env: dict[str, str] | None = None) -> None:
+        self.home = home
+        self.port = free_port()
+        self.env = {
+            **os.environ,
+            "HUB_HOME": str(home),
+            "HUB_APP_ID": app_id,
+            "HUB_METRICS_PORT": str(self.port),
+            "HUB_REPORT_INTERVAL_S": "0.5",
+            **(extra_env or {}),
+        }
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log = home / "worker.log"
+
+    @property
+    def store_path(self) -> Path:
+        return self.home / "store.sqlite3"
+
+    def start(self, timeout: float = 90) -> None:
+        self.home.mkdir(parents=True, exist_ok=True)
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "hub", "worker", "--loglevel", "info"],
+                cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"worker exited early: {self.log.read_text()[-3000:]}")
+            if self.metrics_text() is not None:
+                return
+            time.sleep(0.5)
+        raise TimeoutError("worker did not serve /metrics in time")
+
+    def metrics_text(self) -> str | None:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=2) as r:
+                return str(r.read().decode())
+        except OSError:
+            return None
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown hooks, no final commit."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(timeout=30)
+
+    def stop(self) -> int:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode if self.proc else 0
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stored(self, event_ids: Iterable[str]) -> int:
+        """How many of ``event_ids`` have a row in the store."""
+        if not self.store_path.exists():
+            return 0
+        ids = list(event_ids)
+        conn = sqlite3.connect(self.store_path, timeout=30)
+        try:
+            conn.execute("CREATE TEMP TABLE want (id TEXT PRIMARY KEY)")
+            conn.executemany("INSERT OR IGNORE INTO want VALUES (?)", [(i,) for i in ids])
+            row = conn.execute("SELECT count(*) FROM events JOIN want ON events.event_id = want.id")
+            return int(row.fetchone()[0])
+        except sqlite3.OperationalError:
+            return 0
+        finally:
+            conn.close()
+
+    def query(self, sql: str) -> list[tuple[object, ...]]:
+        conn = sqlite3.connect(self.store_path, timeout=30)
+        try:
+            return conn.execute(sql).fetchall()
+        finally:
+            conn.close()
+
+    def wait_stored(self, event_ids: list[str], timeout: float = 180) -> int:
+        deadline = time.monotonic() + timeout
+        n = 0
+        while time.monotonic() < deadline:
+            n = self.stored(event_ids)
+            if n >= len(event_ids):
+                return n
+            time.sleep(1)
+        return n
