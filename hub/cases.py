@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from hub.records import AgencyAcknowledgement, AgencyTask
+from hub.workflows import WORKFLOW_BY_NAME, task_id_for
 
 CaseState = dict[str, Any]
 
@@ -24,7 +25,13 @@ def on_task(state: CaseState | None, task: AgencyTask) -> CaseState:
         opened_at=case.get("opened_at") or task.issued_at.isoformat(),
         due_at=task.due_at.isoformat(),
     )
-    case["tasks"] = {**case["tasks"], task.task_id: task.agency.value}
+    # The workflow declares every task of the case: a case is not done when the first task
+    # to arrive is acknowledged while its siblings are still on their way.
+    declared = {
+        task_id_for(task.case_id, step.action): step.agency.value
+        for step in WORKFLOW_BY_NAME[task.workflow].steps
+    }
+    case["tasks"] = {**declared, **case["tasks"], task.task_id: task.agency.value}
     return _maybe_close(case, task.issued_at)
 
 

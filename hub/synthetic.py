@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import random
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -306,11 +306,19 @@ class Traffic:
                 yield self.message(self.event())
 
     # ---- builders per source -----------------------------------------------------------
-    def _living(self) -> PopulationRecord:
-        while True:
+    def _pick(self, accept: Callable[[PopulationRecord], bool]) -> PopulationRecord | None:
+        """A random living person ``accept`` likes, or None after a bounded number of draws."""
+        for _ in range(1000):
             person = self.rng.choice(self.people)
-            if not person.deceased:
+            if not person.deceased and accept(person):
                 return person
+        return None
+
+    def _living(self) -> PopulationRecord:
+        person = self._pick(lambda _: True)
+        if person is None:
+            raise RuntimeError("the synthetic population has died out: use a larger population")
+        return person
 
     def _dossier(self) -> ProcedureDossierEvent:
         r = self.rng
@@ -338,7 +346,9 @@ class Traffic:
         common = self._common("hotich")
         dob = common["occurred_at"].date() - timedelta(days=r.randrange(0, 60))
         child = self._person(dob)
-        mother = next(p for p in iter(self._living, None) if p.sex is Sex.FEMALE)
+        adult = dob - timedelta(days=16 * 365)
+        mother = self._pick(lambda p: p.sex is Sex.FEMALE and p.date_of_birth < adult)
+        self.people.append(child)  # the pipeline adds the newborn to the register too
         return BirthRegistration(
             **common,
             registration_number=f"{r.randrange(1, 999)}/{dob.year}",
@@ -347,7 +357,7 @@ class Traffic:
             child_sex=child.sex,
             child_date_of_birth=dob,
             place_of_birth="Bệnh viện đa khoa tỉnh",
-            mother_id=mother.personal_id,
+            mother_id=mother.personal_id if mother else None,
             birth_weight_grams=r.randrange(2200, 4200),
         )
 
@@ -364,7 +374,10 @@ class Traffic:
             deceased_full_name=person.full_name,
             deceased_sex=person.sex,
             deceased_date_of_birth=person.date_of_birth,
-            date_of_death=common["occurred_at"].date() - timedelta(days=r.randrange(0, 5)),
+            date_of_death=max(
+                person.date_of_birth,
+                common["occurred_at"].date() - timedelta(days=r.randrange(0, 5)),
+            ),
             cause_icd10=r.choice([None, "I21.9", "C34.9"]),
         )
 

@@ -61,12 +61,17 @@ WORKFLOWS: tuple[Workflow, ...] = (
     ),
 )  # fmt: skip
 WORKFLOW_OF: dict[EventType, Workflow] = {w.trigger: w for w in WORKFLOWS}
+WORKFLOW_BY_NAME: dict[str, Workflow] = {w.name: w for w in WORKFLOWS}
 CASE_NAMESPACE = uuid.UUID("6f0d3c1e-7a52-4c1b-9a51-2d1f3b9e8c00")
 
 
 def case_id_for(event_id: uuid.UUID) -> uuid.UUID:
     """Deterministic: a replayed registration reopens the same case, never a second one."""
     return uuid.uuid5(CASE_NAMESPACE, str(event_id))
+
+
+def task_id_for(case_id: uuid.UUID, action: AgencyAction) -> str:
+    return f"{case_id}:{action.value}"
 
 
 def expand(
@@ -84,7 +89,7 @@ def expand(
         fields = {name: str(values[name]) for name in step.fields if values.get(name) is not None}
         task = AgencyTask(
             case_id=case_id,
-            task_id=f"{case_id}:{step.action.value}",
+            task_id=task_id_for(case_id, step.action),
             workflow=workflow.name,
             agency=step.agency,
             action=step.action,

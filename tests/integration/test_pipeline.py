@@ -1,8 +1,10 @@
-"""The pipeline against the real broker: nothing lost, nothing stored twice, poison dead-lettered."""
+"""The pipeline on the real broker: nothing lost, nothing stored twice, poison dead-lettered."""
 
 from __future__ import annotations
 
+import asyncio
 import random
+import time
 import uuid
 from collections import Counter
 from pathlib import Path
@@ -16,7 +18,7 @@ from hub.settings import Settings
 from hub.simulator import produce
 from hub.synthetic import POISON_REASONS, Traffic
 from hub.topics import SourceTopic, dead_letter_topic
-from tests.integration.workers import WorkerProcess
+from tests.integration.workers import WorkerProcess, start_group_at_end
 
 pytestmark = pytest.mark.integration
 
@@ -43,13 +45,15 @@ async def test_20k_events_with_2_percent_poison_of_every_kind(
     kafka_broker: Settings, tmp_path: Path
 ) -> None:
     codec = Codec()
+    group = f"test-{uuid.uuid4().hex[:8]}"
+    await start_group_at_end(kafka_broker.kafka_bootstrap, group)
     traffic = Traffic(codec, seed=random.randrange(10**6), provinces=5, population=1000)
     report = await produce(kafka_broker.kafka_bootstrap, traffic.register_messages())
     report = await produce(kafka_broker.kafka_bootstrap, traffic.stream(20_000, 0.02))
     assert set(report.poison) == set(POISON_REASONS), "every poison kind is exercised"
     assert sum(report.poison.values()) >= 300
 
-    worker = WorkerProcess(tmp_path / "w", f"test-{uuid.uuid4().hex[:8]}")
+    worker = WorkerProcess(tmp_path / "w", group)
     worker.start()
     try:
         stored = worker.wait_stored(report.valid_event_ids)
@@ -57,11 +61,12 @@ async def test_20k_events_with_2_percent_poison_of_every_kind(
     finally:
         worker.stop()
     assert stored == len(report.valid_event_ids)
-    dupes = worker.query("SELECT count(*) - count(DISTINCT event_id) FROM events")
-    assert dupes == [(0,)]
+    assert worker.query("SELECT count(*), count(DISTINCT event_id) FROM events") == [
+        (stored, stored)
+    ], "exactly the valid events, each once"
 
-    unified = await read_all(kafka_broker.kafka_bootstrap,
-                             ["hub.procedure.v1", "hub.civil_status.v1", "hub.health.v1"])  # fmt: skip
+    unified_topics = ["hub.procedure.v1", "hub.civil_status.v1", "hub.health.v1"]
+    unified = await read_all(kafka_broker.kafka_bootstrap, unified_topics)
     on_unified = {str(codec.decode(r.value)[1]["event_id"]) for r in unified}  # type: ignore[attr-defined]
     assert set(report.valid_event_ids) <= on_unified
 
@@ -75,3 +80,35 @@ async def test_20k_events_with_2_percent_poison_of_every_kind(
     for msg in report.poison_messages:
         key = (msg.topic, msg.key, msg.value, msg.expected_reason or "")
         assert found[key] >= 1, f"{msg.poison} not dead-lettered with {msg.expected_reason}"
+
+
+async def test_worker_killed_three_times_loses_nothing_and_stores_nothing_twice(
+    kafka_broker: Settings, tmp_path: Path
+) -> None:
+    codec = Codec()
+    group = f"crash-{uuid.uuid4().hex[:8]}"
+    await start_group_at_end(kafka_broker.kafka_bootstrap, group)
+    traffic = Traffic(codec, seed=random.randrange(10**6), provinces=4, population=500)
+    await produce(kafka_broker.kafka_bootstrap, traffic.register_messages())
+    report = await produce(kafka_broker.kafka_bootstrap, traffic.stream(20_000))
+    valid = report.valid_event_ids
+    worker = WorkerProcess(tmp_path / "w", group)
+    kills = []
+    for fraction in (0.2, 0.45, 0.7):
+        worker.start()
+        deadline = time.monotonic() + 180
+        while worker.stored(valid) < fraction * len(valid) and time.monotonic() < deadline:
+            await asyncio.sleep(0.2)
+        kills.append(worker.stored(valid))
+        worker.kill()
+    worker.start()
+    try:
+        stored = worker.wait_stored(valid)
+    finally:
+        worker.stop()
+    assert len(set(kills)) == 3 and kills == sorted(kills), f"killed at {kills}"
+    assert kills[-1] < len(valid), "the last kill happened before the end"
+    assert stored == len(valid)
+    assert worker.query("SELECT count(*), count(DISTINCT event_id) FROM events") == [
+        (len(valid), len(valid))
+    ]

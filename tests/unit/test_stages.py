@@ -1,0 +1,260 @@
+"""The pure stages of the pipeline, without Kafka: identity, quality, workflows, cases,
+dossier indicators, the dead-letter limit, and the pipeline's outcome per message."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from hub import cases
+from hub.codec import Codec
+from hub.deadletter import DeadLetterLimit, DeadLetterLimitExceeded, dead_letter
+from hub.dossiers import DossierKpis, dossier_state, overdue_by_province
+from hub.enums import Channel, CodeSystem, DossierStatus, EventType, Sex
+from hub.identity import register_update, verify
+from hub.models import (
+    BirthRegistration,
+    DeathRegistration,
+    HealthEncounter,
+    ProcedureDossierEvent,
+)
+from hub.pipeline import Accepted, Incoming, Pipeline, PipelineConfig, Rejected
+from hub.quality import score
+from hub.records import AckOutcome, AgencyAcknowledgement, PopulationRecord, Stage
+from hub.settings import IdentityMode
+from hub.synthetic import POISON_REASONS, Traffic
+from hub.topics import SourceTopic
+from hub.workflows import WORKFLOWS, case_id_for, expand
+
+CODEC = Codec()
+NOW = datetime.now(UTC)
+
+
+@pytest.fixture
+def traffic() -> Traffic:
+    return Traffic(CODEC, seed=7, provinces=3, population=200, now=NOW)
+
+
+def register_of(traffic: Traffic) -> dict[str, PopulationRecord]:
+    return {p.personal_id: p for p in traffic.people}
+
+
+def event_of(traffic: Traffic, topic: SourceTopic) -> Any:
+    return traffic.event(topic)
+
+
+# ---- identity --------------------------------------------------------------------------
+def test_a_health_event_for_a_registered_person_has_no_identity_issue(traffic: Traffic) -> None:
+    event = event_of(traffic, SourceTopic.ENCOUNTER)
+    assert verify(event, register_of(traffic).get) == []
+
+
+def test_unknown_and_disagreeing_subjects_are_reported(traffic: Traffic) -> None:
+    event: HealthEncounter = event_of(traffic, SourceTopic.ENCOUNTER)
+    assert verify(event, lambda _: None) == ["subject_unknown"]
+    person = register_of(traffic)[event.patient_id]
+    other_sex = Sex.FEMALE if person.sex is Sex.MALE else Sex.MALE
+    wrong = person.model_copy(
+        update={"full_name": "Khác Tên", "sex": other_sex,
+                "date_of_birth": person.date_of_birth - timedelta(days=1), "deceased": True}
+    )  # fmt: skip
+    assert verify(event, {event.patient_id: wrong}.get) == [
+        "name_mismatch", "sex_mismatch", "dob_mismatch", "subject_deceased",
+    ]  # fmt: skip
+
+
+def test_a_birth_adds_the_child_and_a_death_marks_the_person_deceased(traffic: Traffic) -> None:
+    birth: BirthRegistration = event_of(traffic, SourceTopic.BIRTH)
+    added = register_update(birth, lambda _: None)
+    assert added is not None and added.personal_id == birth.child_id and not added.deceased
+    register = register_of(traffic)  # before the generator marks the person deceased
+    death: DeathRegistration = event_of(traffic, SourceTopic.DEATH)
+    marked = register_update(death, register.get)
+    assert marked is not None and marked.deceased and marked.date_of_death == death.date_of_death
+    assert register_update(death, {death.deceased_id: marked}.get) is None, "already deceased"
+
+
+# ---- quality ---------------------------------------------------------------------------
+def test_quality_dimensions_follow_the_event(traffic: Traffic) -> None:
+    event = event_of(traffic, SourceTopic.ENCOUNTER)
+    fresh = score(event, [], False, event.occurred_at + timedelta(seconds=1), timedelta(minutes=5))
+    assert fresh.correct and fresh.clean and fresh.alive and fresh.shared
+    assert fresh.unified is (event.code_system is CodeSystem.V2025)
+    stale = score(event, ["subject_unknown"], True, event.occurred_at + timedelta(hours=1),
+                  timedelta(minutes=5))  # fmt: skip
+    assert not stale.alive and not stale.clean
+    assert {"stale", "duplicate", "subject_unknown"} <= set(stale.issues)
+
+
+def test_a_record_without_expected_fields_is_not_sufficient(traffic: Traffic) -> None:
+    birth: BirthRegistration = event_of(traffic, SourceTopic.BIRTH)
+    orphan = birth.model_copy(update={"mother_id": None})
+    flags = score(orphan, [], False, NOW, timedelta(minutes=5))
+    assert not flags.sufficient and "missing_mother_id" in flags.issues
+
+
+# ---- workflows -------------------------------------------------------------------------
+def test_a_birth_expands_into_the_declared_agency_tasks_with_only_their_fields(
+    traffic: Traffic,
+) -> None:
+    birth: BirthRegistration = event_of(traffic, SourceTopic.BIRTH)
+    tasks = expand(birth, "01", "00004", NOW, timedelta(hours=1))
+    declared = next(w for w in WORKFLOWS if w.trigger is EventType.CIVIL_BIRTH)
+    assert [(t.agency, t.action) for _, t in tasks] == [
+        (s.agency, s.action) for s in declared.steps
+    ]
+    for (topic, task), step in zip(tasks, declared.steps, strict=True):
+        assert topic is step.topic
+        assert set(task.fields) <= set(step.fields)
+        assert task.case_id == case_id_for(birth.event_id)
+        assert task.due_at - task.issued_at == timedelta(hours=1)
+    assert tasks[0][1].fields["child_id"] == birth.child_id
+
+
+def test_events_without_a_workflow_expand_to_nothing(traffic: Traffic) -> None:
+    assert expand(event_of(traffic, SourceTopic.LAB_RESULT), "01", "00004", NOW,
+                  timedelta(hours=1)) == []  # fmt: skip
+
+
+# ---- cases -----------------------------------------------------------------------------
+def test_a_case_closes_when_every_agency_acknowledged_in_any_order(traffic: Traffic) -> None:
+    death: DeathRegistration = event_of(traffic, SourceTopic.DEATH)
+    tasks = [t for _, t in expand(death, "01", "00004", NOW, timedelta(hours=1))]
+    acks = [
+        AgencyAcknowledgement(
+            case_id=t.case_id,
+            task_id=t.task_id,
+            agency=t.agency,
+            outcome=AckOutcome.DONE,
+            acknowledged_at=NOW,
+        )
+        for t in tasks
+    ]
+    state = cases.on_ack(None, acks[0])  # an ack can overtake its task
+    assert cases.status(state, NOW) == "waiting"
+    for task in tasks:
+        state = cases.on_task(state, task)
+    assert cases.status(state, NOW) == "open"
+    assert cases.status(state, NOW + timedelta(hours=2)) == "overdue"
+    for ack in acks[1:]:
+        state = cases.on_ack(state, ack)
+    assert cases.pending(state) == {}
+    assert cases.status(state, NOW + timedelta(hours=2)) == "closed"
+
+
+# ---- dossiers --------------------------------------------------------------------------
+def test_dossier_indicators_per_province(traffic: Traffic) -> None:
+    base: ProcedureDossierEvent = event_of(traffic, SourceTopic.DOSSIER)
+    due = NOW + timedelta(days=1)
+    received = base.model_copy(
+        update={
+            "status": DossierStatus.RECEIVED,
+            "due_at": due,
+            "channel": Channel.ONLINE,
+            "completed_at": None,
+        }
+    )
+    kpis = DossierKpis()
+    kpis.record(received, "01")
+    kpis.record(received.model_copy(update={"channel": Channel.IN_PERSON}), "01")
+    kpis.record(
+        received.model_copy(update={"status": DossierStatus.COMPLETED, "completed_at": NOW}), "01"
+    )
+    kpis.record(
+        received.model_copy(
+            update={"status": DossierStatus.COMPLETED, "completed_at": due + timedelta(days=1)}
+        ),
+        "01",
+    )
+    assert (kpis.received["01"], kpis.completed["01"], kpis.on_time["01"]) == (2, 2, 1)
+    assert kpis.online_share("01") == 0.5 and kpis.on_time_share("01") == 0.5
+    assert kpis.online_share("79") == 0.0
+    late = dossier_state(received.model_copy(update={"due_at": NOW - timedelta(days=1)}), "01")
+    done = dossier_state(
+        received.model_copy(
+            update={
+                "status": DossierStatus.COMPLETED,
+                "due_at": NOW - timedelta(days=1),
+                "completed_at": NOW,
+            }
+        ),
+        "01",
+    )
+    assert overdue_by_province([late, done, dossier_state(received, "01")], NOW) == {"01": 1}
+
+
+# ---- dead letters ----------------------------------------------------------------------
+def test_the_dead_letter_limit_stops_only_when_the_ratio_is_exceeded() -> None:
+    limit = DeadLetterLimit(window=10, max_ratio=0.5)
+    for dead in [True, False] * 20:  # exactly half: still running
+        limit.record(dead)
+    with pytest.raises(DeadLetterLimitExceeded, match="hub dlq list"):
+        for _ in range(10):
+            limit.record(True)
+
+
+def test_a_dead_letter_keeps_the_original_bytes_and_origin() -> None:
+    msg = Incoming("src.civil.birth.v1", 2, 41, b"k", b"\x00\x01", (("trace", b"t"),))
+    rejected = Rejected(Stage.DECODE, "bad_magic", "not single-object encoded")
+    letter = dead_letter(msg, rejected, NOW, "w1")
+    assert (letter.original_topic, letter.original_partition, letter.original_offset) == (
+        "src.civil.birth.v1", 2, 41,
+    )  # fmt: skip
+    assert letter.original_value == b"\x00\x01" and letter.original_key == b"k"
+    assert letter.original_headers[0].key == "trace" and letter.reason == "bad_magic"
+
+
+# ---- the pipeline, message in, outcome out -----------------------------------------------
+def pipeline(mode: IdentityMode = IdentityMode.FLAG) -> Pipeline:
+    return Pipeline(CODEC, PipelineConfig(identity_mode=mode))
+
+
+def incoming(msg: Any, offset: int = 0) -> Incoming:
+    return Incoming(msg.topic, 0, offset, msg.key, msg.value)
+
+
+def test_every_poison_kind_is_rejected_with_its_reason(traffic: Traffic) -> None:
+    p = pipeline()
+    register = register_of(traffic)
+    for kind, reason in POISON_REASONS.items():
+        outcome = p.process(incoming(traffic.poison(kind)), register.get, lambda _: None, NOW)
+        assert isinstance(outcome, Rejected), kind
+        assert outcome.reason == reason, (kind, outcome)
+
+
+def test_valid_events_become_envelopes_in_2025_codes_keyed_by_subject(traffic: Traffic) -> None:
+    p = pipeline()
+    register = register_of(traffic)
+    for i, msg in enumerate(traffic.stream(300)):
+        outcome = p.process(incoming(msg, i), register.get, lambda _: None, NOW)
+        assert isinstance(outcome, Accepted), outcome
+        env = outcome.envelope
+        assert outcome.key.encode() == msg.key
+        assert env.province_code in traffic.province_codes
+        assert p.units.exists(CodeSystem.V2025, env.province_code, env.commune_code, None) == ""
+        assert env.payload == msg.value and env.lineage.offset == i
+        if outcome.register is not None:
+            register[outcome.register.personal_id] = outcome.register
+
+
+def test_a_redelivered_event_is_not_a_duplicate_but_a_second_copy_is(traffic: Traffic) -> None:
+    p = pipeline()
+    msg = traffic.message(traffic.event(SourceTopic.BIRTH))
+    first = incoming(msg, 5)
+    again = p.process(first, lambda _: None, lambda _: first.lineage, NOW)
+    assert isinstance(again, Accepted) and not again.duplicate and again.tasks
+    copy = p.process(incoming(msg, 9), lambda _: None, lambda _: first.lineage, NOW)
+    assert isinstance(copy, Accepted) and copy.duplicate and copy.tasks == []
+
+
+def test_identity_mode_dead_letter_rejects_unknown_subjects(traffic: Traffic) -> None:
+    msg = traffic.message(traffic.event(SourceTopic.ENCOUNTER))
+    outcome = pipeline(IdentityMode.DEAD_LETTER).process(
+        incoming(msg), lambda _: None, lambda _: None, NOW
+    )
+    assert isinstance(outcome, Rejected)
+    assert (outcome.stage, outcome.reason) == (Stage.VERIFY, "subject_unknown")
+    flagged = pipeline().process(incoming(msg), lambda _: None, lambda _: None, NOW)
+    assert isinstance(flagged, Accepted) and "subject_unknown" in flagged.envelope.quality.issues
