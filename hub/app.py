@@ -157,6 +157,7 @@ def build_app(settings: Settings) -> faust.App:
     kpis = DossierKpis()
     last_offset: dict[tuple[str, int], int] = {}
     dirty_cases: dict[str, case_logic.CaseState] = {}
+    overdue_written: set[str] = set()
     store_box: dict[str, Store] = {}
 
     def lookup(pid: str) -> PopulationRecord | None:
@@ -299,11 +300,16 @@ def build_app(settings: Settings) -> faust.App:
     @app.timer(interval=settings.report_interval_s)  # type: ignore[untyped-decorator]
     async def report() -> None:
         now = datetime.now(UTC)
+        states = list(case_table.values())
+        for case in states:  # a case that passed its deadline changes without a message
+            if case["case_id"] not in overdue_written and case_logic.status(case, now) == "overdue":
+                overdue_written.add(case["case_id"])
+                dirty_cases[case["case_id"]] = case
         if dirty_cases:
             rows = [case_logic.store_row(c, now) for c in dirty_cases.values()]
             dirty_cases.clear()
             store().upsert_cases(rows)
-        _report_cases(metrics, list(case_table.values()), now)
+        _report_cases(metrics, states, now)
         overdue = overdue_by_province(list(dossiers.values()), now)
         for prov in set(kpis.received) | set(kpis.completed) | set(overdue):
             metrics.dossiers_overdue.labels(prov).set(overdue.get(prov, 0))

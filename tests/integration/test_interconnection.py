@@ -1,0 +1,111 @@
+"""Interconnected procedures on the real broker: births and deaths fan out to exactly the
+declared agency tasks; acknowledgements close the cases; an unacknowledged case is overdue."""
+
+from __future__ import annotations
+
+import random
+import time
+import uuid
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from hub.codec import Codec
+from hub.records import AckOutcome, Agency, AgencyAcknowledgement, AgencyTask
+from hub.settings import Settings
+from hub.simulator import produce
+from hub.synthetic import Message, Traffic
+from hub.topics import AgencyTopic, SourceTopic
+from hub.workflows import WORKFLOW_OF
+from tests.integration.test_pipeline import read_all
+from tests.integration.workers import WorkerProcess, start_group_at_end
+
+pytestmark = pytest.mark.integration
+DEADLINE_S = 20
+
+
+async def test_100_births_and_100_deaths_fan_out_close_and_go_overdue(
+    kafka_broker: Settings, tmp_path: Path
+) -> None:
+    codec = Codec()
+    bootstrap = kafka_broker.kafka_bootstrap
+    group = f"cases-{uuid.uuid4().hex[:8]}"
+    await start_group_at_end(bootstrap, group)
+    traffic = Traffic(codec, seed=random.randrange(10**6), provinces=3, population=600)
+    await produce(bootstrap, traffic.register_messages())
+    events = [traffic.event(SourceTopic.BIRTH) for _ in range(100)]
+    events += [traffic.event(SourceTopic.DEATH) for _ in range(100)]
+    await produce(bootstrap, (traffic.message(e) for e in events))
+    by_id = {e.event_id: e for e in events}
+
+    worker = WorkerProcess(tmp_path / "w", group, {"HUB_CASE_DEADLINE_S": str(DEADLINE_S)})
+    worker.start()
+    try:
+        task_topics = [t.value for t in AgencyTopic if t is not AgencyTopic.ACK]
+        tasks: list[tuple[str, AgencyTask]] = []
+        deadline = time.monotonic() + 180
+        while len(tasks) < 500 and time.monotonic() < deadline:
+            records = await read_all(bootstrap, task_topics)
+            tasks = [
+                (r.topic, t)  # type: ignore[attr-defined]
+                for r in records
+                if (t := AgencyTask.model_validate(codec.decode(r.value)[1])).trigger_event_id
+                in by_id  # type: ignore[attr-defined]
+            ]
+        # Exactly the declared messages, each once, carrying only the declared fields.
+        expected = Counter(
+            (e.event_id, step.topic.value, step.action)
+            for e in events
+            for step in WORKFLOW_OF[e.EVENT_TYPE].steps
+        )
+        got = Counter((t.trigger_event_id, topic, t.action) for topic, t in tasks)
+        assert got == expected
+        for _, task in tasks:
+            event = by_id[task.trigger_event_id]
+            step = next(s for s in WORKFLOW_OF[event.EVENT_TYPE].steps if s.action is task.action)
+            assert set(task.fields) <= set(step.fields), task.fields
+            assert task.fields[step.fields[0]] == str(getattr(event, step.fields[0]))
+
+        # Every agency acknowledges every task, except the social-insurance task of one birth.
+        held_back = next(t for _, t in tasks if t.workflow == "birth"
+                         and t.agency is Agency.SOCIAL_INSURANCE)  # fmt: skip
+        now = datetime.now(UTC).replace(microsecond=0)
+        acks = [
+            Message(
+                AgencyTopic.ACK.value,
+                str(t.case_id).encode(),
+                codec.encode(
+                    AgencyAcknowledgement.SCHEMA,
+                    AgencyAcknowledgement(
+                        case_id=t.case_id,
+                        task_id=t.task_id,
+                        agency=t.agency,
+                        outcome=AckOutcome.DONE,
+                        acknowledged_at=now,
+                    ).to_avro(),
+                ),
+                None,
+            )  # fmt: skip
+            for _, t in tasks
+            if t.task_id != held_back.task_id
+        ]
+        await produce(bootstrap, acks)
+
+        status: dict[str, int] = {}
+        deadline = time.monotonic() + DEADLINE_S + 120
+        while time.monotonic() < deadline:
+            rows = worker.query("SELECT status, count(*) FROM interconnection_cases GROUP BY 1")
+            status = {str(k): int(str(v)) for k, v in rows}
+            if status == {"closed": 199, "overdue": 1}:
+                break
+            time.sleep(1)
+        assert status == {"closed": 199, "overdue": 1}
+        overdue = worker.query("SELECT case_id, pending FROM interconnection_cases "
+                               "WHERE status = 'overdue'")  # fmt: skip
+        assert overdue == [(str(held_back.case_id), Agency.SOCIAL_INSURANCE.value)]
+        metrics = worker.metrics_text() or ""
+        assert 'hub_interconnection_cases_overdue{workflow="birth"} 1.0' in metrics
+    finally:
+        worker.stop()
