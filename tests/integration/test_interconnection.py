@@ -87,7 +87,7 @@ async def test_100_births_and_100_deaths_fan_out_close_and_go_overdue(
                     ).to_avro(),
                 ),
                 None,
-            )  # fmt: skip
+            )
             for _, t in tasks
             if t.task_id != held_back.task_id
         ]
