@@ -121,6 +121,7 @@ def build_app(settings: Settings) -> faust.App:
     # messages makes the stream wait on one-by-one flushes (~0.1 s each) far too often.
     app.producer.buffer.max_messages = TABLE_BUFFER
     app.hub_metrics = metrics  # type: ignore[attr-defined]
+    _seek_again_after_recovery(app)
 
     source = app.topic(
         *[t.value for t in SourceTopic], key_serializer="raw", value_serializer="raw"
@@ -155,6 +156,12 @@ def build_app(settings: Settings) -> faust.App:
     case_table = app.Table("cases", partitions=settings.partitions, key_type=bytes)
     limit = DeadLetterLimit(settings.dlq_window, settings.dlq_max_ratio)
     kpis = DossierKpis()
+    dossier_counters = {
+        "received": metrics.dossiers_received,
+        "online": metrics.dossiers_online,
+        "completed": metrics.dossiers_completed,
+        "on_time": metrics.dossiers_completed_on_time,
+    }
     last_offset: dict[tuple[str, int], int] = {}
     dirty_cases: dict[str, case_logic.CaseState] = {}
     overdue_written: set[str] = set()
@@ -181,7 +188,8 @@ def build_app(settings: Settings) -> faust.App:
         event = outcome.event
         if isinstance(event, ProcedureDossierEvent) and not outcome.duplicate:
             dossiers[event.dossier_code.encode()] = dossier_state(event, env.province_code)
-            kpis.record(event, env.province_code)
+            for indicator in kpis.record(event, env.province_code):
+                dossier_counters[indicator].labels(env.province_code).inc()
         src, prov = source_label(msg.topic), env.province_code
         q = env.quality
         for dim in DIMENSIONS:
@@ -257,6 +265,8 @@ def build_app(settings: Settings) -> faust.App:
     @app.agent(unified_in)
     async def sink(stream: Any) -> AsyncIterator[None]:
         async for events in stream.take_events(settings.store_batch_size, within=0.2):
+            for ev in events:
+                last_offset[(ev.message.topic, ev.message.partition)] = ev.message.offset
             envelopes = [e for e in (envelope_of(ev.value) for ev in events) if e is not None]
             with metrics.stage_seconds.labels("store").time():
                 try:
@@ -278,6 +288,7 @@ def build_app(settings: Settings) -> faust.App:
     async def track_cases(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
         async for event in stream.events():
             m = event.message
+            last_offset[(m.topic, m.partition)] = m.offset
             key = m.key or b""
             try:
                 _, record = codec.decode(m.value or b"")
@@ -315,10 +326,31 @@ def build_app(settings: Settings) -> faust.App:
             metrics.dossiers_overdue.labels(prov).set(overdue.get(prov, 0))
             metrics.dossier_online_share.labels(prov).set(kpis.online_share(prov))
             metrics.dossier_on_time_share.labels(prov).set(kpis.on_time_share(prov))
-            metrics.dossiers_received.labels(prov).inc(0)
         _report_lag(app, metrics, last_offset)
 
     return app
+
+
+def _seek_again_after_recovery(app: faust.App) -> None:
+    """Work around a faust race that loses messages published while a worker recovers.
+
+    faust 0.15 resumes the stream partitions and seeks them to the committed offsets while the
+    flow is still suspended; a fetch landing in that window is dropped but moves the consumer's
+    position and faust's read offset past it, so those messages are never processed (seen in
+    the demo: events produced during the population table's recovery never reached any topic).
+    Seeking to the committed offsets once more after the flow resumed re-reads them; anything
+    read twice is idempotent downstream (same case ids, insert-ignore in the store).
+    """
+    recovery = app.tables.recovery  # type: ignore[attr-defined]
+    original = recovery.on_recovery_completed
+
+    async def on_recovery_completed(generation_id: int = 0) -> None:
+        await original(generation_id)
+        if app.consumer_generation_id == generation_id and app.consumer.assignment():
+            await app.consumer.perform_seek()
+            log.info("re-seeked stream partitions to committed offsets after recovery")
+
+    recovery.on_recovery_completed = on_recovery_completed
 
 
 def _report_cases(metrics: HubMetrics, states: list[Any], now: datetime) -> None:
@@ -346,14 +378,15 @@ def _report_cases(metrics: HubMetrics, states: list[Any], now: datetime) -> None
 
 
 def _report_lag(app: faust.App, metrics: HubMetrics, last: dict[tuple[str, int], int]) -> None:
+    """Lag of the partitions an agent has read from (table changelogs are not stream input)."""
     consumer = app.consumer
     for tp in consumer.assignment():
+        done = last.get((tp.topic, tp.partition))
+        if done is None:
+            continue
         try:
             high = consumer.highwater(tp)
         except (KeyError, AttributeError):
             continue
-        if high is None:
-            continue
-        done = last.get((tp.topic, tp.partition))
-        lag = high - (done + 1) if done is not None else high
-        metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(max(0, lag))
+        if high is not None:
+            metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(max(0, high - done - 1))

@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from collections.abc import Coroutine
 from pathlib import Path
+from typing import Any, TypeVar
 
 import click
+from aiokafka.errors import KafkaError
 
 from hub import kafka_local
 from hub.settings import Settings, load_settings
+from hub.topics import SourceTopic
+
+T = TypeVar("T")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -229,6 +235,203 @@ def simulate(
         f"poison: {poison_text}) and {report.register} register records "
         f"for provinces {', '.join(traffic.province_codes)} in {report.seconds:.1f}s"
     )
+
+
+@cli.group()
+def units() -> None:
+    """Administrative units: legacy (pre-July-2025) → 2025 province and commune codes."""
+
+
+@units.command("convert")
+@click.argument("codes", nargs=-1, required=True)
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list of objects.")
+def units_convert(codes: tuple[str, ...], as_json: bool) -> None:
+    """Print the 2025 province and commune of each legacy commune CODE.
+
+    A legacy commune that was split among several 2025 communes is marked split, with the
+    candidates and the rule that picks one (the dataset's default ward). Exit 1 when a code
+    does not exist.
+    """
+    import json
+
+    from hub.units import UnknownUnit, admin_units
+
+    table = admin_units()
+    rows: list[dict[str, object]] = []
+    unknown = []
+    for code in codes:
+        try:
+            conv = table.convert(code)
+        except UnknownUnit:
+            unknown.append(code)
+            rows.append({"legacy_commune": code, "error": "unknown legacy commune code"})
+            continue
+        legacy = table.legacy_communes[code]
+        rows.append({
+            "legacy_commune": code,
+            "legacy_name": legacy.name,
+            "legacy_province": legacy.province_code,
+            "province": conv.province.code if conv.province else None,
+            "province_name": conv.province.name if conv.province else None,
+            "commune": conv.commune.code if conv.commune else None,
+            "commune_name": conv.commune.name if conv.commune else None,
+            "split": conv.split,
+            "candidates": list(conv.candidates),
+            "rule": conv.rule,
+        })  # fmt: skip
+    if as_json:
+        click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
+    else:
+        for row in rows:
+            if "error" in row:
+                click.echo(f"{row['legacy_commune']}: {row['error']}")
+                continue
+            line = (
+                f"{row['legacy_commune']} {row['legacy_name']} → province {row['province']} "
+                f"{row['province_name']}, commune {row['commune']} {row['commune_name']}"
+            )
+            if row["split"]:
+                cands = ", ".join(str(c) for c in row["candidates"])  # type: ignore[attr-defined]
+                line += f"\n    split among {cands}; resolved by rule: {row['rule']}"
+            click.echo(line)
+    if unknown:
+        sys.exit(1)
+
+
+@cli.group()
+def dlq() -> None:
+    """Inspect and replay dead letters (dlq.<source topic>)."""
+
+
+@dlq.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.pass_obj
+def dlq_list(settings: Settings, as_json: bool) -> None:
+    """Show dead letters grouped by source topic, stage and reason, with an example detail."""
+    import json
+    from dataclasses import asdict
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from hub.dlq import group_letters, read_letters
+
+    groups = group_letters(_kafka(settings, read_letters(settings.kafka_bootstrap)))
+    if as_json:
+        click.echo(json.dumps([asdict(g) for g in groups], ensure_ascii=False, indent=2))
+        return
+    table = Table(title=f"dead letters ({sum(g.count for g in groups)})")
+    for col in ("source topic", "stage", "reason", "count", "example"):
+        table.add_column(col, justify="right" if col == "count" else "left")
+    for g in groups:
+        table.add_row(g.topic, g.stage, g.reason, str(g.count), g.example[:80])
+    Console(width=160).print(table)
+
+
+@dlq.command("replay")
+@click.option("--topic", required=True, help="Source topic whose dead letters to re-inject.")
+@click.option("--reason", default=None, help="Only dead letters with this reason code.")
+@click.option("--dry-run", is_flag=True, help="Say what would be replayed; send nothing.")
+@click.pass_obj
+def dlq_replay(settings: Settings, topic: str, reason: str | None, dry_run: bool) -> None:
+    """Re-inject dead letters into their source topic after a fix (each one once).
+
+    Replayed dead letters are remembered in HUB_HOME/dlq-replayed.json; replaying again sends
+    only dead letters that arrived since.
+    """
+    from hub.dlq import Ledger, read_letters, replay, select
+    from hub.topics import dead_letter_topic
+
+    valid = [t.value for t in SourceTopic]
+    if topic not in valid:
+        raise click.BadParameter(f"{topic!r} is not a source topic; one of: {', '.join(valid)}")
+    ledger = Ledger(settings.home / "dlq-replayed.json")
+    letters = _kafka(settings, read_letters(settings.kafka_bootstrap, [dead_letter_topic(topic)]))
+    chosen = select(letters, topic, reason, ledger)
+    what = f"{len(chosen)} dead letter(s) of {topic}" + (f" with reason {reason}" if reason else "")
+    if dry_run or not chosen:
+        click.echo(f"would replay {what}" if dry_run else f"nothing to replay: 0 new {what[2:]}")
+        return
+    sent = _kafka(settings, replay(settings.kafka_bootstrap, chosen, ledger))
+    click.echo(f"replayed {sent} dead letter(s) into {topic}")
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.pass_obj
+def status(settings: Settings, as_json: bool) -> None:
+    """Broker, topics, consumer lag, worker and central store at a glance."""
+    import json
+
+    from hub.status import gather
+    from hub.view import status_tables
+
+    st = asyncio.run(gather(settings))
+    if as_json:
+        click.echo(json.dumps(st.as_dict(), ensure_ascii=False, indent=2, default=str))
+    else:
+        from rich.console import Console
+
+        console = Console(width=140)
+        for table in status_tables(st):
+            console.print(table)
+    if not st.broker_up:
+        sys.exit(1)
+
+
+@cli.command()
+@click.option("--duration", default=60.0, show_default=True, help="Seconds of traffic.")
+@click.option("--rate", default=200.0, show_default=True, help="Events per second.")
+@click.option("--provinces", default=5, show_default=True, help="Provinces publishing.")
+@click.option("--poison", default=0.02, show_default=True, help="Share of poison events.")
+@click.option("--seed", type=int, default=None,
+              help="Random seed of the traffic (default: a new one each run; event ids must "
+              "not repeat a previous run's, or the store rightly refuses them as duplicates).")  # fmt: skip
+@click.pass_obj
+def demo(
+    settings: Settings,
+    duration: float,
+    rate: float,
+    provinces: int,
+    poison: float,
+    seed: int | None,
+) -> None:
+    """Run the whole hub here: broker, topics, worker, traffic, agencies; then a summary.
+
+    Starts the local broker if none runs (and stops it at the end), runs one `hub worker`
+    on the embedded SQLite store, publishes realistic traffic with poison of every kind,
+    shows live figures, drains, shuts down cleanly and prints what happened.
+    """
+    from rich.console import Console
+
+    from hub.demo import Demo, DemoOptions, summary_tables
+
+    console = Console(width=120)
+    if seed is None:
+        import random
+
+        seed = random.SystemRandom().randrange(10**9)
+    options = DemoOptions(duration=duration, rate=rate, provinces=provinces, poison=poison,
+                          seed=seed)  # fmt: skip
+    try:
+        result = Demo(settings, options, console).run()
+    except (kafka_local.BrokerError, RuntimeError, OSError, KafkaError) as exc:
+        raise click.ClickException(f"demo stopped: {exc}") from exc
+    for table in summary_tables(result, options):
+        console.print(table)
+    if result.worker_exit != 0 or result.leftovers:
+        raise click.ClickException("the worker did not shut down cleanly")
+
+
+def _kafka(settings: Settings, coro: Coroutine[Any, Any, T]) -> T:
+    """Run a Kafka coroutine; an unreachable broker is a one-line error, not a traceback."""
+    try:
+        return asyncio.run(coro)
+    except (OSError, KafkaError) as exc:
+        raise click.ClickException(
+            f"cannot reach Kafka at {settings.kafka_bootstrap}: {exc} (is it running? "
+            "`hub kafka status`)"
+        ) from exc
 
 
 def main() -> None:

@@ -21,15 +21,21 @@ class DossierKpis:
     completed: Counter[str] = field(default_factory=Counter)
     on_time: Counter[str] = field(default_factory=Counter)
 
-    def record(self, event: ProcedureDossierEvent, province: str) -> None:
+    def record(self, event: ProcedureDossierEvent, province: str) -> list[str]:
+        """Count the event; return the indicators it moved (received, online, completed,
+        on_time) so the worker can move the matching metrics."""
+        moved: list[str] = []
         if event.status is DossierStatus.RECEIVED:
-            self.received[province] += 1
+            moved.append("received")
             if event.channel is Channel.ONLINE:
-                self.online[province] += 1
+                moved.append("online")
         elif event.status is DossierStatus.COMPLETED and event.completed_at is not None:
-            self.completed[province] += 1
+            moved.append("completed")
             if event.completed_at <= event.due_at:
-                self.on_time[province] += 1
+                moved.append("on_time")
+        for name in moved:
+            getattr(self, name)[province] += 1
+        return moved
 
     def online_share(self, province: str) -> float:
         return self.online[province] / self.received[province] if self.received[province] else 0.0

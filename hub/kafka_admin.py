@@ -62,3 +62,29 @@ async def create_topics(
         return todo
     finally:
         await admin.close()
+
+
+async def start_group_at_end(bootstrap: str, group: str, topics: list[str]) -> bool:
+    """Commit the current end offsets of ``topics`` for ``group`` when it has none yet.
+
+    A new consumer group then starts with what is published from now on instead of the whole
+    history. Returns False (and changes nothing) for a group that already committed offsets.
+    """
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group,
+                                enable_auto_commit=False)  # fmt: skip
+    await consumer.start()
+    try:
+        await consumer._client.force_metadata_update()
+        tps = [TopicPartition(t, p) for t in topics
+               for p in sorted(consumer.partitions_for_topic(t) or ())]  # fmt: skip
+        for tp in tps:
+            if await consumer.committed(tp) is not None:
+                return False
+        ends = await consumer.end_offsets(tps)
+        consumer.assign(tps)
+        await consumer.commit(dict(ends.items()))
+        return True
+    finally:
+        await consumer.stop()

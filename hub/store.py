@@ -116,6 +116,8 @@ class Store(Protocol):
     def write(self, batch: Batch) -> int: ...
     def upsert_cases(self, rows: Sequence[tuple[Any, ...]]) -> None: ...
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]: ...
+    def count_present(self, event_ids: Sequence[str]) -> int: ...
+    def missing(self, event_ids: Sequence[str]) -> list[str]: ...
     def close(self) -> None: ...
 
 
@@ -182,6 +184,20 @@ class SqlStore:
         rows = [tuple(r) for r in cur.fetchall()]
         self.conn.commit()
         return rows
+
+    def count_present(self, event_ids: Sequence[str]) -> int:
+        """How many of ``event_ids`` have a row in ``events``."""
+        return len(event_ids) - len(self.missing(event_ids))
+
+    def missing(self, event_ids: Sequence[str]) -> list[str]:
+        """The ``event_ids`` without a row in ``events``."""
+        found: set[str] = set()
+        for i in range(0, len(event_ids), 500):
+            chunk = list(event_ids[i : i + 500])
+            marks = ",".join("?" * len(chunk))
+            sql = f"SELECT event_id FROM events WHERE event_id IN ({marks})"  # noqa: S608
+            found.update(str(r[0]) for r in self.query(sql, chunk))
+        return [e for e in event_ids if e not in found]
 
     def close(self) -> None:
         if self.conn is not None:

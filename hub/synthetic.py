@@ -174,10 +174,16 @@ class Traffic:
         provinces: int = 5,
         population: int = 2000,
         now: datetime | None = None,
+        stale_share: float = 0.005,
     ) -> None:
+        """``now`` fixes the clock (tests); by default events occur when they are generated.
+        ``stale_share`` of events occurred 10–60 minutes before they are sent (late systems),
+        which the "alive" quality dimension must notice."""
         self.codec = codec
         self.rng = random.Random(seed)
-        self.now = _ms(now or datetime.now(UTC))
+        self.fixed_now = _ms(now) if now else None
+        self.stale_share = stale_share
+        self.now = self.fixed_now or _ms(datetime.now(UTC))
         units = admin_units()
         codes = sorted(units.provinces)
         self.province_codes = sorted(self.rng.sample(codes, min(provinces, len(codes))))
@@ -236,12 +242,18 @@ class Traffic:
         return {"code_system": CodeSystem.LEGACY, "province_code": p, "district_code": d,
                 "commune_code": c}  # fmt: skip
 
+    def _occurred(self) -> datetime:
+        self.now = self.fixed_now or _ms(datetime.now(UTC))
+        if self.stale_share and self.rng.random() < self.stale_share:
+            return _ms(self.now - timedelta(minutes=self.rng.uniform(10, 60)))
+        return self.now
+
     def _common(self, system: str, province: str | None = None) -> dict[str, Any]:
         place = self._place(province)
         return {
             "event_id": uuid.UUID(int=self.rng.getrandbits(128), version=4),
             "source_system": f"{system}-{place['province_code']}",
-            "occurred_at": _ms(self.now - timedelta(seconds=self.rng.uniform(0, 30))),
+            "occurred_at": self._occurred(),
             **place,
         }
 

@@ -120,31 +120,10 @@ class WorkerProcess:
 
 
 async def start_group_at_end(bootstrap: str, group: str) -> None:
-    """Commit the current end offsets of every topic the worker reads for ``group``.
-
-    A test's worker then sees only the test's own traffic, so it can count exactly.
-    """
-    from aiokafka import AIOKafkaConsumer, TopicPartition
-
+    """Start a fresh group at the end of every topic the worker reads, so a test counts
+    exactly its own traffic."""
+    from hub.kafka_admin import start_group_at_end as start_at_end
     from hub.topics import AgencyTopic, SourceTopic, UnifiedTopic
 
     topics = [t.value for t in (*SourceTopic, *UnifiedTopic, *AgencyTopic)]
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group,
-                                enable_auto_commit=False)  # fmt: skip
-    await consumer.start()
-    try:
-        tps = [
-            TopicPartition(t, p)
-            for t in topics
-            for p in sorted(consumer.partitions_for_topic(t) or await _partitions(consumer, t))
-        ]
-        ends = await consumer.end_offsets(tps)
-        consumer.assign(tps)
-        await consumer.commit({tp: off for tp, off in ends.items()})
-    finally:
-        await consumer.stop()
-
-
-async def _partitions(consumer: object, topic: str) -> set[int]:
-    await consumer._client.force_metadata_update()  # type: ignore[attr-defined]
-    return set(consumer.partitions_for_topic(topic) or set())  # type: ignore[attr-defined]
+    assert await start_at_end(bootstrap, group, topics), f"group {group} is not new"
