@@ -384,9 +384,13 @@ def status(settings: Settings, as_json: bool) -> None:
 @click.option("--rate", default=200.0, show_default=True, help="Events per second.")
 @click.option("--provinces", default=5, show_default=True, help="Provinces publishing.")
 @click.option("--poison", default=0.02, show_default=True, help="Share of poison events.")
-@click.option("--seed", type=int, default=None,
-              help="Random seed of the traffic (default: a new one each run; event ids must "
-              "not repeat a previous run's, or the store rightly refuses them as duplicates).")  # fmt: skip
+@click.option(
+    "--seed",
+    type=int,
+    default=None,
+    help="Random seed of the traffic (default: a new one each run; event ids must not repeat "
+    "a previous run's, or the store rightly refuses them as duplicates).",
+)
 @click.pass_obj
 def demo(
     settings: Settings,

@@ -127,8 +127,9 @@ class Demo:
             run_agencies(bootstrap, f"{self.settings.app_id}-demo-agencies", o.ack_share, stop)
         )
         count = int(o.duration * o.rate)
-        self.say(f"publishing {count} events at {o.rate:.0f}/s from provinces "
-                 f"{', '.join(gen.province_codes)} ({o.poison:.0%} poison, seed {o.seed})")  # fmt: skip
+        provinces = ", ".join(gen.province_codes)
+        self.say(f"publishing {count} events at {o.rate:.0f}/s from provinces {provinces} "
+                 f"({o.poison:.0%} poison, seed {o.seed})")  # fmt: skip
         sender = asyncio.create_task(
             produce(bootstrap, gen.stream(count, o.poison), rate=o.rate, report=report)
         )

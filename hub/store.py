@@ -195,7 +195,7 @@ class SqlStore:
         for i in range(0, len(event_ids), 500):
             chunk = list(event_ids[i : i + 500])
             marks = ",".join("?" * len(chunk))
-            sql = f"SELECT event_id FROM events WHERE event_id IN ({marks})"  # noqa: S608
+            sql = f"SELECT event_id FROM events WHERE event_id IN ({marks})"
             found.update(str(r[0]) for r in self.query(sql, chunk))
         return [e for e in event_ids if e not in found]
 

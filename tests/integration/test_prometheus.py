@@ -1,0 +1,111 @@
+"""A real Prometheus (Debian package) scrapes a worker processing simulated traffic, with the
+shipped scrape config and rules."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import shutil
+import subprocess
+import time
+import urllib.parse
+import urllib.request
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from hub.codec import Codec
+from hub.settings import Settings
+from hub.simulator import produce
+from hub.synthetic import Traffic
+from tests.integration.workers import REPO, WorkerProcess, free_port, start_group_at_end
+
+pytestmark = pytest.mark.integration
+PROM = REPO / "deploy" / "prometheus"
+
+
+def query(port: int, promql: str) -> list[dict[str, Any]]:
+    url = f"http://127.0.0.1:{port}/api/v1/query?" + urllib.parse.urlencode({"query": promql})
+    with urllib.request.urlopen(url, timeout=5) as r:
+        body = json.loads(r.read())
+    assert body["status"] == "success", body
+    return list(body["data"]["result"])
+
+
+def start_prometheus(tmp: Path, worker_port: int) -> tuple[subprocess.Popen[bytes], int]:
+    binary = shutil.which("prometheus")
+    if binary is None:
+        pytest.skip("prometheus missing: apt-get install prometheus")  # fails in CI
+    config = yaml.safe_load((PROM / "prometheus.yml").read_text())
+    config["global"]["scrape_interval"] = "1s"
+    config["rule_files"] = [str(PROM / "rules" / "hub.rules.yml")]
+    for job in config["scrape_configs"]:
+        if job["job_name"] == "hub-worker":
+            job.pop("dns_sd_configs", None)
+            job["static_configs"] = [{"targets": [f"127.0.0.1:{worker_port}"]}]
+    config["scrape_configs"] = [j for j in config["scrape_configs"]
+                                if j["job_name"] == "hub-worker"]  # fmt: skip
+    path = tmp / "prometheus.yml"
+    path.write_text(yaml.safe_dump(config))
+    port = free_port()
+    proc = subprocess.Popen(
+        [binary, f"--config.file={path}", f"--storage.tsdb.path={tmp / 'data'}",
+         f"--web.listen-address=127.0.0.1:{port}"],
+        stdout=(tmp / "prometheus.log").open("wb"), stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/-/ready", timeout=2) as r:
+                if r.status == 200:
+                    return proc, port
+        except OSError:
+            time.sleep(0.5)
+    proc.kill()
+    raise TimeoutError((tmp / "prometheus.log").read_text()[-2000:])
+
+
+async def test_prometheus_scrapes_throughput_quality_and_kpis(
+    kafka_broker: Settings, tmp_path: Path
+) -> None:
+    bootstrap = kafka_broker.kafka_bootstrap
+    group = f"prom-{uuid.uuid4().hex[:8]}"
+    await start_group_at_end(bootstrap, group)
+    traffic = Traffic(Codec(), seed=random.randrange(10**6), provinces=3, population=500)
+    await produce(bootstrap, traffic.register_messages())
+    worker = WorkerProcess(tmp_path / "w", group)
+    worker.start()
+    prom, port = start_prometheus(tmp_path, worker.port)
+    try:
+        await produce(bootstrap, traffic.stream(3000), rate=200)  # ~15 s of live traffic
+        deadline = time.monotonic() + 60
+        rate: list[dict[str, Any]] = []
+        while time.monotonic() < deadline:
+            rate = query(port, "sum(rate(hub_events_in_total[15s]))")
+            scrapes = query(port, 'count_over_time(up{job="hub-worker"}[1m])')
+            if (
+                rate
+                and float(rate[0]["value"][1]) > 0
+                and scrapes
+                and float(scrapes[0]["value"][1]) >= 2
+            ):
+                break
+            await asyncio.sleep(1)
+        assert rate and float(rate[0]["value"][1]) > 0, "events/s seen by Prometheus"
+        provinces = "|".join(traffic.province_codes)
+        quality = query(port, f'hub_quality_events_total{{province=~"{provinces}"}}')
+        assert {r["metric"]["province"] for r in quality} == set(traffic.province_codes)
+        assert {r["metric"]["dimension"] for r in quality} == {
+            "correct", "sufficient", "clean", "alive", "unified", "shared",
+        }  # fmt: skip
+        kpi = query(port, f'hub_dossiers_received_total{{province=~"{provinces}"}}')
+        assert {r["metric"]["province"] for r in kpi} == set(traffic.province_codes)
+        assert query(port, 'ALERTS{alertname="HubWorkerDown"}') == []
+    finally:
+        prom.terminate()
+        prom.wait(timeout=30)
+        worker.stop()
