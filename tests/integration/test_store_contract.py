@@ -1,0 +1,122 @@
+"""One contract for the central store, run against SQLite and a real PostgreSQL."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+
+from hub import cases
+from hub.codec import Codec
+from hub.pipeline import Accepted, Incoming, Pipeline, PipelineConfig
+from hub.records import UnifiedEvent
+from hub.store import Store, StoreError, batch_from, open_store
+from hub.synthetic import Traffic
+from hub.topics import SourceTopic
+
+pytestmark = pytest.mark.integration
+CODEC = Codec()
+NOW = datetime.now(UTC).replace(microsecond=0)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'store.sqlite3'}"
+    else:
+        import psycopg
+
+        base = request.getfixturevalue("postgres_url")
+        schema = f"t_{uuid.uuid4().hex[:10]}"
+        with psycopg.connect(base, autocommit=True) as conn:
+            conn.execute(f"CREATE SCHEMA {schema}")
+        url = f"{base}?options={quote(f'-csearch_path={schema}')}"
+    s = open_store(url)
+    yield s
+    s.close()
+
+
+def envelopes(n: int, topic: SourceTopic | None = None) -> list[UnifiedEvent]:
+    traffic = Traffic(CODEC, seed=11, provinces=3, population=300, now=NOW)
+    pipeline = Pipeline(CODEC, PipelineConfig())
+    register = {p.personal_id: p for p in traffic.people}
+    out = []
+    for i in range(n):
+        msg = traffic.message(traffic.event(topic))
+        got = pipeline.process(Incoming(msg.topic, 0, i, msg.key, msg.value), register.get,
+                               lambda _: None, NOW)  # fmt: skip
+        assert isinstance(got, Accepted)
+        out.append(got.envelope)
+    return out
+
+
+def test_a_batch_is_written_once_and_replaying_it_writes_nothing(store: Store) -> None:
+    batch = batch_from(envelopes(300), CODEC, NOW)
+    assert store.write(batch) == 300
+    assert store.write(batch) == 0, "a replayed batch stores nothing twice"
+    assert store.query("SELECT count(*), count(DISTINCT event_id) FROM events") == [(300, 300)]
+
+
+def test_missing_reports_exactly_the_absent_event_ids(store: Store) -> None:
+    envs = envelopes(50)
+    store.write(batch_from(envs[:30], CODEC, NOW))
+    ids = [str(e.event_id) for e in envs]
+    assert store.missing(ids) == ids[30:]
+    assert store.count_present(ids) == 30
+
+
+def test_births_add_citizens_and_deaths_mark_them(store: Store) -> None:
+    births = envelopes(20, SourceTopic.BIRTH)
+    store.write(batch_from(births, CODEC, NOW))
+    assert store.query("SELECT count(*) FROM citizens WHERE deceased = FALSE") == [(20,)]
+    child = births[0].subject_id
+    death = envelopes(1, SourceTopic.DEATH)[0]
+    record = CODEC.decode(death.payload)[1]
+    record["deceased_id"] = child
+    payload = CODEC.encode(death.payload_schema, record)
+    store.write(batch_from([death.model_copy(update={"payload": payload})], CODEC, NOW))
+    assert store.query("SELECT deceased FROM citizens WHERE personal_id = ?", [child]) in (
+        [(True,)], [(1,)],
+    )  # fmt: skip
+
+
+def test_a_dossier_row_never_moves_back_in_time(store: Store) -> None:
+    env = envelopes(1, SourceTopic.DOSSIER)[0]
+    newer = batch_from([env], CODEC, NOW)
+    store.write(newer)
+    code, *rest = newer.dossiers[0]
+    older_row = (code, rest[0], "RECEIVED", *rest[2:6], rest[6] - timedelta(days=1))
+    older = batch_from([], CODEC, NOW)
+    older.dossiers.append(older_row)
+    store.write(older)
+    assert store.query("SELECT status FROM dossiers WHERE dossier_code = ?", [code]) == [
+        (newer.dossiers[0][2],)
+    ]
+
+
+def test_case_rows_are_upserted_by_case_id(store: Store) -> None:
+    birth = envelopes(1, SourceTopic.BIRTH)[0]
+    from hub.workflows import expand
+
+    event = Pipeline(CODEC, PipelineConfig()).decode(
+        Incoming(SourceTopic.BIRTH.value, 0, 0, b"", birth.payload)
+    )
+    tasks = [t for _, t in expand(event, "01", "00004", NOW, timedelta(hours=1))]  # type: ignore[arg-type]
+    state = None
+    for task in tasks:
+        state = cases.on_task(state, task)
+    assert state is not None
+    store.upsert_cases([cases.store_row(state, NOW)])
+    store.upsert_cases([cases.store_row(state, NOW + timedelta(hours=2))])
+    assert store.query("SELECT status FROM interconnection_cases") == [("overdue",)]
+
+
+def test_an_unreachable_store_is_a_clear_error() -> None:
+    with pytest.raises(StoreError, match="cannot connect"):
+        open_store("postgresql://nobody:x@127.0.0.1:1/none")
+    with pytest.raises(StoreError, match="unsupported HUB_STORE_URL"):
+        open_store("mysql://x")
