@@ -7,6 +7,7 @@ Layout: 3 digits place-of-birth province code, 1 digit century+sex, 2 digits yea
 
 from __future__ import annotations
 
+from collections.abc import Set as AbstractSet
 from datetime import date
 
 from hub.enums import Sex
@@ -15,7 +16,7 @@ _CENTURY_OF_PAIR = {0: 1900, 1: 2000, 2: 2100, 3: 2200, 4: 2300}
 
 
 def personal_id_problems(
-    pid: str, birth_codes: set[str], sex: Sex | None = None, dob: date | None = None
+    pid: str, birth_codes: AbstractSet[str], sex: Sex | None = None, dob: date | None = None
 ) -> list[str]:
     """What is wrong with ``pid`` (empty when nothing), checked against sex and date of birth."""
     if len(pid) != 12 or not pid.isascii() or not pid.isdigit():

@@ -94,6 +94,7 @@ class AdminUnits:
             r["wardCode"]: Unit(r["wardCode"], r["ward"], r["provinceCode"]) for r in current
         }
         self.conversions = _build_conversions(legacy, current, self.provinces, self.communes)
+        self._birth_codes: frozenset[str] | None = None
 
     def exists(self, system: CodeSystem, province: str, commune: str, district: str | None) -> str:
         """Return '' when the codes exist and agree in ``system``, else what is wrong."""
@@ -140,9 +141,11 @@ class AdminUnits:
             )
         return conv.province.code, conv.commune.code
 
-    def birth_province_codes(self) -> set[str]:
+    def birth_province_codes(self) -> frozenset[str]:
         """3-digit place-of-birth codes of personal IDs: '0' + the legacy province code."""
-        return {f"0{code}" for code in self.legacy_provinces}
+        if self._birth_codes is None:
+            self._birth_codes = frozenset(f"0{code}" for code in self.legacy_provinces)
+        return self._birth_codes
 
 
 def _build_conversions(
