@@ -123,7 +123,7 @@ def build_app(settings: Settings) -> faust.App:
     # messages makes the stream wait on one-by-one flushes (~0.1 s each) far too often.
     app.producer.buffer.max_messages = TABLE_BUFFER
     app.hub_metrics = metrics  # type: ignore[attr-defined]
-    _seek_again_after_recovery(app)
+    _seek_again_after_recovery(app, metrics)
 
     source = app.topic(
         *[t.value for t in SourceTopic], key_serializer="raw", value_serializer="raw"
@@ -345,7 +345,7 @@ def set_current_event(ref: Any) -> None:
     current_event_var.set(ref)
 
 
-def _seek_again_after_recovery(app: faust.App) -> None:
+def _seek_again_after_recovery(app: faust.App, metrics: HubMetrics) -> None:
     """Work around a faust race that loses messages published while a worker recovers.
 
     faust 0.15 resumes the stream partitions and seeks them to the committed offsets while the
@@ -359,10 +359,12 @@ def _seek_again_after_recovery(app: faust.App) -> None:
     original = recovery.on_recovery_completed
 
     async def on_recovery_completed(generation_id: int = 0) -> None:
+        metrics.ready.set(0)
         await original(generation_id)
         if app.consumer_generation_id == generation_id and app.consumer.assignment():
             await app.consumer.perform_seek()
             log.info("re-seeked stream partitions to committed offsets after recovery")
+        metrics.ready.set(1)
 
     recovery.on_recovery_completed = on_recovery_completed
 

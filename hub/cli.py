@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -425,6 +425,85 @@ def demo(
         console.print(table)
     if result.worker_exit != 0 or result.leftovers:
         raise click.ClickException("the worker did not shut down cleanly")
+
+
+@cli.command()
+@click.option("--events", default=200_000, show_default=True, help="Events pre-loaded.")
+@click.option("--runs", default=3, show_default=True, help="Runs per contender (median).")
+@click.option("--cap", default=240.0, show_default=True,
+              help="Seconds a contender may take before its rate is taken as is.")  # fmt: skip
+@click.option("--rate", default=5000.0, show_default=True,
+              help="Offered events/s for the latency measurement.")  # fmt: skip
+@click.option("--latency-seconds", default=20.0, show_default=True,
+              help="Seconds of live traffic for the latency measurement.")  # fmt: skip
+@click.option("--quick", is_flag=True, help="Small and fast: 3,000 events, one run each.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Directory for results.json, results.md and throughput.png.")  # fmt: skip
+@click.pass_obj
+def bench(
+    settings: Settings,
+    events: int,
+    runs: int,
+    cap: float,
+    rate: float,
+    latency_seconds: float,
+    quick: bool,
+    as_json: bool,
+    out: Path | None,
+) -> None:
+    """Measure the hub against Kafka's and Python's ceilings and a naive faust agent.
+
+    Pre-loads EVENTS encoded events into the source topics of the running local broker, then
+    measures side by side: (a) Kafka's perf tools, (b) a bare aiokafka pass-through, (c) the
+    hub worker (1 and 2 processes), (e) a naive faust agent; and (c)'s occurred → stored
+    latency at a fixed offered rate. Prints a table (or --json). See docs/BENCHMARKS.md.
+    """
+    import json
+    from importlib.metadata import version
+
+    from hub.bench.report import chart, machine, markdown
+    from hub.bench.runner import Bench, Figures
+    from hub.bench.runner import as_json as to_json
+
+    if quick:
+        events, runs, cap, rate, latency_seconds = 3000, 1, 60.0, 500.0, 5.0
+    b = Bench(settings, events, runs, cap, lambda text: click.echo(f"bench: {text}", err=True))
+    try:
+        preload = b.preload()
+        results: dict[str, Figures] = {}
+        steps = [
+            ("kafka_perf", lambda: b.kafka_perf(preload)),
+            ("aiokafka_passthrough", lambda: b.passthrough(preload)),
+            ("hub", lambda: b.workers(preload, "hub", ["hub", "worker"])),
+            ("hub_2_workers", lambda: b.workers(preload, "hub2", ["hub", "worker"], count=2)),
+            ("faust_naive", lambda: b.workers(preload, "naive", ["hub.bench.naive", "worker"])),
+        ]
+        step: Callable[[], Figures]
+        for name, step in steps:
+            b.say(f"measuring {name}…")
+            results[name] = step()
+        results["quixstreams"] = Figures(
+            None, None, None, [], "not measured: the Quix Streams contender is not written yet"
+        )
+        b.say(f"measuring hub latency at {rate:.0f} events/s for {latency_seconds:.0f} s…")
+        lat = b.latency(rate, latency_seconds)
+        results["hub"].extra.update(lat.extra, latency_worker_rss_mb=round(lat.peak_rss_mb or 0))
+    except (kafka_local.BrokerError, RuntimeError, OSError, KafkaError) as exc:
+        raise click.ClickException(f"bench stopped: {exc}") from exc
+    versions = {p: version(p) for p in ("faust-streaming", "aiokafka", "fastavro")}
+    versions["kafka"] = kafka_local.kafka_version() or "?"
+    command = "hub bench" + (" --quick" if quick else f" --events {events} --runs {runs}")
+    payload = {**to_json(results), "meta": {"command": command, "machine": machine(),
+                                             "events": events, "runs": runs,
+                                             "versions": versions}}  # fmt: skip
+    table = markdown(results)
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "results.json").write_text(json.dumps(payload, indent=2) + "\n")
+        (out / "results.md").write_text(table + "\n")
+        chart(results, out / "throughput.png")
+    click.echo(json.dumps(payload, indent=2) if as_json else table)
 
 
 def _kafka(settings: Settings, coro: Coroutine[Any, Any, T]) -> T:

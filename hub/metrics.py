@@ -43,6 +43,7 @@ class HubMetrics:
     tasks_open: Gauge
     tasks_overdue: Gauge
     identity_issues: Counter
+    ready: Gauge
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> HubMetrics:
@@ -99,6 +100,9 @@ class HubMetrics:
             tasks_overdue=Gauge("hub_interconnection_tasks_overdue",
                                 "Agency tasks past their deadline.", ["workflow", "agency"],
                                 registry=r),
+            ready=Gauge("hub_worker_ready",
+                        "1 once the worker recovered its tables and processes streams.",
+                        registry=r),
             identity_issues=Counter("hub_identity_issues",
                                     "Events whose subject disagrees with the population register.",
                                     ["source", "issue"], registry=r),

@@ -1,0 +1,298 @@
+"""Run the contenders side by side on the local broker and collect comparable figures.
+
+Every contender reads the same pre-loaded, already-encoded events (the simulator's realistic
+mix) from the source topics, through a consumer group of its own positioned at the start of
+the pre-load. Throughput is measured from the first to the last event a contender finishes
+(its start-up is excluded); CPU seconds and peak RSS come from the kernel (``wait4``) for the
+contender's process, start-up included.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import signal
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hub import kafka_local
+from hub.codec import Codec
+from hub.kafka_admin import commit_offsets, create_topics, end_offsets, start_group_at_end
+from hub.scrape import fetch
+from hub.settings import Settings
+from hub.simulator import produce
+from hub.synthetic import Traffic
+from hub.topics import AgencyTopic, SourceTopic, TopicSpec, UnifiedTopic
+
+SOURCES = [t.value for t in SourceTopic]
+DOWNSTREAM = [t.value for t in (*UnifiedTopic, *AgencyTopic)]
+PERF_TOPIC = "bench.perf"
+
+
+@dataclass
+class Figures:
+    """One contender's figures (medians over runs for throughput)."""
+
+    events_per_s: float | None
+    cpu_s_per_1k: float | None
+    peak_rss_mb: float | None
+    runs: list[float] = field(default_factory=list)
+    note: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Preload:
+    events: int
+    start: dict[tuple[str, int], int]
+    record_bytes: int
+
+
+@dataclass
+class Usage:
+    seconds: float  # CPU, user + system
+    peak_rss_mb: float
+    returncode: int
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def running(proc: subprocess.Popen[bytes]) -> bool:
+    """Alive and not a zombie, without reaping it (its rusage is read by ``reap``)."""
+    try:
+        state = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
+def reap(proc: subprocess.Popen[bytes]) -> Usage:
+    """Wait for ``proc`` and return the kernel's account of its CPU time and peak memory."""
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return Usage(usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, proc.returncode)
+
+
+def stop(proc: subprocess.Popen[bytes]) -> Usage:
+    """SIGTERM (a clean shutdown), SIGKILL after a minute; then reap."""
+    if running(proc):
+        proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 60
+        while running(proc) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        if running(proc):
+            proc.kill()
+    return reap(proc)
+
+
+class Bench:
+    def __init__(self, settings: Settings, events: int, runs: int, cap_s: float,
+                 say: Callable[[str], None]) -> None:  # fmt: skip
+        self.settings = settings
+        self.events = events
+        self.runs = runs
+        self.cap_s = cap_s
+        self.say = say
+        self.bootstrap = settings.kafka_bootstrap
+        self.tmp = Path(tempfile.mkdtemp(prefix="hub-bench-"))
+
+    # ---- preparation ---------------------------------------------------------------------
+    def preload(self) -> Preload:
+        codec = Codec()
+        traffic = Traffic(codec, seed=42, provinces=5, population=3000, stale_share=0)
+        asyncio.run(produce(self.bootstrap, traffic.register_messages()))
+        start = asyncio.run(end_offsets(self.bootstrap, SOURCES))
+        messages = list(traffic.stream(self.events))
+        size = sum(len(m.value) for m in messages) // len(messages)
+        self.say(f"pre-loading {self.events} encoded events (mean {size} bytes)")
+        asyncio.run(produce(self.bootstrap, messages))
+        return Preload(self.events, start, size)
+
+    def group_at(self, preload: Preload, prefix: str) -> str:
+        group = f"bench-{prefix}-{uuid.uuid4().hex[:8]}"
+        asyncio.run(start_group_at_end(self.bootstrap, group, DOWNSTREAM))
+        asyncio.run(commit_offsets(self.bootstrap, group, preload.start))
+        return group
+
+    # ---- (a) Kafka's own tools -------------------------------------------------------------
+    def kafka_perf(self, preload: Preload) -> Figures:
+        java = kafka_local._require("java", "a JDK 17+")
+        cp = f"{kafka_local.resolve_jars()}/*"
+        asyncio.run(create_topics(self.bootstrap, [TopicSpec(PERF_TOPIC, 4, {})], 1))
+        base = [java, "-Xmx512m", "-cp", cp]
+        producer_rates, consumer_rates, cpu, rss = [], [], 0.0, 0.0
+        for _ in range(self.runs):
+            prod = subprocess.Popen(
+                [*base, "org.apache.kafka.tools.ProducerPerformance", "--topic", PERF_TOPIC,
+                 "--num-records", str(preload.events), "--record-size", str(preload.record_bytes),
+                 "--throughput", "-1", "--producer-props", f"bootstrap.servers={self.bootstrap}",
+                 "acks=1", "linger.ms=5"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+            )  # fmt: skip
+            out = prod.stdout.read().decode() if prod.stdout else ""
+            usage = reap(prod)
+            match = re.findall(r"records sent, ([\d.]+) records/sec", out)
+            producer_rates.append(float(match[-1]) if match else 0.0)
+            cons = subprocess.Popen(
+                [*base, "org.apache.kafka.tools.ConsumerPerformance", "--bootstrap-server",
+                 self.bootstrap, "--topic", PERF_TOPIC, "--messages", str(preload.events),
+                 "--group", f"bench-perf-{uuid.uuid4().hex[:8]}"],
+                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+            )  # fmt: skip
+            out = cons.stdout.read().decode() if cons.stdout else ""
+            cusage = reap(cons)
+            rows = [line.split(",") for line in out.splitlines() if re.match(r"^\d{4}-", line)]
+            consumer_rates.append(float(rows[-1][9]) if rows and len(rows[-1]) > 9 else 0.0)
+            cpu += usage.seconds + cusage.seconds
+            rss = max(rss, usage.peak_rss_mb, cusage.peak_rss_mb)
+        # The ceiling for a consume → process → produce pipeline is the slower direction.
+        rate = statistics.median(min(p, c) for p, c in zip(producer_rates, consumer_rates,
+                                                           strict=True))  # fmt: skip
+        return Figures(rate, cpu / self.runs / preload.events * 2000, rss,
+                       [min(p, c) for p, c in zip(producer_rates, consumer_rates, strict=True)],
+                       "min(ProducerPerformance, ConsumerPerformance); CPU per 1k counts both "
+                       "tools (1k produced + 1k consumed = 2k records)",
+                       {"producer_per_s": statistics.median(producer_rates),
+                        "consumer_per_s": statistics.median(consumer_rates)})  # fmt: skip
+
+    # ---- (b) bare aiokafka ---------------------------------------------------------------------
+    def passthrough(self, preload: Preload) -> Figures:
+        asyncio.run(create_topics(self.bootstrap, [TopicSpec("bench.passthrough", 4, {})], 1))
+        rates, cpu, rss = [], [], 0.0
+        for _ in range(self.runs):
+            group = self.group_at(preload, "b")
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "hub.bench.passthrough", self.bootstrap, group,
+                 str(preload.events)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+            )  # fmt: skip
+            out = json.loads((proc.stdout.read() if proc.stdout else b"{}") or b"{}")
+            usage = reap(proc)
+            rates.append(out["events"] / out["seconds"])
+            cpu.append(usage.seconds / preload.events * 1000)
+            rss = max(rss, usage.peak_rss_mb)
+        return Figures(statistics.median(rates), statistics.median(cpu), rss, rates)
+
+    # ---- (c), (c2), (e): workers writing the central store ---------------------------------------
+    def workers(self, preload: Preload, name: str, command: list[str], count: int = 1,
+                extra_env: dict[str, str] | None = None) -> Figures:  # fmt: skip
+        rates, cpu, rss, notes = [], [], 0.0, []
+        for run in range(self.runs):
+            group = self.group_at(preload, name)
+            home = self.tmp / f"{name}-{run}"
+            home.mkdir(parents=True)
+            procs = []
+            for i in range(count):
+                env = {**os.environ, "HUB_HOME": str(home), "HUB_APP_ID": group,
+                       "HUB_METRICS_PORT": str(_free_port()), **(extra_env or {})}  # fmt: skip
+                log = (home / f"worker-{i}.log").open("wb")
+                procs.append(subprocess.Popen([sys.executable, "-m", *command], env=env,
+                                              stdout=log, stderr=subprocess.STDOUT))  # fmt: skip
+            rate, done = self._watch_store(home / "store.sqlite3", preload.events, procs)
+            usages = [stop(p) for p in procs]
+            rates.append(rate)
+            cpu.append(sum(u.seconds for u in usages) / max(done, 1) * 1000)
+            rss = max([rss, *(u.peak_rss_mb for u in usages)])
+            if done < preload.events:
+                notes.append(f"run {run + 1}: {done} of {preload.events} stored within the "
+                             f"{self.cap_s:.0f} s cap")  # fmt: skip
+        return Figures(statistics.median(rates), statistics.median(cpu), rss, rates,
+                       "; ".join(notes))  # fmt: skip
+
+    def _watch_store(self, path: Path, expected: int,
+                     procs: list[subprocess.Popen[bytes]]) -> tuple[float, int]:  # fmt: skip
+        """Rate between the first stored row and the last; stops at ``expected`` or the cap."""
+        first: tuple[float, int] | None = None
+        last = (time.monotonic(), 0)
+        deadline = time.monotonic() + self.cap_s + 90  # start-up allowance
+        while time.monotonic() < deadline:
+            if not all(running(p) for p in procs):
+                raise RuntimeError(f"a contender exited early; see {path.parent}")
+            n = _count(path)
+            now = time.monotonic()
+            if n and first is None:
+                first = (now, n)
+                deadline = now + self.cap_s
+            if n != last[1]:
+                last = (now, n)
+            if n >= expected:
+                break
+            time.sleep(0.1)
+        if first is None or last[0] <= first[0]:
+            return 0.0, last[1]
+        return (last[1] - first[1]) / (last[0] - first[0]), last[1]
+
+    def latency(self, rate: float, seconds: float) -> Figures:
+        """(c) at a fixed offered rate with the simulator producing live: occurred → stored."""
+        group = f"bench-lat-{uuid.uuid4().hex[:8]}"
+        asyncio.run(start_group_at_end(self.bootstrap, group, [*SOURCES, *DOWNSTREAM]))
+        home = self.tmp / "latency"
+        home.mkdir()
+        port = _free_port()
+        env = {**os.environ, "HUB_HOME": str(home), "HUB_APP_ID": group,
+               "HUB_METRICS_PORT": str(port)}  # fmt: skip
+        proc = subprocess.Popen([sys.executable, "-m", "hub", "worker"], env=env,
+                                stdout=(home / "worker.log").open("wb"),
+                                stderr=subprocess.STDOUT)  # fmt: skip
+        url = f"http://127.0.0.1:{port}/metrics"
+        wait_ready(url, proc)  # start-up (table recovery) is not latency
+        traffic = Traffic(Codec(), seed=7, provinces=5, population=3000, stale_share=0)
+        asyncio.run(produce(self.bootstrap, traffic.register_messages()))
+        count = int(rate * seconds)
+        report = asyncio.run(produce(self.bootstrap, traffic.stream(count), rate=rate))
+        offered = (report.sent - report.register) / max(report.seconds, 1e-9)
+        self._watch_store(home / "store.sqlite3", count, [proc])
+        scrape = fetch(url)
+        usage = stop(proc)
+        p50 = scrape.quantile("hub_event_latency_seconds", 0.5) if scrape else None
+        p99 = scrape.quantile("hub_event_latency_seconds", 0.99) if scrape else None
+        return Figures(None, None, usage.peak_rss_mb, [], "", {
+            "offered_per_s": round(offered), "latency_p50_ms": _ms(p50),
+            "latency_p99_ms": _ms(p99)})  # fmt: skip
+
+
+def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 300) -> None:
+    """Until the worker reports ``hub_worker_ready 1`` (its tables are recovered)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        scrape = fetch(url)
+        if scrape is not None and scrape.total("hub_worker_ready") >= 1:
+            return
+        if not running(proc):
+            raise RuntimeError("the worker exited during start-up")
+        time.sleep(0.5)
+    raise RuntimeError(f"the worker was not ready after {timeout:.0f} s")
+
+
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds * 1000, 1)
+
+
+def _count(path: Path) -> int:
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+        try:
+            return int(conn.execute("SELECT count(*) FROM events").fetchone()[0])
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return 0
+
+
+def as_json(results: dict[str, Figures]) -> dict[str, Any]:
+    return {name: asdict(fig) for name, fig in results.items()}
