@@ -136,6 +136,15 @@ def schemas_check(rev: str | None, schemas_dir: Path | None) -> None:
         )
 
 
+@schemas.command("doc")
+def schemas_doc() -> None:
+    """Print the event catalog (docs/EVENTS.md) generated from the schemas."""
+    from hub.catalog_doc import render
+    from hub.codec import SCHEMAS_DIR
+
+    click.echo(render(SCHEMAS_DIR), nl=False)
+
+
 @cli.command()
 @click.option("--loglevel", default="warning", show_default=True,
               type=click.Choice(["debug", "info", "warning", "error"]))  # fmt: skip

@@ -64,3 +64,11 @@ def test_a_schema_that_does_not_parse_fails(tmp_path: Path) -> None:
     (schemas / "broken.avsc").write_text('{"type": "record", "name": "X", "fields": [{"name": 1}]}')
     rows = check(schemas, {}, "none")
     assert any(r.schema == "broken.avsc" and not r.ok for r in rows)
+
+
+def test_the_event_catalog_document_is_current() -> None:
+    from hub.catalog_doc import render
+    from hub.codec import SCHEMAS_DIR
+
+    doc = Path(__file__).resolve().parents[2] / "docs" / "EVENTS.md"
+    assert doc.read_text() == render(SCHEMAS_DIR), "regenerate: hub schemas doc > docs/EVENTS.md"

@@ -1,0 +1,92 @@
+"""Codec rates for the birth-registration record: the hub's codec (fastavro, single-object
+encoding) beside the Apache ``avro`` package doing the same, in the same run, on one core.
+
+Run: ``python -m hub.bench.codec [--records N]`` (prints a table; ``--json`` for JSON).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import avro.io
+import avro.schema
+
+from hub.codec import MAGIC, Codec
+from hub.enums import CodeSystem
+from hub.models import BirthRegistration
+from hub.synthetic import Traffic
+from hub.topics import SourceTopic
+
+
+def _rate(fn: Callable[[], object], n: int, repeats: int = 5) -> float:
+    """Median records/s of ``repeats`` timed runs of ``n`` calls."""
+    rates = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(n):
+            fn()
+        rates.append(n / (time.perf_counter() - start))
+    return sorted(rates)[len(rates) // 2]
+
+
+def run(records: int) -> dict[str, float]:
+    codec = Codec()
+    traffic = Traffic(codec, seed=3, now=datetime.now(UTC))
+    event = traffic.event(SourceTopic.BIRTH)
+    assert isinstance(event, BirthRegistration) and event.code_system in CodeSystem
+    record: dict[str, Any] = event.to_avro()
+    version = codec.schema(BirthRegistration.SCHEMA)
+    data = codec.encode(BirthRegistration.SCHEMA, record)
+
+    # The avro package wants uuids as strings; fastavro takes either.
+    apache_record = {k: str(v) if isinstance(v, uuid.UUID) else v for k, v in record.items()}
+    apache = avro.schema.parse(json.dumps(version.raw))
+    writer = avro.io.DatumWriter(apache)
+    reader = avro.io.DatumReader(apache, apache)
+
+    def apache_encode() -> bytes:
+        buf = io.BytesIO()
+        buf.write(MAGIC + version.fingerprint)
+        writer.write(apache_record, avro.io.BinaryEncoder(buf))
+        return buf.getvalue()
+
+    def apache_decode() -> object:
+        return reader.read(avro.io.BinaryDecoder(io.BytesIO(data[10:])))
+
+    assert apache_encode() == data, "both libraries write the same bytes"
+    return {
+        "hub_encode_per_s": _rate(lambda: codec.encode(BirthRegistration.SCHEMA, record), records),
+        "hub_decode_per_s": _rate(lambda: codec.decode(data), records),
+        "avro_encode_per_s": _rate(apache_encode, records),
+        "avro_decode_per_s": _rate(apache_decode, records),
+        "record_bytes": float(len(data)),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--records", type=int, default=20_000)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    figures = run(args.records)
+    if args.json:
+        print(json.dumps(figures, indent=2))
+        return
+    print(f"birth registration record, {figures['record_bytes']:.0f} bytes, records/s on one core")
+    print("| library | encode | decode |")
+    print("|---|---:|---:|")
+    print(f"| hub codec (fastavro) | {figures['hub_encode_per_s']:,.0f} | "
+          f"{figures['hub_decode_per_s']:,.0f} |")  # fmt: skip
+    print(f"| avro (Apache) | {figures['avro_encode_per_s']:,.0f} | "
+          f"{figures['avro_decode_per_s']:,.0f} |")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,34 @@
+"""`hub bench --quick` runs end to end on the real broker (it must run, not meet goals)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from hub.settings import Settings
+from tests.conftest import run_hub
+
+pytestmark = pytest.mark.integration
+CONTENDERS = ("kafka_perf", "aiokafka_passthrough", "hub", "hub_2_workers", "quixstreams",
+              "faust_naive")  # fmt: skip
+
+
+def test_quick_bench_reports_every_contender(kafka_broker: Settings) -> None:
+    done = run_hub("bench", "--quick", "--json", timeout=600)
+    result = json.loads(done.stdout)
+    for name in CONTENDERS:
+        assert {"events_per_s", "cpu_s_per_1k", "peak_rss_mb"} <= set(result[name]), name
+    for name in ("kafka_perf", "aiokafka_passthrough", "hub", "faust_naive"):
+        assert result[name]["events_per_s"] > 0, name
+        assert result[name]["peak_rss_mb"] > 0, name
+    assert result["hub"]["extra"]["latency_p99_ms"] is not None
+    assert result["meta"]["versions"]["kafka"]
+
+
+def test_codec_benchmark_compares_with_the_avro_package() -> None:
+    from hub.bench.codec import run
+
+    figures = run(records=500)
+    for key in ("hub_encode_per_s", "hub_decode_per_s", "avro_encode_per_s", "avro_decode_per_s"):
+        assert figures[key] > 0
