@@ -388,6 +388,50 @@ def status(settings: Settings, as_json: bool) -> None:
         sys.exit(1)
 
 
+@cli.group(invoke_without_command=True)
+@click.pass_context
+def gateway(ctx: click.Context) -> None:
+    """HTTP ingest: POST /v1/events/{source} (JSON) → validated → the source topic.
+
+    Runs the gateway on HUB_GATEWAY_BIND:HUB_GATEWAY_PORT. API keys live hashed in
+    HUB_GATEWAY_CREDENTIALS (default HUB_HOME/gateway-keys.json); create them with
+    `hub gateway add-key`. OpenAPI document at /openapi.json; /healthz, /readyz, /metrics.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    from aiohttp import web
+
+    from connectors.credentials import Credentials
+    from connectors.gateway import Gateway
+
+    settings: Settings = ctx.obj
+    path = settings.gateway_credentials or settings.home / "gateway-keys.json"
+    creds = Credentials.load(path)
+    if not creds.entries:
+        click.echo(f"warning: no API keys in {path}; every request gets 401 "
+                   "(create one with `hub gateway add-key`)", err=True)  # fmt: skip
+    gw = Gateway(settings.kafka_bootstrap, creds, settings.gateway_max_body)
+    web.run_app(gw.app(), host=settings.gateway_bind, port=settings.gateway_port)
+
+
+@gateway.command("add-key")
+@click.argument("name")
+@click.option("--source", "sources", multiple=True, required=True,
+              help="Source it may publish (e.g. civil.birth), or '*' (repeatable).")  # fmt: skip
+@click.option("--province", "provinces", multiple=True, required=True,
+              help="2025 province code it may publish for, or '*' (repeatable).")  # fmt: skip
+@click.pass_obj
+def gateway_add_key(
+    settings: Settings, name: str, sources: tuple[str, ...], provinces: tuple[str, ...]
+) -> None:
+    """Create an API key for NAME; prints it once and stores only its hash."""
+    from connectors.credentials import Credentials
+
+    path = settings.gateway_credentials or settings.home / "gateway-keys.json"
+    key = Credentials.load(path).add(path, name, list(sources), list(provinces))
+    click.echo(key)
+
+
 @cli.command()
 @click.option("--duration", default=60.0, show_default=True, help="Seconds of traffic.")
 @click.option("--rate", default=200.0, show_default=True, help="Events per second.")

@@ -85,6 +85,13 @@ class Settings(BaseSettings):
         default=1000, ge=10, description="Events in the window the dead-letter ratio is taken over."
     )
     gateway_port: int = Field(default=8080, description="Port of the HTTP ingest gateway.")
+    gateway_bind: str = Field(default="127.0.0.1", description="Address the gateway listens on.")
+    gateway_credentials: Path | None = Field(
+        default=None,
+        description="JSON file of gateway API keys (hashed) and their scopes; "
+        "default <home>/gateway-keys.json.",
+    )
+    gateway_max_body: int = Field(default=1_000_000, description="Largest request body, bytes.")
     delivery_secret: SecretStr = Field(
         default=SecretStr("dev-only-change-me"),
         description="HMAC-SHA256 key used to sign agency deliveries.",
