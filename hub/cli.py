@@ -432,6 +432,39 @@ def gateway_add_key(
     click.echo(key)
 
 
+@cli.command("import")
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option("--source", required=True, help="Source, e.g. civil.birth or procedure.dossier.")
+@click.pass_obj
+def import_(settings: Settings, file: Path, source: str) -> None:
+    """Import digitised records from FILE (.csv with a header, or .jsonl) into SOURCE's topic.
+
+    Valid rows are produced; rejected rows go with their errors to FILE.rejects.jsonl. An
+    interrupted import resumes where it stopped (checkpoint FILE.import-state.json).
+    """
+    import time
+
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from connectors.importer import ImportFailed, import_file
+
+    started = time.monotonic()
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[info]}"),
+                  TimeElapsedColumn()) as bar:  # fmt: skip
+        task = bar.add_task(f"importing {file.name}", total=None, info="")
+
+        def progress(produced: int, rejected: int) -> None:
+            rate = (produced + rejected) / max(time.monotonic() - started, 1e-9)
+            bar.update(task, info=f"{produced} produced, {rejected} rejected, {rate:,.0f} rows/s")
+
+        try:
+            state = _kafka(settings, import_file(file, source, settings.kafka_bootstrap, progress))
+        except ImportFailed as exc:
+            raise click.ClickException(str(exc)) from exc
+    click.echo(f"{file.name}: {state.produced} rows produced, {state.rejected} rejected "
+               f"(see {file.name}.rejects.jsonl), through line {state.line}")  # fmt: skip
+
+
 @cli.command()
 @click.option("--duration", default=60.0, show_default=True, help="Seconds of traffic.")
 @click.option("--rate", default=200.0, show_default=True, help="Events per second.")

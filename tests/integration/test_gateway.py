@@ -4,6 +4,7 @@ once; every error is a precise problem document."""
 from __future__ import annotations
 
 import json
+import random
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -22,7 +23,9 @@ from hub.synthetic import Traffic
 from hub.topics import SourceTopic
 
 pytestmark = pytest.mark.integration
-TRAFFIC = Traffic(Codec(), seed=5, provinces=2, population=200, now=datetime.now(UTC))
+TRAFFIC = Traffic(
+    Codec(), seed=random.randrange(10**9), provinces=2, population=200, now=datetime.now(UTC)
+)
 PROVINCE = TRAFFIC.province_codes[0]
 OTHER = TRAFFIC.province_codes[1]
 

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from hub.agencies import acknowledgement
 from hub.codec import Codec
-from hub.records import AckOutcome, Agency, AgencyAcknowledgement, AgencyTask
+from hub.records import Agency, AgencyAcknowledgement, AgencyTask
 from hub.settings import Settings
 from hub.simulator import produce
 from hub.synthetic import Message, Traffic
@@ -76,16 +77,7 @@ async def test_100_births_and_100_deaths_fan_out_close_and_go_overdue(
             Message(
                 AgencyTopic.ACK.value,
                 str(t.case_id).encode(),
-                codec.encode(
-                    AgencyAcknowledgement.SCHEMA,
-                    AgencyAcknowledgement(
-                        case_id=t.case_id,
-                        task_id=t.task_id,
-                        agency=t.agency,
-                        outcome=AckOutcome.DONE,
-                        acknowledged_at=now,
-                    ).to_avro(),
-                ),
+                codec.encode(AgencyAcknowledgement.SCHEMA, acknowledgement(t, now).to_avro()),
                 None,
             )
             for _, t in tasks

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from hub import cases
+from hub.agencies import acknowledgement
 from hub.codec import Codec
 from hub.deadletter import DeadLetterLimit, DeadLetterLimitExceeded, dead_letter
 from hub.dossiers import DossierKpis, dossier_state, overdue_by_province
@@ -22,7 +23,7 @@ from hub.models import (
 )
 from hub.pipeline import Accepted, Incoming, Pipeline, PipelineConfig, Rejected
 from hub.quality import score
-from hub.records import AckOutcome, AgencyAcknowledgement, PopulationRecord, Stage
+from hub.records import PopulationRecord, Stage
 from hub.settings import IdentityMode
 from hub.synthetic import POISON_REASONS, Traffic
 from hub.topics import SourceTopic
@@ -122,16 +123,7 @@ def test_events_without_a_workflow_expand_to_nothing(traffic: Traffic) -> None:
 def test_a_case_closes_when_every_agency_acknowledged_in_any_order(traffic: Traffic) -> None:
     death: DeathRegistration = event_of(traffic, SourceTopic.DEATH)
     tasks = [t for _, t in expand(death, "01", "00004", NOW, timedelta(hours=1))]
-    acks = [
-        AgencyAcknowledgement(
-            case_id=t.case_id,
-            task_id=t.task_id,
-            agency=t.agency,
-            outcome=AckOutcome.DONE,
-            acknowledged_at=NOW,
-        )
-        for t in tasks
-    ]
+    acks = [acknowledgement(t, NOW) for t in tasks]
     state = cases.on_ack(None, acks[0])  # an ack can overtake its task
     assert cases.status(state, NOW) == "waiting"
     for task in tasks:

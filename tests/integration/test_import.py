@@ -1,0 +1,71 @@
+"""`hub import`: a CSV of digitised birth records, some bad, interrupted and resumed: every
+valid row reaches the topic exactly once; every bad row is in the rejects file with why."""
+
+from __future__ import annotations
+
+import csv
+import random
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from connectors.importer import BATCH, ImportFailed, import_file
+from hub.codec import Codec
+from hub.settings import Settings
+from hub.synthetic import Traffic
+from hub.topics import SourceTopic
+from tests.integration.test_gateway import count_on_topic
+
+pytestmark = pytest.mark.integration
+
+
+def write_csv(path: Path, rows: int, bad_every: int) -> tuple[set[str], int]:
+    traffic = Traffic(
+        Codec(), seed=random.randrange(10**9), provinces=3, population=300, now=datetime.now(UTC)
+    )
+    good: set[str] = set()
+    bad = 0
+    with path.open("w", newline="", encoding="utf-8") as f:
+        writer: csv.DictWriter[str] | None = None
+        for i in range(rows):
+            record = json.loads(traffic.event(SourceTopic.BIRTH).model_dump_json())
+            if i % bad_every == 0:
+                record["child_id"] = "not-an-id"
+                bad += 1
+            else:
+                good.add(record["event_id"])
+            if writer is None:
+                writer = csv.DictWriter(f, fieldnames=list(record))
+                writer.writeheader()
+            writer.writerow({k: "" if v is None else v for k, v in record.items()})
+    return good, bad
+
+
+async def test_an_interrupted_import_resumes_without_producing_a_row_twice(
+    kafka_broker: Settings, tmp_path: Path
+) -> None:
+    path = tmp_path / "births-1990.csv"
+    good, bad = write_csv(path, 2 * BATCH + 500, bad_every=50)
+    first = await import_file(path, "civil.birth", kafka_broker.kafka_bootstrap, max_batches=1)
+    assert first.line == BATCH, "stopped after one batch, as if interrupted"
+    final = await import_file(path, "civil.birth", kafka_broker.kafka_bootstrap)
+    assert final.line == 2 * BATCH + 500
+    assert (final.produced, final.rejected) == (len(good), bad)
+    assert await count_on_topic(kafka_broker.kafka_bootstrap, good) == len(good)
+    rejects = [json.loads(line) for line in (tmp_path / f"{path.name}.rejects.jsonl").open()]
+    assert len(rejects) == bad
+    assert all(r["errors"][0]["field"] for r in rejects)
+    assert {e["reason"] for r in rejects for e in r["errors"]} == {"invalid_personal_id"}
+
+
+async def test_unknown_source_and_wrong_file_type_are_clear_errors(
+    kafka_broker: Settings, tmp_path: Path
+) -> None:
+    (tmp_path / "x.csv").write_text("a\n1\n")
+    with pytest.raises(ImportFailed, match="unknown source"):
+        await import_file(tmp_path / "x.csv", "civil.nope", kafka_broker.kafka_bootstrap)
+    (tmp_path / "x.xlsx").write_text("")
+    with pytest.raises(ImportFailed, match="csv"):
+        await import_file(tmp_path / "x.xlsx", "civil.birth", kafka_broker.kafka_bootstrap)
