@@ -4,8 +4,8 @@ valid row reaches the topic exactly once; every bad row is in the rejects file w
 from __future__ import annotations
 
 import csv
-import random
 import json
+import random
 from datetime import UTC, datetime
 from pathlib import Path
 
