@@ -579,7 +579,12 @@ def bench(
         raise click.ClickException(f"bench stopped: {exc}") from exc
     versions = {p: version(p) for p in ("faust-streaming", "aiokafka", "fastavro")}
     versions["kafka"] = kafka_local.kafka_version() or "?"
-    command = "hub bench" + (" --quick" if quick else f" --events {events} --runs {runs}")
+    command = "hub bench" + (
+        " --quick"
+        if quick
+        else f" --events {events} --runs {runs} --cap {cap:g} --rate {rate:g} "
+        f"--latency-seconds {latency_seconds:g}"
+    )
     payload = {**to_json(results), "meta": {"command": command, "machine": machine(),
                                              "events": events, "runs": runs,
                                              "versions": versions}}  # fmt: skip
