@@ -1,10 +1,12 @@
 """The faust app of `hub worker`: thin agents that feed the pure pipeline and apply its outcome.
 
 Agents:
-- ``process``: source topics → unified topics, agency topics, dead letters; keeps the tables
-  (population register, seen event ids, dossier state).
-- ``sink``: unified topics → central store, in batches; the batch's offsets are acknowledged
-  only after its transaction committed, so a crash replays at most a batch (idempotent).
+- ``process``: source topics → unified topics, agency topics, dead letters and the central
+  store, in batches; keeps the tables (population register, seen event ids, dossier state).
+  A batch's source offsets are acknowledged only after its messages are in Kafka and its
+  store transaction committed, so a crash replays at most a batch (idempotent both sides).
+  (The store used to be fed by a second agent reading the unified topics back; writing it
+  from the batch that produced them halved the work per event — docs/BENCHMARKS.md.)
 - ``track_cases``: agency tasks and acknowledgements → interconnection case state.
 """
 
@@ -27,7 +29,7 @@ from faust.streams import _current_event as current_event_var
 from prometheus_client import CollectorRegistry
 
 from hub import cases as case_logic
-from hub.codec import Codec, CodecError
+from hub.codec import Codec
 from hub.deadletter import DeadLetterLimit, DeadLetterLimitExceeded, dead_letter
 from hub.dossiers import DossierKpis, dossier_state, overdue_by_province
 from hub.metrics import HubMetrics, source_label
@@ -43,7 +45,7 @@ from hub.records import (
 )
 from hub.settings import Settings
 from hub.store import Store, StoreError, batch_from, open_store
-from hub.topics import POPULATION_TOPIC, AgencyTopic, SourceTopic, UnifiedTopic, dead_letter_topic
+from hub.topics import POPULATION_TOPIC, AgencyTopic, SourceTopic, dead_letter_topic
 
 log = logging.getLogger("hub.worker")
 
@@ -203,8 +205,9 @@ def build_app(settings: Settings) -> faust.App:
 
     @app.agent(source)
     async def process(stream: Any) -> AsyncIterator[None]:
-        async for events in stream.take_events(settings.process_batch_size, within=0.02):
+        async for events in stream.take_events(settings.store_batch_size, within=0.02):
             pending: list[Awaitable[Any]] = []
+            envelopes: list[UnifiedEvent] = []
             for event in events:
                 # Tables route changelog writes by the current event's partition; a batch
                 # has many events, so say which one each write belongs to.
@@ -218,6 +221,7 @@ def build_app(settings: Settings) -> faust.App:
                 outcome = pipeline.process(msg, lookup, seen_lookup, now)
                 if isinstance(outcome, Accepted):
                     pending.extend(await apply(msg, outcome))
+                    envelopes.append(outcome.envelope)
                 else:
                     letter = dead_letter(msg, outcome, now, worker_name)
                     await dlq[m.topic].send(key=m.key, value=letter, headers=m.headers)
@@ -231,9 +235,13 @@ def build_app(settings: Settings) -> faust.App:
                     await app.crash(exc)
                     return
             set_current_event(None)
-            # The batch's output is in Kafka before its offsets can be committed.
+            # The batch's output is in Kafka and in the central store before its source offsets
+            # can be committed: a crash replays at most this batch, and both sides are
+            # idempotent on the event id.
             with metrics.stage_seconds.labels("produce").time():
                 await asyncio.gather(*pending)
+            if envelopes and not await store_batch(envelopes):
+                return
             yield None
 
     def store() -> Store:
@@ -259,37 +267,20 @@ def build_app(settings: Settings) -> faust.App:
                 delay *= 2
         return 0
 
-    unified_in = app.topic(
-        *[t.value for t in UnifiedTopic], key_serializer="raw", value_serializer="raw"
-    )
-
-    def envelope_of(data: bytes) -> UnifiedEvent | None:
-        try:
-            return UnifiedEvent.model_validate(codec.decode(data)[1])
-        except (CodecError, ValueError) as exc:
-            # Only the hub writes these topics; a bad one is a bug, counted and skipped loudly.
-            log.error("unreadable unified event skipped by the sink: %s", exc)
-            metrics.store_write_errors.inc()
-            return None
-
-    @app.agent(unified_in)
-    async def sink(stream: Any) -> AsyncIterator[None]:
-        async for events in stream.take_events(settings.store_batch_size, within=0.2):
-            for ev in events:
-                last_offset[(ev.message.topic, ev.message.partition)] = ev.message.offset
-            envelopes = [e for e in (envelope_of(ev.value) for ev in events) if e is not None]
-            with metrics.stage_seconds.labels("store").time():
-                try:
-                    inserted = await write_with_retry(envelopes)
-                except StoreError as exc:
-                    log.critical("%s; stopping the worker (nothing was acknowledged)", exc)
-                    await app.crash(exc)
-                    return
-            metrics.store_rows.inc(inserted)
-            stored = datetime.now(UTC)
-            for env in envelopes:
-                metrics.latency.observe(max(0.0, (stored - env.occurred_at).total_seconds()))
-            yield None
+    async def store_batch(envelopes: list[UnifiedEvent]) -> bool:
+        """Write the batch's envelopes; False when the store failed for good (worker stops)."""
+        with metrics.stage_seconds.labels("store").time():
+            try:
+                inserted = await write_with_retry(envelopes)
+            except StoreError as exc:
+                log.critical("%s; stopping the worker (nothing was acknowledged)", exc)
+                await app.crash(exc)
+                return False
+        metrics.store_rows.inc(inserted)
+        stored = datetime.now(UTC)
+        for env in envelopes:
+            metrics.latency.observe(max(0.0, (stored - env.occurred_at).total_seconds()))
+        return True
 
     case_in = app.topic(*[t.value for t in AgencyTopic], key_serializer="raw",
                         value_serializer="raw")  # fmt: skip

@@ -50,10 +50,9 @@ class Settings(BaseSettings):
         description="Central store: empty means SQLite at <home>/store.sqlite3; "
         "postgresql://user:pass@host/db for PostgreSQL.",
     )
-    process_batch_size: int = Field(
-        default=500, ge=1, description="Source events the worker processes per batch."
+    store_batch_size: int = Field(
+        default=500, ge=1, description="Events per batch: processed, produced and stored together."
     )
-    store_batch_size: int = Field(default=500, ge=1, description="Rows per store transaction.")
     metrics_port: int = Field(default=9108, description="Port of the worker's /metrics endpoint.")
     metrics_bind: str = Field(default="127.0.0.1", description="Address /metrics listens on.")
     freshness_s: float = Field(
