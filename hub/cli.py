@@ -196,6 +196,8 @@ def simulate(
     register: bool,
 ) -> None:
     """Publish realistic traffic from N provinces' systems (and the population register)."""
+    import time
+
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -214,12 +216,12 @@ def simulate(
         TextColumn("{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
-        TextColumn("{task.speed} ev/s" if False else ""),
+        TextColumn("{task.fields[rate]}"),
         TimeRemainingColumn(),
     ]
     with Progress(*columns, transient=False) as bar:
         if register:
-            task = bar.add_task("register", total=len(traffic.people))
+            task = bar.add_task("register", total=len(traffic.people), rate="")
             asyncio.run(
                 produce(
                     settings.kafka_bootstrap,
@@ -228,13 +230,20 @@ def simulate(
                     report=report,
                 )
             )
-        task = bar.add_task("events", total=count)
+        task = bar.add_task("events", total=count, rate="")
+        started = time.monotonic()
+
+        def advance(n: int) -> None:
+            bar.advance(task, n)
+            done = bar.tasks[task].completed
+            bar.update(task, rate=f"{done / max(time.monotonic() - started, 1e-9):,.0f} ev/s")
+
         asyncio.run(
             produce(
                 settings.kafka_bootstrap,
                 traffic.stream(count, poison),
                 rate=rate or None,
-                progress=lambda n: bar.advance(task, n),
+                progress=advance,
                 report=report,
             )
         )
