@@ -13,9 +13,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from hub.codec import Codec, CodecError
+from hub.kafka_admin import topic_partitions
 from hub.records import DeadLetter
 from hub.topics import SourceTopic, dead_letter_topic
 
@@ -44,9 +45,7 @@ async def read_letters(bootstrap: str, topics: Iterable[str] = DLQ_TOPICS) -> li
     await consumer.start()
     letters: list[Letter] = []
     try:
-        await consumer._client.force_metadata_update()  # learn every topic's partitions
-        tps = [TopicPartition(t, p) for t in topics
-               for p in sorted(consumer.partitions_for_topic(t) or ())]  # fmt: skip
+        tps = await topic_partitions(consumer, topics)
         if not tps:
             return letters
         ends = await consumer.end_offsets(tps)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError
@@ -70,15 +71,13 @@ async def start_group_at_end(bootstrap: str, group: str, topics: list[str]) -> b
     A new consumer group then starts with what is published from now on instead of the whole
     history. Returns False (and changes nothing) for a group that already committed offsets.
     """
-    from aiokafka import AIOKafkaConsumer, TopicPartition
+    from aiokafka import AIOKafkaConsumer
 
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group,
                                 enable_auto_commit=False)  # fmt: skip
     await consumer.start()
     try:
-        await consumer._client.force_metadata_update()
-        tps = [TopicPartition(t, p) for t in topics
-               for p in sorted(consumer.partitions_for_topic(t) or ())]  # fmt: skip
+        tps = await topic_partitions(consumer, topics)
         for tp in tps:
             if await consumer.committed(tp) is not None:
                 return False
@@ -107,15 +106,22 @@ async def commit_offsets(bootstrap: str, group: str, offsets: dict[tuple[str, in
 
 async def end_offsets(bootstrap: str, topics: list[str]) -> dict[tuple[str, int], int]:
     """The current end offset of every partition of ``topics``."""
-    from aiokafka import AIOKafkaConsumer, TopicPartition
+    from aiokafka import AIOKafkaConsumer
 
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
     try:
-        await consumer._client.force_metadata_update()
-        tps = [TopicPartition(t, p) for t in topics
-               for p in sorted(consumer.partitions_for_topic(t) or ())]  # fmt: skip
+        tps = await topic_partitions(consumer, topics)
         ends = await consumer.end_offsets(tps)
         return {(tp.topic, tp.partition): off for tp, off in ends.items()}
     finally:
         await consumer.stop()
+
+
+async def topic_partitions(consumer: Any, topics: Iterable[str]) -> list[Any]:
+    """Every partition of ``topics`` (after refreshing the consumer's metadata)."""
+    from aiokafka import TopicPartition
+
+    await consumer._client.force_metadata_update()
+    return [TopicPartition(t, p) for t in topics
+            for p in sorted(consumer.partitions_for_topic(t) or ())]  # fmt: skip

@@ -6,8 +6,9 @@ import urllib.request
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 
+from hub.kafka_admin import topic_partitions
 from hub.settings import Settings
 from hub.store import StoreError, open_store
 from hub.topics import AgencyTopic, SourceTopic, UnifiedTopic, dead_letter_topic
@@ -48,9 +49,7 @@ async def kafka_figures(settings: Settings, status: HubStatus) -> None:
         return
     try:
         status.broker_up = True
-        await consumer._client.force_metadata_update()
-        tps = [TopicPartition(t, p) for t in WATCHED
-               for p in sorted(consumer.partitions_for_topic(t) or ())]  # fmt: skip
+        tps = await topic_partitions(consumer, WATCHED)
         if not tps:
             status.errors.append("no hub topics: run `hub topics create`")
             return
