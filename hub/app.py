@@ -23,9 +23,11 @@ from types import SimpleNamespace
 from typing import Any, cast
 
 import faust
+from aiokafka.errors import KafkaError
 from faust.sensors.prometheus import setup_prometheus_sensors
 from faust.serializers.codecs import Codec as FaustCodec
 from faust.streams import _current_event as current_event_var
+from faust.types import TP, Message
 from prometheus_client import CollectorRegistry
 
 from hub import cases as case_logic
@@ -34,6 +36,7 @@ from hub.deadletter import DeadLetterLimit, DeadLetterLimitExceeded, dead_letter
 from hub.dossiers import DossierKpis, dossier_state, overdue_by_province
 from hub.metrics import HubMetrics, source_label
 from hub.models import ProcedureDossierEvent, Record
+from hub.offset_guard import OffsetGuard, committed_offsets
 from hub.pipeline import Accepted, Incoming, Pipeline, PipelineConfig
 from hub.quality import DIMENSIONS
 from hub.records import (
@@ -125,7 +128,8 @@ def build_app(settings: Settings) -> faust.App:
     # messages makes the stream wait on one-by-one flushes (~0.1 s each) far too often.
     app.producer.buffer.max_messages = TABLE_BUFFER
     app.hub_metrics = metrics  # type: ignore[attr-defined]
-    _seek_again_after_recovery(app, metrics)
+    guard = OffsetGuard(settings.kafka_bootstrap)
+    _guard_offsets(app, metrics, guard, settings)
 
     source = app.topic(
         *[t.value for t in SourceTopic], key_serializer="raw", value_serializer="raw"
@@ -203,37 +207,48 @@ def build_app(settings: Settings) -> faust.App:
                 metrics.identity_issues.labels(src, issue).inc()
         return pending
 
+    async def handle(msg: Incoming, pending: list[Awaitable[Any]],
+                     envelopes: list[UnifiedEvent]) -> bool:  # fmt: skip
+        """One source message through the pipeline; False when the dead-letter limit tripped."""
+        metrics.events_in.labels(msg.topic).inc()
+        last_offset[(msg.topic, msg.partition)] = msg.offset
+        now = datetime.now(UTC)
+        outcome = pipeline.process(msg, lookup, seen_lookup, now)
+        if isinstance(outcome, Accepted):
+            pending.extend(await apply(msg, outcome))
+            envelopes.append(outcome.envelope)
+        else:
+            letter = dead_letter(msg, outcome, now, worker_name)
+            headers = cast(Any, list(msg.headers))
+            await dlq[msg.topic].send(key=msg.key, value=letter, headers=headers)
+            metrics.dead_letters.labels(dead_letter_topic(msg.topic), outcome.reason).inc()
+            log.info("dead letter %s@%s/%s: %s %s", msg.topic, msg.partition, msg.offset,
+                     outcome.stage, outcome.reason)  # fmt: skip
+        try:
+            limit.record(not isinstance(outcome, Accepted))
+        except DeadLetterLimitExceeded as exc:
+            log.critical("%s", exc)
+            await app.crash(exc)
+            return False
+        return True
+
     @app.agent(source)
     async def process(stream: Any) -> AsyncIterator[None]:
         async for events in stream.take_events(settings.store_batch_size, within=0.02):
             pending: list[Awaitable[Any]] = []
             envelopes: list[UnifiedEvent] = []
+            reread: list[Any] = []
             for event in events:
                 # Tables route changelog writes by the current event's partition; a batch
                 # has many events, so say which one each write belongs to.
                 set_current_event(weakref.ref(event))
                 m = event.message
-                msg = Incoming(m.topic, m.partition, m.offset, m.key, m.value,
-                               tuple((k, v) for k, v in (m.headers or [])))  # fmt: skip
-                metrics.events_in.labels(m.topic).inc()
-                last_offset[(m.topic, m.partition)] = m.offset
-                now = datetime.now(UTC)
-                outcome = pipeline.process(msg, lookup, seen_lookup, now)
-                if isinstance(outcome, Accepted):
-                    pending.extend(await apply(msg, outcome))
-                    envelopes.append(outcome.envelope)
-                else:
-                    letter = dead_letter(msg, outcome, now, worker_name)
-                    await dlq[m.topic].send(key=m.key, value=letter, headers=m.headers)
-                    metrics.dead_letters.labels(dead_letter_topic(m.topic), outcome.reason).inc()
-                    log.info("dead letter %s@%s/%s: %s %s", m.topic, m.partition, m.offset,
-                             outcome.stage, outcome.reason)  # fmt: skip
-                try:
-                    limit.record(not isinstance(outcome, Accepted))
-                except DeadLetterLimitExceeded as exc:
-                    log.critical("%s", exc)
-                    await app.crash(exc)
-                    return
+                skipped = await guard.before(m.topic, m.partition, m.offset)
+                reread.extend(skipped)
+                messages = [*map(incoming, skipped), incoming(m)]
+                for msg in messages:
+                    if not await handle(msg, pending, envelopes):
+                        return
             set_current_event(None)
             # The batch's output is in Kafka and in the central store before its source offsets
             # can be committed: a crash replays at most this batch, and both sides are
@@ -242,6 +257,7 @@ def build_app(settings: Settings) -> faust.App:
                 await asyncio.gather(*pending)
             if envelopes and not await store_batch(envelopes):
                 return
+            acknowledge(app, reread)
             yield None
 
     def store() -> Store:
@@ -285,28 +301,33 @@ def build_app(settings: Settings) -> faust.App:
     case_in = app.topic(*[t.value for t in AgencyTopic], key_serializer="raw",
                         value_serializer="raw")  # fmt: skip
 
+    def on_agency_message(topic: str, partition: int, offset: int, key: bytes,
+                          value: bytes | None) -> None:  # fmt: skip
+        last_offset[(topic, partition)] = offset
+        try:
+            _, record = codec.decode(value or b"")
+            if topic == AgencyTopic.ACK.value:
+                ack = AgencyAcknowledgement.model_validate(record)
+                state = case_logic.on_ack(case_table.get(key), ack)
+            else:
+                task = AgencyTask.model_validate(record)
+                state = case_logic.on_task(case_table.get(key), task)
+        except Exception as exc:  # noqa: BLE001 - any bad ack is dead-lettered, never fatal
+            log.warning("unreadable agency message %s/%s: %s", topic, offset, exc)
+            metrics.dead_letters.labels(dead_letter_topic(topic), "invalid_agency_message").inc()
+            return
+        case_table[key] = state
+        dirty_cases[state["case_id"]] = state
+
     @app.agent(case_in)
     async def track_cases(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
         async for event in stream.events():
             m = event.message
-            last_offset[(m.topic, m.partition)] = m.offset
-            key = m.key or b""
-            try:
-                _, record = codec.decode(m.value or b"")
-                if m.topic == AgencyTopic.ACK.value:
-                    ack = AgencyAcknowledgement.model_validate(record)
-                    state = case_logic.on_ack(case_table.get(key), ack)
-                else:
-                    task = AgencyTask.model_validate(record)
-                    state = case_logic.on_task(case_table.get(key), task)
-            except Exception as exc:  # noqa: BLE001 - any bad ack is dead-lettered, never fatal
-                log.warning("unreadable agency message %s/%s: %s", m.topic, m.offset, exc)
-                metrics.dead_letters.labels(
-                    dead_letter_topic(m.topic), "invalid_agency_message"
-                ).inc()
-                continue
-            case_table[key] = state
-            dirty_cases[state["case_id"]] = state
+            skipped = await guard.before(m.topic, m.partition, m.offset)
+            for r in skipped:
+                on_agency_message(r.topic, r.partition, r.offset, r.key or b"", r.value)
+            acknowledge(app, skipped)
+            on_agency_message(m.topic, m.partition, m.offset, m.key or b"", m.value)
             yield None
 
     @app.timer(interval=settings.report_interval_s)  # type: ignore[untyped-decorator]
@@ -336,28 +357,57 @@ def set_current_event(ref: Any) -> None:
     current_event_var.set(ref)
 
 
-def _seek_again_after_recovery(app: faust.App, metrics: HubMetrics) -> None:
-    """Work around a faust race that loses messages published while a worker recovers.
+def incoming(m: Any) -> Incoming:
+    """A faust message or an aiokafka record as the pipeline's input."""
+    headers = tuple((k, v) for k, v in (m.headers or []))
+    return Incoming(m.topic, m.partition, m.offset, m.key, m.value, headers)
 
-    faust 0.15 resumes the stream partitions and seeks them to the committed offsets while the
-    flow is still suspended; a fetch landing in that window is dropped but moves the consumer's
-    position and faust's read offset past it, so those messages are never processed (seen in
-    the demo: events produced during the population table's recovery never reached any topic).
-    Seeking to the committed offsets once more after the flow resumed re-reads them; anything
-    read twice is idempotent downstream (same case ids, insert-ignore in the store).
+
+def acknowledge(app: faust.App, records: list[Any]) -> None:
+    """Ack records the guard read back (faust never delivered them) so commits move past them."""
+    for r in records:
+        message = Message(r.topic, r.partition, r.offset, r.timestamp / 1000.0,
+                          r.timestamp_type, r.headers, r.key, r.value, None,
+                          tp=TP(r.topic, r.partition))  # fmt: skip
+        app.consumer.ack(message)
+
+
+def _guard_offsets(app: faust.App, metrics: HubMetrics, guard: OffsetGuard,
+                   settings: Settings) -> None:  # fmt: skip
+    """Give the offset guard the committed offsets before stream partitions resume.
+
+    faust 0.15 seeks the stream partitions to the committed offsets while its drainer may be
+    delivering, and can drop a message then (hub/offset_guard.py). Knowing where each partition
+    resumes lets the agents notice a skipped first message too. faust's gap filling (which
+    counts offsets it jumped over as acknowledged) is switched off: on these topics a jump is a
+    skipped message, and committing past it would lose it on the next crash.
     """
+
+    async def no_gaps(tp: Any, offset_from: int, offset_to: int) -> None:
+        return None
+
+    app.consumer._add_gap = no_gaps  # type: ignore[attr-defined]
     recovery = app.tables.recovery  # type: ignore[attr-defined]
     original = recovery.on_recovery_completed
+    topics = {t.value for t in SourceTopic} | {t.value for t in AgencyTopic}
 
     async def on_recovery_completed(generation_id: int = 0) -> None:
         metrics.ready.set(0)
+        try:
+            committed = await committed_offsets(settings.kafka_bootstrap, settings.app_id, topics)
+        except KafkaError as exc:
+            log.warning("could not read committed offsets (%s); guarding from the first message",
+                        exc)  # fmt: skip
+            committed = {}
+        guard.reset(committed)
         await original(generation_id)
-        if app.consumer_generation_id == generation_id and app.consumer.assignment():
-            await app.consumer.perform_seek()
-            log.info("re-seeked stream partitions to committed offsets after recovery")
         metrics.ready.set(1)
 
     recovery.on_recovery_completed = on_recovery_completed
+
+    @app.on_before_shutdown.connect  # type: ignore[arg-type]
+    async def stop_guard(sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
+        await guard.stop()
 
 
 def _report_cases(metrics: HubMetrics, states: list[Any], now: datetime) -> None:
