@@ -34,9 +34,10 @@ from hub import cases as case_logic
 from hub.codec import Codec
 from hub.deadletter import DeadLetterLimit, DeadLetterLimitExceeded, dead_letter
 from hub.dossiers import DossierKpis, dossier_state, overdue_by_province
+from hub.kafka_admin import committed_offsets
 from hub.metrics import HubMetrics, source_label
 from hub.models import ProcedureDossierEvent, Record
-from hub.offset_guard import OffsetGuard, committed_offsets
+from hub.offset_guard import OffsetGuard
 from hub.pipeline import Accepted, Incoming, Pipeline, PipelineConfig
 from hub.quality import DIMENSIONS
 from hub.records import (

@@ -125,3 +125,20 @@ async def topic_partitions(consumer: Any, topics: Iterable[str]) -> list[Any]:
     await consumer._client.force_metadata_update()
     return [TopicPartition(t, p) for t in topics
             for p in sorted(consumer.partitions_for_topic(t) or ())]  # fmt: skip
+
+
+async def committed_offsets(
+    bootstrap: str, group: str, topics: set[str]
+) -> dict[tuple[str, int], int]:
+    """The group's committed offsets on ``topics`` (partitions without a commit are left out)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        offsets = await admin.list_consumer_group_offsets(group)
+    finally:
+        await admin.close()
+    return {
+        (tp.topic, tp.partition): meta.offset
+        for tp, meta in offsets.items()
+        if tp.topic in topics and meta.offset >= 0
+    }

@@ -18,7 +18,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 
 log = logging.getLogger("hub.worker")
 
@@ -98,18 +97,3 @@ class OffsetGuard:
         if self._consumer is not None:
             await self._consumer.stop()
             self._consumer = None
-
-
-async def committed_offsets(bootstrap: str, group: str, topics: set[str]) -> dict[Partition, int]:
-    """The group's committed offsets on ``topics`` (partitions without a commit are left out)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        offsets = await admin.list_consumer_group_offsets(group)
-    finally:
-        await admin.close()
-    return {
-        (tp.topic, tp.partition): meta.offset
-        for tp, meta in offsets.items()
-        if tp.topic in topics and meta.offset >= 0
-    }
