@@ -245,6 +245,7 @@ def build_app(settings: Settings) -> faust.App:
                 set_current_event(weakref.ref(event))
                 m = event.message
                 skipped = await guard.before(m.topic, m.partition, m.offset)
+                metrics.offsets_reread.labels(m.topic).inc(len(skipped))
                 reread.extend(skipped)
                 messages = [*map(incoming, skipped), incoming(m)]
                 for msg in messages:
@@ -325,6 +326,7 @@ def build_app(settings: Settings) -> faust.App:
         async for event in stream.events():
             m = event.message
             skipped = await guard.before(m.topic, m.partition, m.offset)
+            metrics.offsets_reread.labels(m.topic).inc(len(skipped))
             for r in skipped:
                 on_agency_message(r.topic, r.partition, r.offset, r.key or b"", r.value)
             acknowledge(app, skipped)

@@ -44,6 +44,7 @@ class HubMetrics:
     tasks_overdue: Gauge
     identity_issues: Counter
     ready: Gauge
+    offsets_reread: Counter
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> HubMetrics:
@@ -103,6 +104,9 @@ class HubMetrics:
             ready=Gauge("hub_worker_ready",
                         "1 once the worker recovered its tables and processes streams.",
                         registry=r),
+            offsets_reread=Counter("hub_offsets_reread",
+                                   "Messages the consumer skipped that the worker read back.",
+                                   ["topic"], registry=r),
             identity_issues=Counter("hub_identity_issues",
                                     "Events whose subject disagrees with the population register.",
                                     ["source", "issue"], registry=r),
