@@ -18,9 +18,9 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from hub.codec import Codec, CodecError
 from hub.kafka_admin import topic_partitions
 from hub.records import DeadLetter
-from hub.topics import SourceTopic, dead_letter_topic
+from hub.topics import AgencyTopic, SourceTopic, dead_letter_topic
 
-DLQ_TOPICS = [dead_letter_topic(t.value) for t in SourceTopic]
+DLQ_TOPICS = [dead_letter_topic(t.value) for t in (*SourceTopic, *AgencyTopic)]
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -91,9 +91,19 @@ class Settings(BaseSettings):
         "default <home>/gateway-keys.json.",
     )
     gateway_max_body: int = Field(default=1_000_000, description="Largest request body, bytes.")
-    delivery_secret: SecretStr = Field(
-        default=SecretStr("dev-only-change-me"),
-        description="HMAC-SHA256 key used to sign agency deliveries.",
+    delivery_endpoints: Path | None = Field(
+        default=None,
+        description="JSON file of agency endpoints (url, key_id, secret, concurrency); "
+        "default <home>/agency-endpoints.json.",
+    )
+    delivery_attempts: int = Field(default=8, ge=1, description="HTTP attempts per agency task.")
+    delivery_backoff_s: float = Field(
+        default=0.5, gt=0, description="First retry wait (doubles per attempt, full jitter)."
+    )
+    delivery_backoff_max_s: float = Field(default=60.0, gt=0, description="Longest retry wait.")
+    delivery_timeout_s: float = Field(default=10.0, gt=0, description="Timeout per HTTP attempt.")
+    delivery_metrics_port: int = Field(
+        default=9103, ge=0, description="Port of the delivery worker's /metrics (0: none)."
     )
 
     @field_validator("kafka_bootstrap")
@@ -110,6 +120,10 @@ class Settings(BaseSettings):
         """The first bootstrap server as (host, port): where the local broker listens."""
         host, _, port = self.kafka_bootstrap.split(",")[0].strip().rpartition(":")
         return host, int(port)
+
+    @property
+    def resolved_delivery_endpoints(self) -> Path:
+        return self.delivery_endpoints or self.home / "agency-endpoints.json"
 
     @property
     def kafka_dir(self) -> Path:

@@ -74,7 +74,7 @@ def topic_plan(partitions: int) -> list[TopicSpec]:
     specs += [TopicSpec(t.value, partitions) for t in UnifiedTopic]
     specs += [TopicSpec(dead_letter_topic(t.value), partitions) for t in SourceTopic]
     specs += [TopicSpec(t.value, partitions) for t in AgencyTopic]
-    specs.append(TopicSpec(dead_letter_topic(AgencyTopic.ACK.value), partitions))
+    specs += [TopicSpec(dead_letter_topic(t.value), partitions) for t in AgencyTopic]
     specs.append(TopicSpec(POPULATION_TOPIC, partitions, dict(_COMPACTED)))
     return specs
 

@@ -19,7 +19,7 @@ def test_quick_bench_reports_every_contender(kafka_broker: Settings) -> None:
     result = json.loads(done.stdout)
     for name in CONTENDERS:
         assert {"events_per_s", "cpu_s_per_1k", "peak_rss_mb"} <= set(result[name]), name
-    for name in ("kafka_perf", "aiokafka_passthrough", "hub", "faust_naive"):
+    for name in ("kafka_perf", "aiokafka_passthrough", "hub", "quixstreams", "faust_naive"):
         assert result[name]["events_per_s"] > 0, name
         assert result[name]["peak_rss_mb"] > 0, name
     assert result["hub"]["extra"]["latency_p99_ms"] is not None

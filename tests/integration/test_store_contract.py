@@ -61,6 +61,13 @@ def test_a_batch_is_written_once_and_replaying_it_writes_nothing(store: Store) -
     assert store.query("SELECT count(*), count(DISTINCT event_id) FROM events") == [(300, 300)]
 
 
+def test_a_batch_overlapping_a_stored_one_counts_only_its_new_rows(store: Store) -> None:
+    envs = envelopes(300)
+    assert store.write(batch_from(envs[:200], CODEC, NOW)) == 200
+    assert store.write(batch_from(envs[100:], CODEC, NOW)) == 100
+    assert store.query("SELECT count(*) FROM events") == [(300,)]
+
+
 def test_missing_reports_exactly_the_absent_event_ids(store: Store) -> None:
     envs = envelopes(50)
     store.write(batch_from(envs[:30], CODEC, NOW))

@@ -1,0 +1,196 @@
+"""Agency delivery against local HTTP endpoints that fail, time out and recover (real broker)."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import time
+import uuid
+from collections import Counter, defaultdict
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiokafka import AIOKafkaProducer
+
+from connectors.delivery import DeliveryWorker, Endpoint, Endpoints, RetryPolicy, topics_of
+from connectors.signing import VerificationError, verify
+from hub.codec import Codec
+from hub.kafka_admin import end_offsets, start_group_at_end
+from hub.records import AgencyAcknowledgement, AgencyTask, DeadLetter
+from hub.settings import Settings
+from hub.synthetic import Traffic
+from hub.topics import AgencyTopic, SourceTopic, dead_letter_topic
+from hub.workflows import expand
+from tests.integration.test_pipeline import read_all
+from tests.integration.workers import free_port
+
+pytestmark = pytest.mark.integration
+
+SECRETS = {"police-k1": b"police secret", "bhxh-k1": b"insurance secret",
+           "ldtbxh-k1": b"social affairs secret"}  # fmt: skip
+POLICY = RetryPolicy(attempts=3, base_s=0.05, cap_s=0.2, timeout_s=0.5)
+
+
+class Agencies:
+    """Three agency endpoints: police fails twice then answers, insurance is slow once, social
+    affairs is down. Every request is checked with an independent HMAC computation."""
+
+    def __init__(self, refuse: str) -> None:
+        self.refuse = refuse
+        self.attempts: Counter[tuple[str, str]] = Counter()
+        self.bodies: dict[str, bytes] = {}
+        self.bad_signatures: list[str] = []
+        self.captured: dict[str, Any] = {}
+
+    def check(self, request: web.Request, body: bytes, key_id: str) -> str:
+        ts = request.headers["X-Hub-Timestamp"]
+        mac = hmac.new(SECRETS[key_id], ts.encode() + b"." + body, hashlib.sha256).hexdigest()
+        if request.headers.get("X-Hub-Key-Id") != key_id or not hmac.compare_digest(
+            request.headers.get("X-Hub-Signature", ""), f"sha256={mac}"
+        ):
+            self.bad_signatures.append(request.path)
+        task_id = request.headers["Idempotency-Key"]
+        self.bodies[task_id] = body
+        self.captured[request.path] = (dict(request.headers), body)
+        self.attempts[(request.path, task_id)] += 1
+        return task_id
+
+    async def police(self, request: web.Request) -> web.Response:
+        task_id = self.check(request, await request.read(), "police-k1")
+        if task_id == self.refuse:
+            return web.json_response({"error": "unknown commune"}, status=422)
+        if self.attempts[(request.path, task_id)] <= 2:
+            return web.Response(status=503, text="maintenance")
+        return web.json_response({"reference": f"CA-{task_id[-6:]}"})
+
+    async def insurance(self, request: web.Request) -> web.Response:
+        task_id = self.check(request, await request.read(), "bhxh-k1")
+        if self.attempts[(request.path, task_id)] == 1:
+            await asyncio.sleep(POLICY.timeout_s * 3)  # the first attempt times out
+        return web.Response(status=204)
+
+    async def social(self, request: web.Request) -> web.Response:
+        self.check(request, await request.read(), "ldtbxh-k1")
+        return web.Response(status=500, text="database down")
+
+
+async def produce_tasks(bootstrap: str, tasks: list[tuple[AgencyTopic, AgencyTask]]) -> None:
+    codec = Codec()
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    await producer.start()
+    try:
+        for topic, task in tasks:
+            await producer.send(topic.value, key=str(task.case_id).encode(),
+                                value=codec.encode(AgencyTask.SCHEMA, task.to_avro()))  # fmt: skip
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+
+async def test_tasks_are_delivered_signed_retried_acknowledged_or_dead_lettered(
+    kafka_broker: Settings,
+) -> None:
+    bootstrap = kafka_broker.kafka_bootstrap
+    codec = Codec()
+    traffic = Traffic(codec, seed=11, provinces=2, population=200)
+    now = datetime.now(UTC)
+    tasks = []
+    for topic in [SourceTopic.BIRTH] * 6 + [SourceTopic.DEATH] * 4:
+        event = traffic.event(topic)
+        tasks += expand(event, "01", "00004", now, timedelta(days=1))
+    police = [t for topic, t in tasks if topic is AgencyTopic.RESIDENCE]
+    insurance = [t for topic, t in tasks if topic is AgencyTopic.HEALTH_INSURANCE]
+    social = [t for topic, t in tasks if topic is AgencyTopic.FUNERAL_ALLOWANCE]
+    assert len(police) == 10 and len(insurance) == 10 and len(social) == 4
+    refused = police[0].task_id
+
+    agencies = Agencies(refuse=refused)
+    app = web.Application()
+    app.router.add_post("/police", agencies.police)
+    app.router.add_post("/insurance", agencies.insurance)
+    app.router.add_post("/social", agencies.social)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    base = f"http://127.0.0.1:{port}"
+    endpoints = Endpoints(agencies={
+        "POLICE": Endpoint(url=f"{base}/police", key_id="police-k1", secret="police secret"),
+        "SOCIAL_INSURANCE": Endpoint(url=f"{base}/insurance", key_id="bhxh-k1",
+                                     secret="insurance secret", concurrency=2),
+        "SOCIAL_AFFAIRS": Endpoint(url=f"{base}/social", key_id="ldtbxh-k1",
+                                   secret="social affairs secret"),
+    })  # type: ignore[arg-type]  # fmt: skip
+
+    group = f"deliver-{uuid.uuid4().hex[:8]}"
+    for agency in endpoints.agencies:
+        await start_group_at_end(bootstrap, f"{group}-{agency.value.lower()}", topics_of(agency))
+    watched = [
+        AgencyTopic.ACK.value,
+        *(dead_letter_topic(t.value) for t in AgencyTopic if t is not AgencyTopic.ACK),
+    ]
+    before = await end_offsets(bootstrap, watched)
+    await produce_tasks(bootstrap, tasks)
+
+    worker = DeliveryWorker(bootstrap, group, endpoints, POLICY, "test", seed=1)
+    stop = asyncio.Event()
+    await worker.start()
+    running = asyncio.create_task(worker.run(stop))
+    try:
+        deadline = time.monotonic() + 60
+        expected_calls = 3 * (len(police) - 1) + 1 + 2 * len(insurance) + 3 * len(social)
+        while sum(agencies.attempts.values()) < expected_calls and time.monotonic() < deadline:
+            await asyncio.sleep(0.2)
+        await asyncio.sleep(1)  # acks and dead letters are sent right after the last answer
+    finally:
+        stop.set()
+        await running
+        await worker.stop()
+        await runner.cleanup()
+
+    assert agencies.bad_signatures == []
+    per_task: dict[str, int] = defaultdict(int)
+    for (_, task_id), n in agencies.attempts.items():
+        per_task[task_id] += n
+    assert per_task[refused] == 1, "a definite refusal is not retried"
+    assert all(per_task[t.task_id] == 3 for t in police[1:]), "two 503s, then delivered"
+    assert all(per_task[t.task_id] == 2 for t in insurance), "one timeout, then delivered"
+    assert all(per_task[t.task_id] == 3 for t in social), "the whole retry budget"
+    for t in [*police, *insurance, *social]:
+        sent = AgencyTask.model_validate_json(agencies.bodies[t.task_id])
+        assert sent.fields == t.fields and sent.case_id == t.case_id
+
+    records = [
+        r
+        for r in await read_all(bootstrap, watched, idle_ms=1500)
+        if r.offset >= before.get((r.topic, r.partition), 0)
+    ]  # type: ignore[attr-defined]
+    acks: dict[str, AgencyAcknowledgement] = {}
+    letters: dict[str, DeadLetter] = {}
+    for r in records:
+        _, data = codec.decode(r.value)  # type: ignore[attr-defined]
+        if r.topic == AgencyTopic.ACK.value:  # type: ignore[attr-defined]
+            ack = AgencyAcknowledgement.model_validate(data)
+            acks[ack.task_id] = ack
+        else:
+            letter = DeadLetter.model_validate(data)
+            task = AgencyTask.model_validate(codec.decode(letter.original_value or b"")[1])
+            letters[task.task_id] = letter
+    assert set(acks) == {t.task_id for t in [*police[1:], *insurance]}
+    assert all(acks[t.task_id].reference == f"CA-{t.task_id[-6:]}" for t in police[1:])
+    assert {k: v.reason for k, v in letters.items()} == {
+        refused: "delivery_refused",
+        **{t.task_id: "delivery_failed" for t in social},
+    }
+    assert letters[refused].original_topic == AgencyTopic.RESIDENCE.value
+    assert "422" in letters[refused].detail
+
+    # The verification recipe turns away the same request replayed six minutes later.
+    headers, body = agencies.captured["/police"]
+    ts = int(headers["X-Hub-Timestamp"])
+    assert verify(SECRETS, headers, body, now=ts + 1) == "police-k1"
+    with pytest.raises(VerificationError):
+        verify(SECRETS, headers, body, now=ts + 360)
