@@ -574,7 +574,8 @@ def bench(
 
     Pre-loads EVENTS encoded events into the source topics of the running local broker, then
     measures side by side: (a) Kafka's perf tools, (b) a bare aiokafka pass-through, (c) the
-    hub worker (1 and 2 processes), (e) a naive faust agent; and (c)'s occurred → stored
+    hub worker (1 and 2 processes), (d) the same pipeline in Quix Streams, (e) a naive faust
+    agent; and (c)'s occurred → stored
     latency at a fixed offered rate. Prints a table (or --json). See docs/BENCHMARKS.md.
     """
     import json

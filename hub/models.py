@@ -116,7 +116,7 @@ class SourceEvent(Record):
         if isinstance(data, dict) and cls.NAME_FIELDS:
             data = dict(data)
             for name in cls.NAME_FIELDS:
-                if name in data:
+                if isinstance(data.get(name), str):  # other types: pydantic's type error
                     data[name] = normalise_name(data[name])
         return data
 

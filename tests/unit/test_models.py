@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import unicodedata
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -116,3 +117,10 @@ def test_icd10_accepts(traffic: Traffic, code: str) -> None:
 def test_icd10_rejects(traffic: Traffic, code: str) -> None:
     data = traffic.event(SourceTopic.REFERRAL).to_avro()
     assert _reason(HealthReferral, {**data, "reason_icd10": code}) == "invalid_icd10"
+
+
+def test_a_name_of_the_wrong_type_is_a_validation_error_not_a_crash() -> None:
+    record = json.loads(Traffic(Codec(), seed=5).event(SourceTopic.BIRTH).model_dump_json())
+    record["child_full_name"] = {}  # found by schemathesis against the gateway (was a 500)
+    with pytest.raises(ValidationError, match="child_full_name"):
+        BirthRegistration.model_validate(record)
