@@ -19,6 +19,7 @@ from prometheus_client import CollectorRegistry, Counter, generate_latest
 from pydantic import ValidationError
 
 from connectors.credentials import Credential, Credentials
+from connectors.fhir import FhirConfig, FhirMapper
 from hub.codec import Codec
 from hub.metrics import source_label
 from hub.models import SOURCE_MODELS, SourceEvent
@@ -26,6 +27,7 @@ from hub.units import UnknownUnit, UnresolvedSplit, admin_units
 
 SOURCES = {source_label(topic.value): (topic, model) for topic, model in SOURCE_MODELS.items()}
 PROBLEM = "application/problem+json"
+FHIR_JSON = "application/fhir+json"
 SEEN_CAPACITY = 100_000
 
 
@@ -50,13 +52,15 @@ class Gateway:
 
     name = "gateway"
 
-    def __init__(self, bootstrap: str, credentials: Credentials, max_body: int) -> None:
+    def __init__(self, bootstrap: str, credentials: Credentials, max_body: int,
+                 fhir: FhirConfig | None = None) -> None:  # fmt: skip
         self.bootstrap = bootstrap
         self.credentials = credentials
         self.max_body = max_body
         self.codec = Codec()
         self.units = admin_units()
         self.metrics = GatewayMetrics()
+        self.fhir = FhirMapper(fhir or FhirConfig())
         self.producer: AIOKafkaProducer | None = None
         self.produced: OrderedDict[str, None] = OrderedDict()  # recent event ids / keys
         self.lock = asyncio.Lock()
@@ -88,6 +92,7 @@ class Gateway:
     def app(self) -> web.Application:
         app = web.Application(client_max_size=self.max_body + 1)
         app.router.add_post("/v1/events/{source}", self.ingest)
+        app.router.add_post("/v1/fhir", self.ingest_fhir)
         app.router.add_get("/healthz", self.healthz)
         app.router.add_get("/readyz", self.readyz)
         app.router.add_get("/metrics", self.metrics_page)
@@ -118,6 +123,49 @@ class Gateway:
         self.metrics.requests.labels(source if source in SOURCES else "unknown",
                                      str(response.status)).inc()  # fmt: skip
         return response
+
+    async def ingest_fhir(self, request: web.Request) -> web.Response:
+        response = await self._ingest_fhir(request)
+        self.metrics.requests.labels("fhir", str(response.status)).inc()
+        return response
+
+    async def _ingest_fhir(self, request: web.Request) -> web.Response:
+        """FHIR R4 resources (or a Bundle) → health events; errors are OperationOutcomes."""
+        credential = self._credential(request)
+        if credential is None:
+            return outcome(401, "login", "send a valid API key: Authorization: Bearer KEY")
+        if request.content_type not in ("application/fhir+json", "application/json"):
+            return outcome(415, "not-supported", "send Content-Type: application/fhir+json")
+        if (request.content_length or 0) > self.max_body:
+            return outcome(413, "too-costly", f"the limit is {self.max_body} bytes")
+        try:
+            data = json.loads(await request.read())
+        except web.HTTPRequestEntityTooLarge:
+            return outcome(413, "too-costly", f"the limit is {self.max_body} bytes")
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            return outcome(400, "structure", f"malformed JSON: {exc}")
+        mapped = self.fhir.map(data)
+        if mapped.issues:
+            return web.json_response(mapped.operation_outcome(), status=422,
+                                     content_type=FHIR_JSON)  # fmt: skip
+        by_topic: dict[str, list[SourceEvent]] = {}
+        for event in mapped.events:
+            source = source_label(event.TOPIC.value)
+            if not credential.may_publish(source):
+                return outcome(403, "forbidden", f"{credential.name} may not publish {source}")
+            if not credential.may_publish_for(event.province_code):
+                return outcome(403, "forbidden", f"{credential.name} may not publish events "
+                               f"for province {event.province_code}")  # fmt: skip
+            by_topic.setdefault(event.TOPIC.value, []).append(event)
+        ids: list[str] = []
+        try:
+            for topic, events in by_topic.items():
+                ids += await self.produce(topic, events, None)
+        except (KafkaError, OSError) as exc:
+            return outcome(503, "transient", f"Kafka unreachable: {exc}")
+        for topic, events in by_topic.items():
+            self.metrics.events.labels(source_label(topic)).inc(len(events))
+        return web.json_response({"accepted": ids}, status=202)
 
     def _credential(self, request: web.Request) -> Credential | None:
         header = request.headers.get("Authorization", "")
@@ -208,6 +256,13 @@ class Gateway:
         return ids
 
 
+def outcome(status: int, code: str, diagnostics: str) -> web.Response:
+    """A FHIR OperationOutcome with one error issue."""
+    body = {"resourceType": "OperationOutcome",
+            "issue": [{"severity": "error", "code": code, "diagnostics": diagnostics}]}  # fmt: skip
+    return web.json_response(body, status=status, content_type=FHIR_JSON)
+
+
 def openapi_document() -> dict[str, Any]:
     """OpenAPI 3.1, with request schemas generated from the same pydantic models."""
     paths: dict[str, Any] = {}
@@ -231,6 +286,22 @@ def openapi_document() -> dict[str, Any]:
                 (422, "validation failed; each failing field named"),
                 (503, "Kafka unreachable; nothing accepted"))},
         }}  # fmt: skip
+    paths["/v1/fhir"] = {"post": {
+        "summary": "Publish FHIR R4 Encounter, ServiceRequest, Appointment, Observation or "
+                   "DiagnosticReport resources (singly or in a Bundle) as health events",
+        "security": [{"apiKey": []}],
+        "requestBody": {"required": True, "content": {"application/fhir+json": {"schema": {
+            "type": "object", "required": ["resourceType"],
+            "properties": {"resourceType": {"type": "string"}}}}}},
+        "responses": {str(code): {"description": text} for code, text in (
+            (202, "accepted: every mapped event acknowledged by Kafka"),
+            (400, "malformed JSON (OperationOutcome)"), (401, "no or unknown API key"),
+            (403, "source or province outside the scope"), (413, "body over the limit"),
+            (415, "not application/fhir+json"),
+            (422, "unsupported or incomplete resources: OperationOutcome says why; nothing "
+                  "accepted"),
+            (503, "Kafka unreachable; nothing accepted"))},
+    }}  # fmt: skip
     return {
         "openapi": "3.1.0",
         "info": {"title": "Lienthong Hub ingest gateway", "version": "1"},

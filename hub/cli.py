@@ -347,22 +347,28 @@ def dlq_list(settings: Settings, as_json: bool) -> None:
 
 
 @dlq.command("replay")
-@click.option("--topic", required=True, help="Source topic whose dead letters to re-inject.")
+@click.option("--topic", required=True,
+              help="Source or agency task topic whose dead letters to re-inject.")  # fmt: skip
 @click.option("--reason", default=None, help="Only dead letters with this reason code.")
 @click.option("--dry-run", is_flag=True, help="Say what would be replayed; send nothing.")
 @click.pass_obj
 def dlq_replay(settings: Settings, topic: str, reason: str | None, dry_run: bool) -> None:
-    """Re-inject dead letters into their source topic after a fix (each one once).
+    """Re-inject dead letters into their topic after a fix (each one once).
+
+    Source topics go back through the worker; agency task topics (dead-lettered by
+    `hub deliver`) are delivered again.
 
     Replayed dead letters are remembered in HUB_HOME/dlq-replayed.json; replaying again sends
     only dead letters that arrived since.
     """
     from hub.dlq import Ledger, read_letters, replay, select
-    from hub.topics import dead_letter_topic
+    from hub.topics import AgencyTopic, dead_letter_topic
 
-    valid = [t.value for t in SourceTopic]
+    tasks = [t.value for t in AgencyTopic if t is not AgencyTopic.ACK]
+    valid = [t.value for t in SourceTopic] + tasks
     if topic not in valid:
-        raise click.BadParameter(f"{topic!r} is not a source topic; one of: {', '.join(valid)}")
+        raise click.BadParameter(f"{topic!r} has no dead letters to replay; one of: "
+                                 f"{', '.join(valid)}")  # fmt: skip
     ledger = Ledger(settings.home / "dlq-replayed.json")
     letters = _kafka(settings, read_letters(settings.kafka_bootstrap, [dead_letter_topic(topic)]))
     chosen = select(letters, topic, reason, ledger)
@@ -404,7 +410,8 @@ def gateway(ctx: click.Context) -> None:
 
     Runs the gateway on HUB_GATEWAY_BIND:HUB_GATEWAY_PORT. API keys live hashed in
     HUB_GATEWAY_CREDENTIALS (default HUB_HOME/gateway-keys.json); create them with
-    `hub gateway add-key`. OpenAPI document at /openapi.json; /healthz, /readyz, /metrics.
+    `hub gateway add-key`. FHIR R4 resources at POST /v1/fhir (config HUB_FHIR_CONFIG, default
+    HUB_HOME/fhir.json). OpenAPI document at /openapi.json; /healthz, /readyz, /metrics.
     """
     if ctx.invoked_subcommand is not None:
         return
@@ -419,7 +426,14 @@ def gateway(ctx: click.Context) -> None:
     if not creds.entries:
         click.echo(f"warning: no API keys in {path}; every request gets 401 "
                    "(create one with `hub gateway add-key`)", err=True)  # fmt: skip
-    gw = Gateway(settings.kafka_bootstrap, creds, settings.gateway_max_body)
+    from connectors.fhir import FhirConfig
+
+    fhir_path = settings.fhir_config or settings.home / "fhir.json"
+    fhir = FhirConfig.load(fhir_path)
+    if not fhir.facilities:
+        click.echo(f"warning: no facilities in {fhir_path}; POST /v1/fhir refuses every "
+                   "resource (see README, 'Connecting an agency system')", err=True)  # fmt: skip
+    gw = Gateway(settings.kafka_bootstrap, creds, settings.gateway_max_body, fhir)
     web.run_app(gw.app(), host=settings.gateway_bind, port=settings.gateway_port)
 
 

@@ -59,7 +59,14 @@ def check_personal_id(
         raise fail("invalid_personal_id", f"{who} personal ID {pid!r}: " + "; ".join(problems))
 
 
+def check_aware(value: datetime | date, what: str) -> None:
+    """A moment without a time zone cannot be placed in time (JSON input; Avro's are UTC)."""
+    if isinstance(value, datetime) and value.utcoffset() is None:
+        raise fail("missing_timezone", f"{what} {value.isoformat()} has no time zone offset")
+
+
 def check_not_future(value: datetime | date, what: str) -> None:
+    check_aware(value, what)
     now = now_utc()
     limit: datetime | date = now + CLOCK_SKEW if isinstance(value, datetime) else now.date()
     if value > limit:
@@ -67,6 +74,8 @@ def check_not_future(value: datetime | date, what: str) -> None:
 
 
 def check_order(earlier: datetime | date, later: datetime | date, what: str) -> None:
+    check_aware(earlier, what)
+    check_aware(later, what)
     if later < earlier:
         raise fail("dates_out_of_order", what)
 

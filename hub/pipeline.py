@@ -25,7 +25,7 @@ from hub.workflows import expand
 # Rule violations the models raise, used as dead-letter reasons as they are.
 RULE_REASONS = frozenset({
     "invalid_personal_id", "date_in_future", "dates_out_of_order", "unknown_admin_unit",
-    "invalid_icd10", "empty_name", "missing_field",
+    "invalid_icd10", "empty_name", "missing_field", "missing_timezone",
 })  # fmt: skip
 
 

@@ -91,6 +91,11 @@ class Settings(BaseSettings):
         "default <home>/gateway-keys.json.",
     )
     gateway_max_body: int = Field(default=1_000_000, description="Largest request body, bytes.")
+    fhir_config: Path | None = Field(
+        default=None,
+        description="JSON FHIR adapter config (identifier systems, facility register); "
+        "default <home>/fhir.json.",
+    )
     delivery_endpoints: Path | None = Field(
         default=None,
         description="JSON file of agency endpoints (url, key_id, secret, concurrency); "

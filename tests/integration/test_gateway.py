@@ -135,9 +135,10 @@ async def test_kafka_unreachable_is_503_and_nothing_accepted(tmp_path: Path) -> 
         assert (await c.get("/healthz")).status == 200
 
 
-def test_the_openapi_document_covers_every_source() -> None:
+def test_the_openapi_document_covers_every_source_and_fhir() -> None:
     doc = openapi_document()
     assert doc["openapi"].startswith("3.")
     assert "/v1/events/civil.birth" in doc["paths"]
     assert "BirthRegistration" in doc["components"]["schemas"]
-    assert len(doc["paths"]) == len(SourceTopic)
+    assert len([p for p in doc["paths"] if p.startswith("/v1/events/")]) == len(SourceTopic)
+    assert "422" in doc["paths"]["/v1/fhir"]["post"]["responses"]
