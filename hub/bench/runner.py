@@ -66,7 +66,7 @@ class Usage:
     returncode: int
 
 
-def _free_port() -> int:
+def free_port() -> int:
     import socket
 
     with socket.socket() as s:
@@ -199,7 +199,7 @@ class Bench:
             procs = []
             for i in range(count):
                 env = {**os.environ, "HUB_HOME": str(home), "HUB_APP_ID": group,
-                       "HUB_METRICS_PORT": str(_free_port()), **(extra_env or {})}  # fmt: skip
+                       "HUB_METRICS_PORT": str(free_port()), **(extra_env or {})}  # fmt: skip
                 log = (home / f"worker-{i}.log").open("wb")
                 procs.append(subprocess.Popen([sys.executable, "-m", *command], env=env,
                                               stdout=log, stderr=subprocess.STDOUT))  # fmt: skip
@@ -243,7 +243,7 @@ class Bench:
         asyncio.run(start_group_at_end(self.bootstrap, group, [*SOURCES, *DOWNSTREAM]))
         home = self.tmp / "latency"
         home.mkdir()
-        port = _free_port()
+        port = free_port()
         env = {**os.environ, "HUB_HOME": str(home), "HUB_APP_ID": group,
                "HUB_METRICS_PORT": str(port)}  # fmt: skip
         proc = subprocess.Popen([sys.executable, "-m", "hub", "worker"], env=env,
