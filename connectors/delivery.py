@@ -202,8 +202,7 @@ class DeliveryWorker:
 
     async def deliver(self, agency: Agency, endpoint: Endpoint, record: Any) -> None:
         """One task to its agency: acknowledged, or dead-lettered with the reason."""
-        msg = Incoming(record.topic, record.partition, record.offset, record.key, record.value,
-                       tuple(record.headers or ()))  # fmt: skip
+        msg = Incoming.of(record)
         try:
             task = AgencyTask.model_validate(self.codec.decode(record.value or b"")[1])
         except (CodecError, ValidationError) as exc:

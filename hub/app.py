@@ -208,6 +208,13 @@ def build_app(settings: Settings) -> faust.App:
                 metrics.identity_issues.labels(src, issue).inc()
         return pending
 
+    async def read_back(m: Any) -> list[Any]:
+        """What the consumer skipped before ``m`` on its partition (usually nothing), read back."""
+        skipped = await guard.before(m.topic, m.partition, m.offset)
+        if skipped:
+            metrics.offsets_reread.labels(m.topic).inc(len(skipped))
+        return skipped
+
     async def handle(msg: Incoming, pending: list[Awaitable[Any]],
                      envelopes: list[UnifiedEvent]) -> bool:  # fmt: skip
         """One source message through the pipeline; False when the dead-letter limit tripped."""
@@ -244,10 +251,9 @@ def build_app(settings: Settings) -> faust.App:
                 # has many events, so say which one each write belongs to.
                 set_current_event(weakref.ref(event))
                 m = event.message
-                skipped = await guard.before(m.topic, m.partition, m.offset)
-                metrics.offsets_reread.labels(m.topic).inc(len(skipped))
+                skipped = await read_back(m)
                 reread.extend(skipped)
-                messages = [*map(incoming, skipped), incoming(m)]
+                messages = [*map(Incoming.of, skipped), Incoming.of(m)]
                 for msg in messages:
                     if not await handle(msg, pending, envelopes):
                         return
@@ -325,8 +331,7 @@ def build_app(settings: Settings) -> faust.App:
     async def track_cases(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
         async for event in stream.events():
             m = event.message
-            skipped = await guard.before(m.topic, m.partition, m.offset)
-            metrics.offsets_reread.labels(m.topic).inc(len(skipped))
+            skipped = await read_back(m)
             for r in skipped:
                 on_agency_message(r.topic, r.partition, r.offset, r.key or b"", r.value)
             acknowledge(app, skipped)
@@ -358,12 +363,6 @@ def build_app(settings: Settings) -> faust.App:
 
 def set_current_event(ref: Any) -> None:
     current_event_var.set(ref)
-
-
-def incoming(m: Any) -> Incoming:
-    """A faust message or an aiokafka record as the pipeline's input."""
-    headers = tuple((k, v) for k, v in (m.headers or []))
-    return Incoming(m.topic, m.partition, m.offset, m.key, m.value, headers)
 
 
 def acknowledge(app: faust.App, records: list[Any]) -> None:

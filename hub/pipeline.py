@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -39,6 +40,13 @@ class Incoming:
     key: bytes | None
     value: bytes | None
     headers: tuple[tuple[str, bytes | None], ...] = ()
+
+    @classmethod
+    def of(cls, record: Any) -> Incoming:
+        """A faust message or an aiokafka record (both carry these attributes) as input."""
+        headers = tuple((k, v) for k, v in (record.headers or []))
+        return cls(record.topic, record.partition, record.offset, record.key, record.value,
+                   headers)  # fmt: skip
 
     @property
     def lineage(self) -> str:
