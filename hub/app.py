@@ -2,7 +2,8 @@
 
 Agents:
 - ``process``: source topics → unified topics, agency topics, dead letters and the central
-  store, in batches; keeps the tables (population register, seen event ids, dossier state).
+  store, in batches; keeps the tables (population register, dossier state). Duplicates are
+  found in the central store, one query per batch.
   A batch's source offsets are acknowledged only after its messages are in Kafka and its
   store transaction committed, so a crash replays at most a batch (idempotent both sides).
   (The store used to be fed by a second agent reading the unified topics back; writing it
@@ -17,15 +18,14 @@ import logging
 import os
 import socket
 import weakref
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from types import SimpleNamespace
-from typing import Any, cast
+from functools import partial
+from typing import Any, TypeVar, cast
 
 import faust
 from aiokafka.errors import KafkaError
 from faust.sensors.prometheus import setup_prometheus_sensors
-from faust.serializers.codecs import Codec as FaustCodec
 from faust.streams import _current_event as current_event_var
 from faust.types import TP, Message
 from prometheus_client import CollectorRegistry
@@ -35,10 +35,10 @@ from hub.codec import Codec
 from hub.deadletter import DeadLetterLimit, DeadLetterLimitExceeded, dead_letter
 from hub.dossiers import DossierKpis, dossier_state, overdue_by_province
 from hub.kafka_admin import committed_offsets
-from hub.metrics import HubMetrics, source_label
-from hub.models import ProcedureDossierEvent, Record
+from hub.metrics import Children, HubMetrics, source_label
+from hub.models import ProcedureDossierEvent, SourceEvent
 from hub.offset_guard import OffsetGuard
-from hub.pipeline import Accepted, Incoming, Pipeline, PipelineConfig
+from hub.pipeline import Accepted, Incoming, Pipeline, PipelineConfig, Rejected
 from hub.quality import DIMENSIONS
 from hub.records import (
     AgencyAcknowledgement,
@@ -47,11 +47,12 @@ from hub.records import (
     PopulationRecord,
     UnifiedEvent,
 )
-from hub.settings import Settings
+from hub.settings import EventLoop, Settings
 from hub.store import Store, StoreError, batch_from, open_store
-from hub.topics import POPULATION_TOPIC, AgencyTopic, SourceTopic, dead_letter_topic
+from hub.topics import AgencyTopic, SourceTopic, dead_letter_topic
 
 log = logging.getLogger("hub.worker")
+T = TypeVar("T")
 
 # A store write is retried this many times (with backoff) before the worker stops loudly.
 STORE_RETRIES = 5
@@ -59,36 +60,24 @@ STORE_RETRIES = 5
 TABLE_BUFFER = 20_000
 
 
-class AvroCodec(FaustCodec):
-    """A catalog record as a faust codec object (single-object Avro on the wire)."""
+class Worker(faust.Worker):
+    """faust's worker without its start-up spinner.
 
-    def __init__(self, codec: Codec, model: type[Record]) -> None:
-        super().__init__(codec=codec, model=model)
-        self.codec = codec
-        self.model = model
+    For the spinner faust sets the root logger to DEBUG, so every debug call in aiokafka and
+    faust (several per message) builds a log record that the handler then drops: 7% of a busy
+    worker's time in py-spy (docs/BENCHMARKS.md). The root logger keeps the chosen level.
+    """
 
-    def _dumps(self, obj: Any) -> bytes:
-        if isinstance(obj, bytes):
-            return obj
-        data = obj.to_avro() if isinstance(obj, Record) else obj
-        return self.codec.encode(self.model.SCHEMA, data)
-
-    def _loads(self, s: bytes) -> Any:
-        return self.model.model_validate(self.codec.decode(s)[1])
+    def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
+        self.spinner = None
 
 
-def avro_value_type(codec: Codec, model: type[Record]) -> type:
-    """A faust value type whose serializer is the Avro codec of ``model`` (for tables)."""
+def use_event_loop(loop: EventLoop) -> None:
+    """Install the event loop policy before the app (and its loop) is created."""
+    if loop is EventLoop.UVLOOP:
+        import uvloop
 
-    class AvroValue:
-        _options = SimpleNamespace(serializer=AvroCodec(codec, model))
-
-        @classmethod
-        def from_data(cls, data: Any, preferred_type: Any = None) -> Any:
-            return data
-
-    AvroValue.__name__ = f"Avro{model.__name__}"
-    return AvroValue
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 
 
 def build_app(settings: Settings) -> faust.App:
@@ -125,8 +114,8 @@ def build_app(settings: Settings) -> faust.App:
         web_in_thread=False,
     )
     setup_prometheus_sensors(app, pattern="/metrics", registry=registry, name_prefix="faust")
-    # Every event writes the seen-events table; faust's default buffer of 100 pending changelog
-    # messages makes the stream wait on one-by-one flushes (~0.1 s each) far too often.
+    # Dossier events and registrations write tables; faust's default buffer of 100 pending
+    # changelog messages makes the stream wait on one-by-one flushes (~0.1 s each) too often.
     app.producer.buffer.max_messages = TABLE_BUFFER
     app.hub_metrics = metrics  # type: ignore[attr-defined]
     guard = OffsetGuard(settings.kafka_bootstrap)
@@ -135,21 +124,16 @@ def build_app(settings: Settings) -> faust.App:
     source = app.topic(
         *[t.value for t in SourceTopic], key_serializer="raw", value_serializer="raw"
     )
-    dlq = {
-        t.value: app.topic(dead_letter_topic(t.value), key_serializer="raw",
-                           value_serializer=AvroCodec(codec, DeadLetter))
-        for t in SourceTopic
-    }  # fmt: skip
-    population_type = avro_value_type(codec, PopulationRecord)
+    # The register as Avro bytes, decoded on lookup: start-up recovery of the whole register
+    # is then a copy, not a decode and validation per person (docs/BENCHMARKS.md).
     population = app.Table(
         "population",
         key_type=bytes,
-        value_type=population_type,
-        changelog_topic=app.topic(POPULATION_TOPIC, key_type=bytes, value_type=population_type),
+        value_type=bytes,  # faust's tables serialize bytes raw
+        changelog_topic=app.topic(settings.population_topic, key_type=bytes, value_type=bytes,
+                                  key_serializer="raw", value_serializer="raw"),
         partitions=settings.partitions,
-    )
-    seen = app.Table("seen-events", partitions=settings.partitions, key_type=bytes,
-                     value_type=bytes)  # fmt: skip
+    )  # fmt: skip
     dossiers = app.Table("dossiers", partitions=settings.partitions, key_type=bytes)
     case_table = app.Table("cases", partitions=settings.partitions, key_type=bytes)
     limit = DeadLetterLimit(settings.dlq_window, settings.dlq_max_ratio)
@@ -160,6 +144,8 @@ def build_app(settings: Settings) -> faust.App:
         "completed": metrics.dossiers_completed,
         "on_time": metrics.dossiers_completed_on_time,
     }
+    events_in, events_out = Children(metrics.events_in), Children(metrics.events_out)
+    quality, identity_issues = Children(metrics.quality), Children(metrics.identity_issues)
     last_offset: dict[tuple[str, int], int] = {}
     dirty_cases: dict[str, case_logic.CaseState] = {}
     overdue_written: set[str] = set()
@@ -167,21 +153,20 @@ def build_app(settings: Settings) -> faust.App:
     producer = app.producer
 
     def lookup(pid: str) -> PopulationRecord | None:
-        record = population.get(pid.encode())
-        return record if isinstance(record, PopulationRecord) else None
+        data = population.get(pid.encode())
+        if not isinstance(data, bytes):
+            return None
+        return PopulationRecord.model_validate(codec.decode(data)[1])
 
-    def seen_lookup(event_id: str) -> str | None:
-        value = seen.get(event_id.encode())
-        return value.decode() if isinstance(value, bytes) else None
-
-    async def send(topic: str, key: bytes, value: bytes) -> Awaitable[Any]:
+    async def send(topic: str, key: bytes | None, value: bytes,
+                   headers: Any = None) -> Awaitable[Any]:  # fmt: skip
         """Hand one message to the producer; the returned future resolves when Kafka has it.
 
         Straight to the transport producer: faust's Topic.send costs ~0.25 ms per message in
         codec and sensor layers (measured with py-spy), more than the whole pipeline.
         """
-        metrics.events_out.labels(topic).inc()
-        return cast(Awaitable[Any], await producer.send(topic, key, value, None, None, None))
+        events_out(topic).inc()
+        return cast(Awaitable[Any], await producer.send(topic, key, value, None, None, headers))
 
     async def apply(msg: Incoming, outcome: Accepted) -> list[Awaitable[Any]]:
         env = outcome.envelope
@@ -191,8 +176,9 @@ def build_app(settings: Settings) -> faust.App:
             pending.append(await send(topic.value, str(task.case_id).encode(),
                                       codec.encode(AgencyTask.SCHEMA, task.to_avro())))  # fmt: skip
         if outcome.register is not None:
-            population[outcome.register.personal_id.encode()] = outcome.register
-        seen[str(env.event_id).encode()] = msg.lineage.encode()
+            population[outcome.register.personal_id.encode()] = codec.encode(
+                PopulationRecord.SCHEMA, outcome.register.to_avro()
+            )
         event = outcome.event
         if isinstance(event, ProcedureDossierEvent) and not outcome.duplicate:
             dossiers[event.dossier_code.encode()] = dossier_state(event, env.province_code)
@@ -201,11 +187,10 @@ def build_app(settings: Settings) -> faust.App:
         src, prov = source_label(msg.topic), env.province_code
         q = env.quality
         for dim in DIMENSIONS:
-            ok = "true" if getattr(q, dim) else "false"
-            metrics.quality.labels(dim, src, prov, ok).inc()
+            quality(dim, src, prov, "true" if getattr(q, dim) else "false").inc()
         for issue in q.issues:
             if issue.startswith(("subject_", "name_", "sex_", "dob_")):
-                metrics.identity_issues.labels(src, issue).inc()
+                identity_issues(src, issue).inc()
         return pending
 
     async def read_back(m: Any) -> list[Any]:
@@ -215,20 +200,28 @@ def build_app(settings: Settings) -> faust.App:
             metrics.offsets_reread.labels(m.topic).inc(len(skipped))
         return skipped
 
-    async def handle(msg: Incoming, pending: list[Awaitable[Any]],
-                     envelopes: list[UnifiedEvent]) -> bool:  # fmt: skip
-        """One source message through the pipeline; False when the dead-letter limit tripped."""
-        metrics.events_in.labels(msg.topic).inc()
+    async def handle(msg: Incoming, decoded: SourceEvent | Rejected, known: dict[str, str],
+                     pending: list[Awaitable[Any]],
+                     accepted: list[tuple[UnifiedEvent, SourceEvent]]) -> bool:  # fmt: skip
+        """One source message through the pipeline; False when the dead-letter limit tripped.
+
+        ``known`` maps event ids already stored (or accepted earlier in this batch) to where
+        they were first read: the duplicate check.
+        """
+        events_in(msg.topic).inc()
         last_offset[(msg.topic, msg.partition)] = msg.offset
         now = datetime.now(UTC)
-        outcome = pipeline.process(msg, lookup, seen_lookup, now)
+        outcome = decoded if isinstance(decoded, Rejected) else pipeline.process_event(
+            msg, decoded, lookup, known.get, now)  # fmt: skip
         if isinstance(outcome, Accepted):
+            known.setdefault(str(outcome.envelope.event_id), msg.lineage)
             pending.extend(await apply(msg, outcome))
-            envelopes.append(outcome.envelope)
+            accepted.append((outcome.envelope, outcome.event))
         else:
             letter = dead_letter(msg, outcome, now, worker_name)
-            headers = cast(Any, list(msg.headers))
-            await dlq[msg.topic].send(key=msg.key, value=letter, headers=headers)
+            pending.append(await send(dead_letter_topic(msg.topic), msg.key,
+                                      codec.encode(DeadLetter.SCHEMA, letter.to_avro()),
+                                      list(msg.headers)))  # fmt: skip
             metrics.dead_letters.labels(dead_letter_topic(msg.topic), outcome.reason).inc()
             log.info("dead letter %s@%s/%s: %s %s", msg.topic, msg.partition, msg.offset,
                      outcome.stage, outcome.reason)  # fmt: skip
@@ -243,27 +236,33 @@ def build_app(settings: Settings) -> faust.App:
     @app.agent(source)
     async def process(stream: Any) -> AsyncIterator[None]:
         async for events in stream.take_events(settings.store_batch_size, within=0.02):
-            pending: list[Awaitable[Any]] = []
-            envelopes: list[UnifiedEvent] = []
+            batch: list[tuple[Any, Incoming]] = []
             reread: list[Any] = []
             for event in events:
-                # Tables route changelog writes by the current event's partition; a batch
-                # has many events, so say which one each write belongs to.
-                set_current_event(weakref.ref(event))
                 m = event.message
                 skipped = await read_back(m)
                 reread.extend(skipped)
-                messages = [*map(Incoming.of, skipped), Incoming.of(m)]
-                for msg in messages:
-                    if not await handle(msg, pending, envelopes):
-                        return
+                batch.extend((event, msg) for msg in [*map(Incoming.of, skipped), Incoming.of(m)])
+            decoded = [pipeline.decode(msg) for _, msg in batch]
+            ids = [str(e.event_id) for e in decoded if not isinstance(e, Rejected)]
+            known = await with_store_retry("read", partial(stored_lineages, ids))
+            if known is None:
+                return
+            pending: list[Awaitable[Any]] = []
+            accepted: list[tuple[UnifiedEvent, SourceEvent]] = []
+            for (event, msg), event_or_rejection in zip(batch, decoded, strict=True):
+                # Tables route changelog writes by the current event's partition; a batch
+                # has many events, so say which one each write belongs to.
+                set_current_event(weakref.ref(event))
+                if not await handle(msg, event_or_rejection, known, pending, accepted):
+                    return
             set_current_event(None)
             # The batch's output is in Kafka and in the central store before its source offsets
             # can be committed: a crash replays at most this batch, and both sides are
             # idempotent on the event id.
             with metrics.stage_seconds.labels("produce").time():
                 await asyncio.gather(*pending)
-            if envelopes and not await store_batch(envelopes):
+            if accepted and not await store_batch(accepted):
                 return
             acknowledge(app, reread)
             yield None
@@ -273,36 +272,42 @@ def build_app(settings: Settings) -> faust.App:
             store_box["s"] = open_store(settings.resolved_store_url)
         return store_box["s"]
 
-    async def write_with_retry(envelopes: list[UnifiedEvent]) -> int:
+    def stored_lineages(event_ids: list[str]) -> dict[str, str]:
+        return store().lineages(event_ids)
+
+    async def with_store_retry(what: str, call: Callable[[], T]) -> T | None:
+        """``call`` against the store, retried with backoff; None when it failed for good (the
+        worker then stops loudly, nothing of the batch acknowledged)."""
         delay = 0.5
         for attempt in range(1, STORE_RETRIES + 1):
             try:
-                batch = batch_from(envelopes, codec, datetime.now(UTC))
                 # On the loop thread, on purpose: a worker thread would fight the loop for the
                 # GIL on every row; a slow store should pause consumption anyway.
-                return store().write(batch)
-            except Exception as exc:
+                return call()
+            except Exception as exc:  # noqa: BLE001 - any store failure: retry, then stop
                 metrics.store_write_errors.inc()
                 if attempt == STORE_RETRIES:
-                    raise StoreError(f"store write failed {attempt} times: {exc}") from exc
-                log.warning("store write failed (attempt %d): %s; retrying", attempt, exc)
+                    error = StoreError(f"store {what} failed {attempt} times: {exc}")
+                    log.critical("%s; stopping the worker (nothing was acknowledged)", error)
+                    await app.crash(error)
+                    return None
+                log.warning("store %s failed (attempt %d): %s; retrying", what, attempt, exc)
                 store_box.pop("s", None)
                 await asyncio.sleep(delay)
                 delay *= 2
-        return 0
+        return None
 
-    async def store_batch(envelopes: list[UnifiedEvent]) -> bool:
-        """Write the batch's envelopes; False when the store failed for good (worker stops)."""
+    async def store_batch(accepted: list[tuple[UnifiedEvent, SourceEvent]]) -> bool:
+        """Write the batch's accepted events; False when the store failed for good."""
         with metrics.stage_seconds.labels("store").time():
-            try:
-                inserted = await write_with_retry(envelopes)
-            except StoreError as exc:
-                log.critical("%s; stopping the worker (nothing was acknowledged)", exc)
-                await app.crash(exc)
-                return False
+            inserted = await with_store_retry(
+                "write", lambda: store().write(batch_from(accepted, datetime.now(UTC)))
+            )
+        if inserted is None:
+            return False
         metrics.store_rows.inc(inserted)
         stored = datetime.now(UTC)
-        for env in envelopes:
+        for env, _ in accepted:
             metrics.latency.observe(max(0.0, (stored - env.occurred_at).total_seconds()))
         return True
 

@@ -155,12 +155,11 @@ def worker(settings: Settings, loglevel: str) -> None:
     Start several (each with its own HUB_METRICS_PORT) to share the partitions of one
     consumer group. Serves /metrics on HUB_METRICS_PORT.
     """
-    import faust
+    from hub.app import Worker, build_app, use_event_loop
 
-    from hub.app import build_app
-
+    use_event_loop(settings.event_loop)
     app = build_app(settings)
-    faust.Worker(app, loglevel=loglevel, quiet=True).execute_from_commandline()
+    Worker(app, loglevel=loglevel, quiet=True).execute_from_commandline()
 
 
 @cli.command()
@@ -589,10 +588,11 @@ def bench(
     Pre-loads EVENTS encoded events into the source topics of the running local broker, then
     measures side by side: (a) Kafka's perf tools, (b) a bare aiokafka pass-through, (c) the
     hub worker (1 and 2 processes), (d) the same pipeline in Quix Streams, (e) a naive faust
-    agent; and (c)'s occurred → stored
-    latency at a fixed offered rate. Prints a table (or --json). See docs/BENCHMARKS.md.
+    agent, (f) a faust agent that only counts (faust's own ceiling); and (c)'s occurred →
+    stored latency at a fixed offered rate. Prints a table (or --json). See docs/BENCHMARKS.md.
     """
     import json
+    import time
     from importlib.metadata import version
 
     from hub.bench.report import chart, machine, markdown
@@ -602,6 +602,7 @@ def bench(
     if quick:
         events, runs, cap, rate, latency_seconds = 3000, 1, 60.0, 500.0, 5.0
     b = Bench(settings, events, runs, cap, lambda text: click.echo(f"bench: {text}", err=True))
+    started = time.monotonic()
     try:
         preload = b.preload()
         results: dict[str, Figures] = {}
@@ -612,6 +613,7 @@ def bench(
             ("hub_2_workers", lambda: b.workers(preload, "hub2", ["hub", "worker"], count=2)),
             ("quixstreams", lambda: b.workers(preload, "quix", ["hub.bench.quix"])),
             ("faust_naive", lambda: b.workers(preload, "naive", ["hub.bench.naive", "worker"])),
+            ("faust_ceiling", lambda: b.faust_ceiling(preload)),
         ]
         step: Callable[[], Figures]
         for name, step in steps:
@@ -622,6 +624,8 @@ def bench(
         results["hub"].extra.update(lat.extra, latency_worker_rss_mb=round(lat.peak_rss_mb or 0))
     except (kafka_local.BrokerError, RuntimeError, OSError, KafkaError) as exc:
         raise click.ClickException(f"bench stopped: {exc}") from exc
+    finally:
+        b.close()
     versions = {p: version(p) for p in ("faust-streaming", "aiokafka", "fastavro", "quixstreams")}
     versions["kafka"] = kafka_local.kafka_version() or "?"
     command = "hub bench" + (
@@ -632,6 +636,7 @@ def bench(
     )
     payload = {**to_json(results), "meta": {"command": command, "machine": machine(),
                                              "events": events, "runs": runs,
+                                             "seconds": round(time.monotonic() - started),
                                              "versions": versions}}  # fmt: skip
     table = markdown(results)
     if out is not None:

@@ -63,12 +63,13 @@ class SchemaVersion:
 
 def _load(path: Path) -> SchemaVersion:
     raw = json.loads(path.read_text(encoding="utf-8"))
-    parsed = fastavro.parse_schema(raw, _write_hint=False)
-    canonical = to_parsing_canonical_form(parsed)
+    canonical = to_parsing_canonical_form(fastavro.parse_schema(raw, _write_hint=False))
     return SchemaVersion(
         name=f"{raw['namespace']}.{raw['name']}",
         fingerprint=bytes.fromhex(fingerprint(canonical, "CRC-64-AVRO")),
-        parsed=parsed,
+        # With the "already parsed" hint: without it fastavro parses the schema again on every
+        # read and write (more than half of each call's time; docs/BENCHMARKS.md).
+        parsed=fastavro.parse_schema(raw),
         raw=raw,
         path=path,
     )

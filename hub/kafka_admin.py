@@ -65,6 +65,15 @@ async def create_topics(
         await admin.close()
 
 
+async def delete_topics(bootstrap: str, names: Sequence[str]) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.delete_topics(list(names))
+    finally:
+        await admin.close()
+
+
 async def start_group_at_end(bootstrap: str, group: str, topics: list[str]) -> bool:
     """Commit the current end offsets of ``topics`` for ``group`` when it has none yet.
 

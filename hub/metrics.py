@@ -8,8 +8,10 @@ personal ID or an event id.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
+from prometheus_client.metrics import MetricWrapperBase
 
 # The *_created series double the exposition and no dashboard or rule uses them.
 disable_created_metrics()  # type: ignore[no-untyped-call]
@@ -18,6 +20,24 @@ disable_created_metrics()  # type: ignore[no-untyped-call]
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 600)
 # One pipeline stage for one event or one store batch: 50 µs to 5 s.
 STAGE_BUCKETS = (0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25, 1, 5)
+
+
+class Children:
+    """A labelled metric's children, each looked up once.
+
+    ``labels()`` validates and takes a lock on every call; the worker's hot path asks for the
+    same few label sets thousands of times a second.
+    """
+
+    def __init__(self, metric: MetricWrapperBase) -> None:
+        self._metric = metric
+        self._children: dict[tuple[str, ...], Any] = {}
+
+    def __call__(self, *values: str) -> Any:
+        child = self._children.get(values)
+        if child is None:
+            child = self._children[values] = self._metric.labels(*values)
+        return child
 
 
 @dataclass(frozen=True)

@@ -120,6 +120,12 @@ class Pipeline:
         event = self.decode(msg)
         if isinstance(event, Rejected):
             return event
+        return self.process_event(msg, event, lookup, seen, now)
+
+    def process_event(self, msg: Incoming, event: SourceEvent, lookup: Lookup, seen: SeenLookup,
+                      now: datetime) -> Outcome:  # fmt: skip
+        """The stages after decoding, for a caller that decoded a batch first (to look up which
+        of its event ids are already known in one query)."""
         try:
             province, commune = self.units.to_2025(
                 event.code_system, event.province_code, event.commune_code

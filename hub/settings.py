@@ -20,6 +20,11 @@ class IdentityMode(StrEnum):
     DEAD_LETTER = "dead_letter"
 
 
+class EventLoop(StrEnum):
+    UVLOOP = "uvloop"
+    ASYNCIO = "asyncio"
+
+
 class Settings(BaseSettings):
     """Typed settings; every field is ``HUB_<NAME>`` in the environment."""
 
@@ -63,6 +68,14 @@ class Settings(BaseSettings):
     )
     report_interval_s: float = Field(
         default=2.0, gt=0, description="Seconds between case/KPI/lag metric refreshes."
+    )
+    event_loop: EventLoop = Field(
+        default=EventLoop.UVLOOP,
+        description="Event loop of the worker: uvloop (faster) or asyncio (the standard one).",
+    )
+    population_topic: str = Field(
+        default="ref.population.v1",
+        description="Compacted topic of the population register the worker loads as a table.",
     )
     app_id: str = Field(default="lienthong-hub", description="Kafka consumer group / faust app id.")
     identity_mode: IdentityMode = Field(

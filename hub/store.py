@@ -15,9 +15,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
-from hub.codec import Codec
-from hub.enums import EventType
-from hub.models import BirthRegistration, DeathRegistration, ProcedureDossierEvent
+from hub.models import BirthRegistration, DeathRegistration, ProcedureDossierEvent, SourceEvent
 from hub.records import UnifiedEvent
 
 
@@ -37,31 +35,28 @@ class Batch:
     dossiers: list[tuple[Any, ...]] = field(default_factory=list)
 
 
-def batch_from(envelopes: Iterable[UnifiedEvent], codec: Codec, stored_at: datetime) -> Batch:
-    """Pure: the rows a batch of envelopes writes."""
+def batch_from(accepted: Iterable[tuple[UnifiedEvent, SourceEvent]], stored_at: datetime) -> Batch:
+    """Pure: the rows a batch of accepted events (envelope and validated source event) writes."""
     batch = Batch()
-    for env in envelopes:
+    for env, event in accepted:
         batch.events.append((
             str(env.event_id), env.event_type.value, env.subject_id, env.province_code,
             env.commune_code, env.source_system, env.source_code_system.value,
             env.occurred_at, env.ingested_at, stored_at, ",".join(env.quality.issues),
             env.lineage.topic, env.lineage.partition, env.lineage.offset,
         ))  # fmt: skip
-        if env.event_type is EventType.PROCEDURE_DOSSIER:
-            d = ProcedureDossierEvent.model_construct(**codec.decode(env.payload)[1])
+        if isinstance(event, ProcedureDossierEvent):
             batch.dossiers.append((
-                d.dossier_code, env.province_code, str(d.status), str(d.channel),
-                d.received_at, d.due_at, d.completed_at, d.occurred_at,
+                event.dossier_code, env.province_code, str(event.status), str(event.channel),
+                event.received_at, event.due_at, event.completed_at, event.occurred_at,
             ))  # fmt: skip
-        elif env.event_type is EventType.CIVIL_BIRTH:
-            b = BirthRegistration.model_construct(**codec.decode(env.payload)[1])
+        elif isinstance(event, BirthRegistration):
             batch.citizens.append((
-                b.child_id, b.child_full_name, str(b.child_sex), b.child_date_of_birth,
-                env.province_code, env.commune_code, b.occurred_at,
+                event.child_id, event.child_full_name, str(event.child_sex),
+                event.child_date_of_birth, env.province_code, env.commune_code, event.occurred_at,
             ))  # fmt: skip
-        elif env.event_type is EventType.CIVIL_DEATH:
-            x = DeathRegistration.model_construct(**codec.decode(env.payload)[1])
-            batch.deaths.append((x.deceased_id, x.date_of_death, x.occurred_at))
+        elif isinstance(event, DeathRegistration):
+            batch.deaths.append((event.deceased_id, event.date_of_death, event.occurred_at))
     return batch
 
 
@@ -118,6 +113,7 @@ class Store(Protocol):
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]: ...
     def count_present(self, event_ids: Sequence[str]) -> int: ...
     def missing(self, event_ids: Sequence[str]) -> list[str]: ...
+    def lineages(self, event_ids: Sequence[str]) -> dict[str, str]: ...
     def close(self) -> None: ...
 
 
@@ -188,13 +184,24 @@ class SqlStore:
 
     def missing(self, event_ids: Sequence[str]) -> list[str]:
         """The ``event_ids`` without a row in ``events``."""
-        found: set[str] = set()
+        found = self.lineages(event_ids)
+        return [e for e in event_ids if e not in found]
+
+    def lineages(self, event_ids: Sequence[str]) -> dict[str, str]:
+        """Where each stored one of ``event_ids`` was first read (``topic:partition:offset``).
+
+        The worker's duplicate check: one indexed query per batch, against the store every
+        worker shares (a table of seen ids cost a changelog message per event and grew forever).
+        """
+        found: dict[str, str] = {}
         for i in range(0, len(event_ids), 500):
             chunk = list(event_ids[i : i + 500])
             marks = ",".join("?" * len(chunk))
-            sql = f"SELECT event_id FROM events WHERE event_id IN ({marks})"
-            found.update(str(r[0]) for r in self.query(sql, chunk))
-        return [e for e in event_ids if e not in found]
+            sql = ("SELECT event_id, source_topic, source_partition, source_offset FROM events "
+                   f"WHERE event_id IN ({marks})")  # fmt: skip
+            for event_id, topic, partition, offset in self.query(sql, chunk):
+                found[str(event_id)] = f"{topic}:{partition}:{offset}"
+        return found
 
     def close(self) -> None:
         if self.conn is not None:

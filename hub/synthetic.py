@@ -257,11 +257,11 @@ class Traffic:
             **place,
         }
 
-    def register_messages(self) -> Iterator[Message]:
+    def register_messages(self, topic: str = POPULATION_TOPIC) -> Iterator[Message]:
         """The population register for ``ref.population.v1`` (keyed by personal ID)."""
         for person in self.people:
             yield Message(
-                POPULATION_TOPIC,
+                topic,
                 person.personal_id.encode(),
                 self.codec.encode(PopulationRecord.SCHEMA, person.to_avro()),
                 None,

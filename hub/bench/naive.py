@@ -59,7 +59,9 @@ async def process(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
             seen[str(env.event_id).encode()] = msg.lineage.encode()
             if "s" not in store_box:
                 store_box["s"] = open_store(settings.resolved_store_url)
-            store_box["s"].write(batch_from([env], codec, now))  # one transaction per event
+            store_box["s"].write(
+                batch_from([(env, outcome.event)], now)
+            )  # one transaction per event
         else:
             await dlq[m.topic].send(key=m.key, value=m.value)
         yield None

@@ -61,7 +61,7 @@ class StoreSink(BatchingSink):
 
     def write(self, batch: SinkBatch) -> None:
         assert self.store is not None
-        self.store.write(batch_from([item.value for item in batch], codec, datetime.now(UTC)))
+        self.store.write(batch_from([item.value for item in batch], datetime.now(UTC)))
 
 
 def run_pipeline(
@@ -93,7 +93,7 @@ def build(app: Application, store_url: str) -> None:
         sdf = sdf.apply(run_pipeline, stateful=True, metadata=True)
         accepted = sdf.filter(lambda o: isinstance(o.result, Accepted))
         accepted.to_topic(unified, key=lambda o: o.result.key.encode())
-        accepted.apply(lambda o: o.result.envelope).sink(sink)
+        accepted.apply(lambda o: (o.result.envelope, o.result.event)).sink(sink)
         tasks = accepted.apply(lambda o: o.result.tasks, expand=True)
         tasks.to_topic(lambda v, *_: agency[v[0]], key=lambda v: str(v[1].case_id).encode())
         rejected = sdf.filter(lambda o: isinstance(o.result, Rejected))

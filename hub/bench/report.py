@@ -15,6 +15,7 @@ LABELS = {
     "hub_2_workers": "(c) hub, 2 workers in one group",
     "quixstreams": "(d) Quix Streams, same pipeline",
     "faust_naive": "(e) naive faust agent, one event at a time",
+    "faust_ceiling": "(f) faust agent that only counts (faust's ceiling)",
 }
 
 

@@ -10,6 +10,7 @@ contender's process, start-up included.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -26,9 +27,17 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from aiokafka.errors import KafkaError
+
 from hub import kafka_local
 from hub.codec import Codec
-from hub.kafka_admin import commit_offsets, create_topics, end_offsets, start_group_at_end
+from hub.kafka_admin import (
+    commit_offsets,
+    create_topics,
+    delete_topics,
+    end_offsets,
+    start_group_at_end,
+)
 from hub.scrape import fetch
 from hub.settings import Settings
 from hub.simulator import produce
@@ -112,18 +121,29 @@ class Bench:
         self.say = say
         self.bootstrap = settings.kafka_bootstrap
         self.tmp = Path(tempfile.mkdtemp(prefix="hub-bench-"))
+        # The bench's own register topic: a worker's start-up (loading the register) then does
+        # not depend on what earlier runs and tests left in ref.population.v1.
+        self.population = f"bench.population.{uuid.uuid4().hex[:8]}"
+        self.env = {"HUB_POPULATION_TOPIC": self.population}
 
     # ---- preparation ---------------------------------------------------------------------
     def preload(self) -> Preload:
         codec = Codec()
         traffic = Traffic(codec, seed=42, provinces=5, population=3000, stale_share=0)
-        asyncio.run(produce(self.bootstrap, traffic.register_messages()))
+        spec = TopicSpec(self.population, self.settings.partitions, {"cleanup.policy": "compact"})
+        asyncio.run(create_topics(self.bootstrap, [spec], self.settings.replication_factor))
+        asyncio.run(produce(self.bootstrap, traffic.register_messages(self.population)))
         start = asyncio.run(end_offsets(self.bootstrap, SOURCES))
         messages = list(traffic.stream(self.events))
         size = sum(len(m.value) for m in messages) // len(messages)
         self.say(f"pre-loading {self.events} encoded events (mean {size} bytes)")
         asyncio.run(produce(self.bootstrap, messages))
         return Preload(self.events, start, size)
+
+    def close(self) -> None:
+        """Delete the bench's register topic (its consumer groups expire on their own)."""
+        with contextlib.suppress(KafkaError, OSError):
+            asyncio.run(delete_topics(self.bootstrap, [self.population]))
 
     def group_at(self, preload: Preload, prefix: str) -> str:
         group = f"bench-{prefix}-{uuid.uuid4().hex[:8]}"
@@ -188,6 +208,33 @@ class Bench:
             rss = max(rss, usage.peak_rss_mb)
         return Figures(statistics.median(rates), statistics.median(cpu), rss, rates)
 
+    # ---- (f) faust's own ceiling ------------------------------------------------------------
+    def faust_ceiling(self, preload: Preload) -> Figures:
+        rates, cpu, rss = [], [], 0.0
+        for run in range(self.runs):
+            group = self.group_at(preload, "f")
+            out = self.tmp / f"ceiling-{run}.json"
+            env = {**os.environ, "HUB_HOME": str(self.tmp / f"ceiling-{run}"), "HUB_APP_ID": group}
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "hub.bench.faust_ceiling", str(preload.events), str(out)],
+                env=env, stdout=(self.tmp / f"ceiling-{run}.log").open("wb"),
+                stderr=subprocess.STDOUT,
+            )  # fmt: skip
+            deadline = time.monotonic() + self.cap_s + 90
+            while running(proc) and time.monotonic() < deadline:
+                time.sleep(0.2)
+            usage = stop(proc)
+            if not out.exists():
+                raise RuntimeError(
+                    f"faust ceiling: no figure (exit {usage.returncode}; see {out.parent})"
+                )
+            figures = json.loads(out.read_text())
+            rates.append(figures["events"] / figures["seconds"])
+            cpu.append(usage.seconds / preload.events * 1000)
+            rss = max(rss, usage.peak_rss_mb)
+        note = "counts events and does nothing else: faust's consume path alone"
+        return Figures(statistics.median(rates), statistics.median(cpu), rss, rates, note)
+
     # ---- (c), (c2), (e): workers writing the central store ---------------------------------------
     def workers(self, preload: Preload, name: str, command: list[str], count: int = 1,
                 extra_env: dict[str, str] | None = None) -> Figures:  # fmt: skip
@@ -198,7 +245,7 @@ class Bench:
             home.mkdir(parents=True)
             procs = []
             for i in range(count):
-                env = {**os.environ, "HUB_HOME": str(home), "HUB_APP_ID": group,
+                env = {**os.environ, **self.env, "HUB_HOME": str(home), "HUB_APP_ID": group,
                        "HUB_METRICS_PORT": str(free_port()), **(extra_env or {})}  # fmt: skip
                 log = (home / f"worker-{i}.log").open("wb")
                 procs.append(subprocess.Popen([sys.executable, "-m", *command], env=env,
@@ -244,7 +291,7 @@ class Bench:
         home = self.tmp / "latency"
         home.mkdir()
         port = free_port()
-        env = {**os.environ, "HUB_HOME": str(home), "HUB_APP_ID": group,
+        env = {**os.environ, **self.env, "HUB_HOME": str(home), "HUB_APP_ID": group,
                "HUB_METRICS_PORT": str(port)}  # fmt: skip
         proc = subprocess.Popen([sys.executable, "-m", "hub", "worker"], env=env,
                                 stdout=(home / "worker.log").open("wb"),
@@ -252,7 +299,7 @@ class Bench:
         url = f"http://127.0.0.1:{port}/metrics"
         wait_ready(url, proc)  # start-up (table recovery) is not latency
         traffic = Traffic(Codec(), seed=7, provinces=5, population=3000, stale_share=0)
-        asyncio.run(produce(self.bootstrap, traffic.register_messages()))
+        asyncio.run(produce(self.bootstrap, traffic.register_messages(self.population)))
         count = int(rate * seconds)
         report = asyncio.run(produce(self.bootstrap, traffic.stream(count), rate=rate))
         offered = (report.sent - report.register) / max(report.seconds, 1e-9)
