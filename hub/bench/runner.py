@@ -237,7 +237,8 @@ class Bench:
 
     # ---- (c), (c2), (e): workers writing the central store ---------------------------------------
     def workers(self, preload: Preload, name: str, command: list[str], count: int = 1,
-                extra_env: dict[str, str] | None = None) -> Figures:  # fmt: skip
+                extra_env: dict[str, str] | None = None,
+                cwd: Path | None = None) -> Figures:  # fmt: skip
         rates, cpu, rss, notes = [], [], 0.0, []
         for run in range(self.runs):
             group = self.group_at(preload, name)
@@ -248,7 +249,7 @@ class Bench:
                 env = {**os.environ, **self.env, "HUB_HOME": str(home), "HUB_APP_ID": group,
                        "HUB_METRICS_PORT": str(free_port()), **(extra_env or {})}  # fmt: skip
                 log = (home / f"worker-{i}.log").open("wb")
-                procs.append(subprocess.Popen([sys.executable, "-m", *command], env=env,
+                procs.append(subprocess.Popen([sys.executable, "-m", *command], env=env, cwd=cwd,
                                               stdout=log, stderr=subprocess.STDOUT))  # fmt: skip
             rate, done = self._watch_store(home / "store.sqlite3", preload.events, procs)
             usages = [stop(p) for p in procs]
