@@ -18,17 +18,19 @@ import logging
 import os
 import socket
 import weakref
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any, TypeVar, cast
 
 import faust
+from aiohttp.web import Response
 from aiokafka.errors import KafkaError
 from faust.sensors.prometheus import setup_prometheus_sensors
 from faust.streams import _current_event as current_event_var
 from faust.types import TP, Message
-from prometheus_client import CollectorRegistry
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from hub import cases as case_logic
 from hub.codec import Codec
@@ -113,7 +115,10 @@ def build_app(settings: Settings) -> faust.App:
         table_cleanup_interval=3600,
         web_in_thread=False,
     )
-    setup_prometheus_sensors(app, pattern="/metrics", registry=registry, name_prefix="faust")
+    if settings.faust_metrics:
+        setup_prometheus_sensors(app, pattern="/metrics", registry=registry, name_prefix="faust")
+    else:
+        serve_metrics(app, registry)
     # Dossier events and registrations write tables; faust's default buffer of 100 pending
     # changelog messages makes the stream wait on one-by-one flushes (~0.1 s each) too often.
     app.producer.buffer.max_messages = TABLE_BUFFER
@@ -184,13 +189,6 @@ def build_app(settings: Settings) -> faust.App:
             dossiers[event.dossier_code.encode()] = dossier_state(event, env.province_code)
             for indicator in kpis.record(event, env.province_code):
                 dossier_counters[indicator].labels(env.province_code).inc()
-        src, prov = source_label(msg.topic), env.province_code
-        q = env.quality
-        for dim in DIMENSIONS:
-            quality(dim, src, prov, "true" if getattr(q, dim) else "false").inc()
-        for issue in q.issues:
-            if issue.startswith(("subject_", "name_", "sex_", "dob_")):
-                identity_issues(src, issue).inc()
         return pending
 
     async def read_back(m: Any) -> list[Any]:
@@ -264,8 +262,25 @@ def build_app(settings: Settings) -> faust.App:
                 await asyncio.gather(*pending)
             if accepted and not await store_batch(accepted):
                 return
+            count_quality(accepted)
             acknowledge(app, reread)
             yield None
+
+    def count_quality(accepted: list[tuple[UnifiedEvent, SourceEvent]]) -> None:
+        """The quality series of a batch's accepted events: one increment per label set."""
+        dims: Counter[tuple[str, str, str, str]] = Counter()
+        issues: Counter[tuple[str, str]] = Counter()
+        for env, _ in accepted:
+            src, prov, q = source_label(env.lineage.topic), env.province_code, env.quality
+            for dim in DIMENSIONS:
+                dims[(dim, src, prov, "true" if getattr(q, dim) else "false")] += 1
+            for issue in q.issues:
+                if issue.startswith(("subject_", "name_", "sex_", "dob_")):
+                    issues[(src, issue)] += 1
+        for labels, n in dims.items():
+            quality(*labels).inc(n)
+        for pair, n in issues.items():
+            identity_issues(*pair).inc(n)
 
     def store() -> Store:
         if "s" not in store_box:
@@ -364,6 +379,15 @@ def build_app(settings: Settings) -> faust.App:
         _report_lag(app, metrics, last_offset)
 
     return app
+
+
+def serve_metrics(app: faust.App, registry: CollectorRegistry) -> None:
+    """/metrics on the app's web server, without faust's per-event Prometheus sensor."""
+
+    @app.page("/metrics")
+    async def metrics_page(view: Any, request: Any) -> Any:
+        headers = {"Content-Type": CONTENT_TYPE_LATEST}  # has a charset: not content_type=
+        return Response(body=generate_latest(registry), headers=headers, status=200)
 
 
 def set_current_event(ref: Any) -> None:

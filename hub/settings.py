@@ -73,6 +73,11 @@ class Settings(BaseSettings):
         default=EventLoop.UVLOOP,
         description="Event loop of the worker: uvloop (faster) or asyncio (the standard one).",
     )
+    faust_metrics: bool = Field(
+        default=False,
+        description="Also export faust's own per-event sensor metrics (faust_*) on /metrics; "
+        "off by default: they cost about 5% of a busy worker's time (docs/BENCHMARKS.md).",
+    )
     population_topic: str = Field(
         default="ref.population.v1",
         description="Compacted topic of the population register the worker loads as a table.",

@@ -213,7 +213,7 @@ class SqliteStore(SqlStore):
     def _connect(self) -> Any:
         path = Path(self.url.removeprefix("sqlite:///"))
         path.parent.mkdir(parents=True, exist_ok=True)
-        sqlite3.register_adapter(datetime, lambda d: d.isoformat())
+        sqlite3.register_adapter(datetime, datetime.isoformat)
         conn = sqlite3.connect(path, timeout=30, check_same_thread=False)
         # WAL lets `hub status` and the demo read while the worker writes.
         conn.execute("PRAGMA journal_mode=WAL")
