@@ -24,8 +24,10 @@ REPO = Path(__file__).resolve().parents[2]
 
 def compare(ref: str, events: int, runs: int, cap: float) -> dict[str, Figures]:
     tree = Path(tempfile.mkdtemp(prefix="hub-ab-")) / "tree"
-    subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", str(tree), ref],
-                   check=True, capture_output=True)  # fmt: skip
+    made = subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", str(tree), ref],
+                          capture_output=True, text=True)  # fmt: skip
+    if made.returncode != 0:
+        raise SystemExit(f"cannot check out {ref}: {made.stderr.strip()}")
     bench = Bench(load_settings(), events, 1, cap, lambda text: print(text, file=sys.stderr))
     try:
         preload = bench.preload()
