@@ -20,6 +20,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -92,11 +93,70 @@ def running(proc: subprocess.Popen[bytes]) -> bool:
     return state != "Z"
 
 
+class HighWater:
+    """Peak RSS of running children, from the kernel's VmHWM in /proc/PID/status.
+
+    Not ``ru_maxrss`` from wait4: Linux carries the parent's RSS at fork into the child's
+    figure across exec, so every contender would show at least the bench's own memory (the
+    pre-load it holds). A thread reads each child's high-water mark every 0.1 s until it exits.
+    """
+
+    def __init__(self) -> None:
+        self.peaks: dict[int, int] = {}
+        self.lock = threading.Lock()
+        self.thread: threading.Thread | None = None
+
+    def watch(self, proc: subprocess.Popen[bytes]) -> subprocess.Popen[bytes]:
+        with self.lock:
+            self.peaks[proc.pid] = 0
+            if self.thread is None:
+                self.thread = threading.Thread(target=self._sample, daemon=True)
+                self.thread.start()
+        return proc
+
+    def _sample(self) -> None:
+        while True:
+            with self.lock:
+                pids = list(self.peaks)
+            for pid in pids:
+                kb = _vm_hwm_kb(pid)
+                with self.lock:
+                    if pid in self.peaks and kb > self.peaks[pid]:
+                        self.peaks[pid] = kb
+            time.sleep(0.1)
+
+    def pop(self, pid: int) -> float | None:
+        """The peak in MB (None when the process was never watched or never seen running)."""
+        with self.lock:
+            kb = self.peaks.pop(pid, 0)
+        return kb / 1024 if kb else None
+
+
+HIGH_WATER = HighWater()
+
+
+def spawn(args: list[str], **kwargs: Any) -> subprocess.Popen[bytes]:
+    """Start a contender process whose peak memory is followed (see :class:`HighWater`)."""
+    return HIGH_WATER.watch(subprocess.Popen(args, **kwargs))
+
+
+def _vm_hwm_kb(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
 def reap(proc: subprocess.Popen[bytes]) -> Usage:
-    """Wait for ``proc`` and return the kernel's account of its CPU time and peak memory."""
+    """Wait for ``proc``; its CPU time from the kernel's account, its peak RSS from VmHWM."""
     _, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
-    return Usage(usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, proc.returncode)
+    peak = HIGH_WATER.pop(proc.pid)
+    return Usage(usage.ru_utime + usage.ru_stime, peak if peak is not None else 0.0,
+                 proc.returncode)  # fmt: skip
 
 
 def stop(proc: subprocess.Popen[bytes]) -> Usage:
@@ -159,7 +219,7 @@ class Bench:
         base = [java, "-Xmx512m", "-cp", cp]
         producer_rates, consumer_rates, cpu, rss = [], [], 0.0, 0.0
         for _ in range(self.runs):
-            prod = subprocess.Popen(
+            prod = spawn(
                 [*base, "org.apache.kafka.tools.ProducerPerformance", "--topic", PERF_TOPIC,
                  "--num-records", str(preload.events), "--record-size", str(preload.record_bytes),
                  "--throughput", "-1", "--producer-props", f"bootstrap.servers={self.bootstrap}",
@@ -169,7 +229,7 @@ class Bench:
             usage = reap(prod)
             match = re.findall(r"records sent, ([\d.]+) records/sec", out)
             producer_rates.append(float(match[-1]) if match else 0.0)
-            cons = subprocess.Popen(
+            cons = spawn(
                 [*base, "org.apache.kafka.tools.ConsumerPerformance", "--bootstrap-server",
                  self.bootstrap, "--topic", PERF_TOPIC, "--messages", str(preload.events),
                  "--group", f"bench-perf-{uuid.uuid4().hex[:8]}"],
@@ -197,7 +257,7 @@ class Bench:
         rates, cpu, rss = [], [], 0.0
         for _ in range(self.runs):
             group = self.group_at(preload, "b")
-            proc = subprocess.Popen(
+            proc = spawn(
                 [sys.executable, "-m", "hub.bench.passthrough", self.bootstrap, group,
                  str(preload.events)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
             )  # fmt: skip
@@ -215,7 +275,7 @@ class Bench:
             group = self.group_at(preload, "f")
             out = self.tmp / f"ceiling-{run}.json"
             env = {**os.environ, "HUB_HOME": str(self.tmp / f"ceiling-{run}"), "HUB_APP_ID": group}
-            proc = subprocess.Popen(
+            proc = spawn(
                 [sys.executable, "-m", "hub.bench.faust_ceiling", str(preload.events), str(out)],
                 env=env, stdout=(self.tmp / f"ceiling-{run}.log").open("wb"),
                 stderr=subprocess.STDOUT,
@@ -249,7 +309,7 @@ class Bench:
                 env = {**os.environ, **self.env, "HUB_HOME": str(home), "HUB_APP_ID": group,
                        "HUB_METRICS_PORT": str(free_port()), **(extra_env or {})}  # fmt: skip
                 log = (home / f"worker-{i}.log").open("wb")
-                procs.append(subprocess.Popen([sys.executable, "-m", *command], env=env, cwd=cwd,
+                procs.append(spawn([sys.executable, "-m", *command], env=env, cwd=cwd,
                                               stdout=log, stderr=subprocess.STDOUT))  # fmt: skip
             rate, done = self._watch_store(home / "store.sqlite3", preload.events, procs)
             usages = [stop(p) for p in procs]
@@ -294,7 +354,7 @@ class Bench:
         port = free_port()
         env = {**os.environ, **self.env, "HUB_HOME": str(home), "HUB_APP_ID": group,
                "HUB_METRICS_PORT": str(port)}  # fmt: skip
-        proc = subprocess.Popen([sys.executable, "-m", "hub", "worker"], env=env,
+        proc = spawn([sys.executable, "-m", "hub", "worker"], env=env,
                                 stdout=(home / "worker.log").open("wb"),
                                 stderr=subprocess.STDOUT)  # fmt: skip
         url = f"http://127.0.0.1:{port}/metrics"
