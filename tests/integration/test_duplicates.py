@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import random
-import uuid
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -13,10 +11,9 @@ from hub.codec import Codec
 from hub.records import AgencyTask, UnifiedEvent
 from hub.settings import Settings
 from hub.simulator import produce
-from hub.synthetic import Traffic
 from hub.topics import AgencyTopic, SourceTopic, UnifiedTopic
 from tests.integration.test_pipeline import read_all
-from tests.integration.workers import WorkerProcess, start_group_at_end
+from tests.integration.workers import WorkerProcess, traffic_for_new_group
 
 pytestmark = pytest.mark.integration
 R = TypeVar("R", UnifiedEvent, AgencyTask)
@@ -31,10 +28,7 @@ async def test_copies_sent_later_and_in_the_same_batch_are_flagged_and_stored_on
 ) -> None:
     codec = Codec()
     bootstrap = kafka_broker.kafka_bootstrap
-    group = f"dups-{uuid.uuid4().hex[:8]}"
-    await start_group_at_end(bootstrap, group)
-    traffic = Traffic(codec, seed=random.randrange(10**6), provinces=3, population=500)
-    await produce(bootstrap, traffic.register_messages())
+    group, traffic = await traffic_for_new_group(bootstrap, "dups", codec, 3, 500)
     births = [traffic.message(traffic.event(SourceTopic.BIRTH)) for _ in range(200)]
     # 20 copies right behind their originals: the same batch (found among its own events).
     await produce(bootstrap, [*births, *births[:20]])

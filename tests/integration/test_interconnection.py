@@ -3,9 +3,7 @@ declared agency tasks; acknowledgements close the cases; an unacknowledged case 
 
 from __future__ import annotations
 
-import random
 import time
-import uuid
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,11 +15,11 @@ from hub.codec import Codec
 from hub.records import Agency, AgencyAcknowledgement, AgencyTask
 from hub.settings import Settings
 from hub.simulator import produce
-from hub.synthetic import Message, Traffic
+from hub.synthetic import Message
 from hub.topics import AgencyTopic, SourceTopic
 from hub.workflows import WORKFLOW_OF
 from tests.integration.test_pipeline import read_all
-from tests.integration.workers import WorkerProcess, start_group_at_end
+from tests.integration.workers import WorkerProcess, traffic_for_new_group
 
 pytestmark = pytest.mark.integration
 DEADLINE_S = 20
@@ -32,10 +30,7 @@ async def test_100_births_and_100_deaths_fan_out_close_and_go_overdue(
 ) -> None:
     codec = Codec()
     bootstrap = kafka_broker.kafka_bootstrap
-    group = f"cases-{uuid.uuid4().hex[:8]}"
-    await start_group_at_end(bootstrap, group)
-    traffic = Traffic(codec, seed=random.randrange(10**6), provinces=3, population=600)
-    await produce(bootstrap, traffic.register_messages())
+    group, traffic = await traffic_for_new_group(bootstrap, "cases", codec, 3, 600)
     events = [traffic.event(SourceTopic.BIRTH) for _ in range(100)]
     events += [traffic.event(SourceTopic.DEATH) for _ in range(100)]
     await produce(bootstrap, (traffic.message(e) for e in events))

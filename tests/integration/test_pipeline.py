@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import random
 import time
-import uuid
 from collections import Counter
 from pathlib import Path
 
@@ -16,9 +14,9 @@ from hub.codec import Codec
 from hub.records import DeadLetter
 from hub.settings import Settings
 from hub.simulator import produce
-from hub.synthetic import POISON_REASONS, Traffic
+from hub.synthetic import POISON_REASONS
 from hub.topics import SourceTopic, dead_letter_topic
-from tests.integration.workers import WorkerProcess, start_group_at_end
+from tests.integration.workers import WorkerProcess, traffic_for_new_group
 
 pytestmark = pytest.mark.integration
 
@@ -45,10 +43,8 @@ async def test_20k_events_with_2_percent_poison_of_every_kind(
     kafka_broker: Settings, tmp_path: Path
 ) -> None:
     codec = Codec()
-    group = f"test-{uuid.uuid4().hex[:8]}"
-    await start_group_at_end(kafka_broker.kafka_bootstrap, group)
-    traffic = Traffic(codec, seed=random.randrange(10**6), provinces=5, population=1000)
-    report = await produce(kafka_broker.kafka_bootstrap, traffic.register_messages())
+    group, traffic = await traffic_for_new_group(kafka_broker.kafka_bootstrap, "test", codec, 5,
+                                                 1000)  # fmt: skip
     report = await produce(kafka_broker.kafka_bootstrap, traffic.stream(20_000, 0.02))
     assert set(report.poison) == set(POISON_REASONS), "every poison kind is exercised"
     assert sum(report.poison.values()) >= 300
@@ -86,10 +82,8 @@ async def test_worker_killed_three_times_loses_nothing_and_stores_nothing_twice(
     kafka_broker: Settings, tmp_path: Path
 ) -> None:
     codec = Codec()
-    group = f"crash-{uuid.uuid4().hex[:8]}"
-    await start_group_at_end(kafka_broker.kafka_bootstrap, group)
-    traffic = Traffic(codec, seed=random.randrange(10**6), provinces=4, population=500)
-    await produce(kafka_broker.kafka_bootstrap, traffic.register_messages())
+    group, traffic = await traffic_for_new_group(kafka_broker.kafka_bootstrap, "crash", codec, 4,
+                                                 500)  # fmt: skip
     report = await produce(kafka_broker.kafka_bootstrap, traffic.stream(20_000))
     valid = report.valid_event_ids
     worker = WorkerProcess(tmp_path / "w", group)

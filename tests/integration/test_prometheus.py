@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-import random
 import shutil
 import subprocess
 import time
 import urllib.parse
 import urllib.request
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +19,12 @@ import yaml
 from hub.codec import Codec
 from hub.settings import Settings
 from hub.simulator import produce
-from hub.synthetic import Traffic
-from tests.integration.workers import REPO, WorkerProcess, free_port, start_group_at_end
+from tests.integration.workers import (
+    REPO,
+    WorkerProcess,
+    free_port,
+    traffic_for_new_group,
+)
 
 pytestmark = pytest.mark.integration
 PROM = REPO / "deploy" / "prometheus"
@@ -73,10 +75,7 @@ async def test_prometheus_scrapes_throughput_quality_and_kpis(
     kafka_broker: Settings, tmp_path: Path
 ) -> None:
     bootstrap = kafka_broker.kafka_bootstrap
-    group = f"prom-{uuid.uuid4().hex[:8]}"
-    await start_group_at_end(bootstrap, group)
-    traffic = Traffic(Codec(), seed=random.randrange(10**6), provinces=3, population=500)
-    await produce(bootstrap, traffic.register_messages())
+    group, traffic = await traffic_for_new_group(bootstrap, "prom", Codec(), 3, 500)
     worker = WorkerProcess(tmp_path / "w", group)
     worker.start()
     prom, port = start_prometheus(tmp_path, worker.port)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import sqlite3
@@ -10,8 +11,13 @@ import subprocess
 import sys
 import time
 import urllib.request
+import uuid
 from collections.abc import Iterable
 from pathlib import Path
+
+from hub.codec import Codec
+from hub.simulator import produce
+from hub.synthetic import Traffic
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -57,6 +63,7 @@ class WorkerProcess:
             if self.metrics_text() is not None:
                 return
             time.sleep(0.5)
+        self.kill()  # not left running (and consuming) after the test that started it fails
         raise TimeoutError("worker did not serve /metrics in time")
 
     def metrics_text(self) -> str | None:
@@ -127,3 +134,15 @@ async def start_group_at_end(bootstrap: str, group: str) -> None:
 
     topics = [t.value for t in (*SourceTopic, *UnifiedTopic, *AgencyTopic)]
     assert await start_at_end(bootstrap, group, topics), f"group {group} is not new"
+
+
+async def traffic_for_new_group(bootstrap: str, prefix: str, codec: Codec, provinces: int,
+                                population: int) -> tuple[str, Traffic]:  # fmt: skip
+    """A new consumer group started at the end of the worker's topics, and traffic with a random
+    seed whose population register is already published: a test then sees its own events only."""
+    group = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    await start_group_at_end(bootstrap, group)
+    traffic = Traffic(codec, seed=random.randrange(10**6), provinces=provinces,
+                      population=population)  # fmt: skip
+    await produce(bootstrap, traffic.register_messages())
+    return group, traffic
