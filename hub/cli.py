@@ -11,9 +11,9 @@ from typing import Any, TypeVar
 import click
 from aiokafka.errors import KafkaError
 
-from hub import kafka_local
+from hub.domain.topics import SourceTopic
+from hub.kafka import local as kafka_local
 from hub.settings import Settings, load_settings
-from hub.topics import SourceTopic
 
 T = TypeVar("T")
 
@@ -76,8 +76,8 @@ def topics() -> None:
 @click.pass_obj
 def topics_create(settings: Settings) -> None:
     """Create every topic of the design that is missing (idempotent)."""
-    from hub.kafka_admin import create_topics
-    from hub.topics import topic_plan
+    from hub.domain.topics import topic_plan
+    from hub.kafka.admin import create_topics
 
     plan = topic_plan(settings.partitions)
     try:
@@ -115,8 +115,8 @@ def schemas_check(rev: str | None, schemas_dir: Path | None) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from hub.codec import SCHEMAS_DIR
-    from hub.schema_check import check, git_previous
+    from hub.wire.codec import SCHEMAS_DIR
+    from hub.wire.schema_check import check, git_previous
 
     directory = schemas_dir or SCHEMAS_DIR
     previous, label = git_previous(directory, rev)
@@ -139,8 +139,8 @@ def schemas_check(rev: str | None, schemas_dir: Path | None) -> None:
 @schemas.command("doc")
 def schemas_doc() -> None:
     """Print the event catalog (docs/EVENTS.md) generated from the schemas."""
-    from hub.catalog_doc import render
-    from hub.codec import SCHEMAS_DIR
+    from hub.wire.catalog_doc import render
+    from hub.wire.codec import SCHEMAS_DIR
 
     click.echo(render(SCHEMAS_DIR), nl=False)
 
@@ -155,7 +155,7 @@ def worker(settings: Settings, loglevel: str) -> None:
     Start several (each with its own HUB_METRICS_PORT) to share the partitions of one
     consumer group. Serves /metrics on HUB_METRICS_PORT.
     """
-    from hub.app import Worker, build_app, use_event_loop
+    from hub.stream.app import Worker, build_app, use_event_loop
 
     use_event_loop(settings.event_loop)
     app = build_app(settings)
@@ -205,9 +205,9 @@ def simulate(
         TimeRemainingColumn,
     )
 
-    from hub.codec import Codec
-    from hub.simulator import SimulationReport, produce
-    from hub.synthetic import Traffic
+    from hub.sim.simulator import SimulationReport, produce
+    from hub.sim.traffic import Traffic
+    from hub.wire.codec import Codec
 
     traffic = Traffic(Codec(), seed=seed, provinces=provinces, population=population)
     report = SimulationReport()
@@ -271,7 +271,7 @@ def units_convert(codes: tuple[str, ...], as_json: bool) -> None:
     """
     import json
 
-    from hub.units import UnknownUnit, admin_units
+    from hub.domain.units import UnknownUnit, admin_units
 
     table = admin_units()
     rows: list[dict[str, object]] = []
@@ -331,7 +331,7 @@ def dlq_list(settings: Settings, as_json: bool) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from hub.dlq import group_letters, read_letters
+    from hub.ops.dlq import group_letters, read_letters
 
     groups = group_letters(_kafka(settings, read_letters(settings.kafka_bootstrap)))
     if as_json:
@@ -360,8 +360,8 @@ def dlq_replay(settings: Settings, topic: str, reason: str | None, dry_run: bool
     Replayed dead letters are remembered in HUB_HOME/dlq-replayed.json; replaying again sends
     only dead letters that arrived since.
     """
-    from hub.dlq import Ledger, read_letters, replay, select
-    from hub.topics import AgencyTopic, dead_letter_topic
+    from hub.domain.topics import AgencyTopic, dead_letter_topic
+    from hub.ops.dlq import Ledger, read_letters, replay, select
 
     tasks = [t.value for t in AgencyTopic if t is not AgencyTopic.ACK]
     valid = [t.value for t in SourceTopic] + tasks
@@ -386,8 +386,8 @@ def status(settings: Settings, as_json: bool) -> None:
     """Broker, topics, consumer lag, worker and central store at a glance."""
     import json
 
-    from hub.status import gather
-    from hub.view import status_tables
+    from hub.ops.status import gather
+    from hub.ops.view import status_tables
 
     st = asyncio.run(gather(settings))
     if as_json:
@@ -416,8 +416,8 @@ def gateway(ctx: click.Context) -> None:
         return
     from aiohttp import web
 
-    from connectors.credentials import Credentials
-    from connectors.gateway import Gateway
+    from connectors.ingest.credentials import Credentials
+    from connectors.ingest.gateway import Gateway
 
     settings: Settings = ctx.obj
     path = settings.gateway_credentials or settings.home / "gateway-keys.json"
@@ -425,7 +425,7 @@ def gateway(ctx: click.Context) -> None:
     if not creds.entries:
         click.echo(f"warning: no API keys in {path}; every request gets 401 "
                    "(create one with `hub gateway add-key`)", err=True)  # fmt: skip
-    from connectors.fhir import FhirConfig
+    from connectors.ingest.fhir import FhirConfig
 
     fhir_path = settings.fhir_config or settings.home / "fhir.json"
     fhir = FhirConfig.load(fhir_path)
@@ -447,7 +447,7 @@ def gateway_add_key(
     settings: Settings, name: str, sources: tuple[str, ...], provinces: tuple[str, ...]
 ) -> None:
     """Create an API key for NAME; prints it once and stores only its hash."""
-    from connectors.credentials import Credentials
+    from connectors.ingest.credentials import Credentials
 
     path = settings.gateway_credentials or settings.home / "gateway-keys.json"
     key = Credentials.load(path).add(path, name, list(sources), list(provinces))
@@ -466,8 +466,8 @@ def deliver(settings: Settings, group: str | None) -> None:
     (HUB_DELIVERY_ATTEMPTS, HUB_DELIVERY_BACKOFF_S); a refused or undeliverable task goes to
     dlq.<agency topic>. Metrics on HUB_DELIVERY_METRICS_PORT. Stops cleanly on Ctrl-C.
     """
-    from connectors.delivery import EndpointsError
-    from connectors.delivery_run import run_delivery
+    from connectors.delivery.run import run_delivery
+    from connectors.delivery.webhook import EndpointsError
 
     try:
         asyncio.run(run_delivery(settings, group or f"{settings.app_id}-delivery"))
@@ -491,7 +491,7 @@ def import_(settings: Settings, file: Path, source: str) -> None:
 
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from connectors.importer import ImportFailed, import_file
+    from connectors.ingest.importer import ImportFailed, import_file
 
     started = time.monotonic()
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[info]}"),
@@ -539,7 +539,7 @@ def demo(
     """
     from rich.console import Console
 
-    from hub.demo import Demo, DemoOptions, summary_tables
+    from hub.sim.demo import Demo, DemoOptions, summary_tables
 
     console = Console(width=120)
     if seed is None:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from hub import kafka_local
+from hub.kafka import local as kafka_local
 from hub.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent

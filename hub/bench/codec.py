@@ -18,11 +18,11 @@ from typing import Any
 import avro.io
 import avro.schema
 
-from hub.codec import MAGIC, Codec
-from hub.enums import CodeSystem
-from hub.models import BirthRegistration
-from hub.synthetic import Traffic
-from hub.topics import SourceTopic
+from hub.domain.enums import CodeSystem
+from hub.domain.events import BirthRegistration
+from hub.domain.topics import SourceTopic
+from hub.sim.traffic import Traffic
+from hub.wire.codec import MAGIC, Codec
 
 
 def _rate(fn: Callable[[], object], n: int, repeats: int = 5) -> float:
@@ -74,8 +74,9 @@ def run(records: int) -> dict[str, float]:
 def pipeline_rate(codec: Codec, records: int) -> float:
     """Events/s of the pure per-event pipeline (decode ▸ validate ▸ convert ▸ verify ▸ score ▸
     envelope ▸ encode the envelope) on the simulator's mix: one worker's CPU ceiling."""
-    from hub.pipeline import Accepted, Incoming, Pipeline, PipelineConfig
-    from hub.records import UnifiedEvent
+    from hub.domain.records import UnifiedEvent
+    from hub.stream.pipeline import Accepted, Pipeline, PipelineConfig
+    from hub.types import Incoming
 
     traffic = Traffic(codec, seed=4, now=datetime.now(UTC))
     register = {p.personal_id: p for p in traffic.people}

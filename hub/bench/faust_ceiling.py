@@ -21,9 +21,9 @@ from typing import Any
 
 import faust
 
-from hub.app import Worker, use_event_loop
+from hub.domain.topics import SourceTopic
 from hub.settings import load_settings
-from hub.topics import SourceTopic
+from hub.stream.app import Worker, use_event_loop
 
 
 def build(count: int, out: Path) -> faust.App:

@@ -22,11 +22,11 @@ from pathlib import Path
 
 import aiohttp
 
-from connectors.credentials import Credentials
+from connectors.ingest.credentials import Credentials
 from hub.bench.runner import free_port
-from hub.codec import Codec
-from hub.synthetic import Traffic
-from hub.topics import SourceTopic
+from hub.domain.topics import SourceTopic
+from hub.sim.traffic import Traffic
+from hub.wire.codec import Codec
 
 
 def batches(count: int, size: int) -> list[bytes]:

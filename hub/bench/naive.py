@@ -12,12 +12,13 @@ from typing import Any
 
 import faust
 
-from hub.codec import Codec
-from hub.pipeline import Accepted, Incoming, Pipeline, PipelineConfig
-from hub.records import AgencyTask, UnifiedEvent
+from hub.domain.records import AgencyTask, UnifiedEvent
+from hub.domain.topics import AgencyTopic, SourceTopic, UnifiedTopic, dead_letter_topic
 from hub.settings import load_settings
-from hub.store import batch_from, open_store
-from hub.topics import AgencyTopic, SourceTopic, UnifiedTopic, dead_letter_topic
+from hub.store.sql import batch_from, open_store
+from hub.stream.pipeline import Accepted, Pipeline, PipelineConfig
+from hub.types import Incoming
+from hub.wire.codec import Codec
 
 settings = load_settings()
 codec = Codec()

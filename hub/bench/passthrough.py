@@ -14,7 +14,7 @@ import time
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from hub.topics import SourceTopic
+from hub.domain.topics import SourceTopic
 
 SINK = "bench.passthrough"
 

@@ -21,12 +21,13 @@ from quixstreams.models import Topic
 from quixstreams.models.serializers import SerializationContext, Serializer
 from quixstreams.sinks import BatchingSink, SinkBatch
 
-from hub.codec import Codec
-from hub.pipeline import Accepted, Incoming, Pipeline, PipelineConfig, Rejected
-from hub.records import AgencyTask, UnifiedEvent
+from hub.domain.records import AgencyTask, UnifiedEvent
+from hub.domain.topics import UNIFIED_TOPIC_OF, AgencyTopic, SourceTopic, dead_letter_topic
 from hub.settings import load_settings
-from hub.store import Store, batch_from, open_store
-from hub.topics import UNIFIED_TOPIC_OF, AgencyTopic, SourceTopic, dead_letter_topic
+from hub.store.sql import Store, batch_from, open_store
+from hub.stream.pipeline import Accepted, Pipeline, PipelineConfig, Rejected
+from hub.types import Incoming
+from hub.wire.codec import Codec
 
 codec = Codec()
 pipeline = Pipeline(codec, PipelineConfig())

@@ -13,9 +13,9 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
-from hub.codec import Codec
-from hub.synthetic import Traffic
-from hub.topics import SourceTopic
+from hub.domain.topics import SourceTopic
+from hub.sim.traffic import Traffic
+from hub.wire.codec import Codec
 
 
 def write_rows(path: Path, rows: int, distinct: int = 5000) -> None:

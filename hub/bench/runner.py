@@ -30,20 +30,20 @@ from typing import Any
 
 from aiokafka.errors import KafkaError
 
-from hub import kafka_local
-from hub.codec import Codec
-from hub.kafka_admin import (
+from hub.domain.topics import AgencyTopic, SourceTopic, TopicSpec, UnifiedTopic
+from hub.kafka import local as kafka_local
+from hub.kafka.admin import (
     commit_offsets,
     create_topics,
     delete_topics,
     end_offsets,
     start_group_at_end,
 )
-from hub.scrape import fetch
+from hub.ops.scrape import fetch
 from hub.settings import Settings
-from hub.simulator import produce
-from hub.synthetic import Traffic
-from hub.topics import AgencyTopic, SourceTopic, TopicSpec, UnifiedTopic
+from hub.sim.simulator import produce
+from hub.sim.traffic import Traffic
+from hub.wire.codec import Codec
 
 SOURCES = [t.value for t in SourceTopic]
 DOWNSTREAM = [t.value for t in (*UnifiedTopic, *AgencyTopic)]

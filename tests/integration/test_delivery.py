@@ -15,15 +15,15 @@ import pytest
 from aiohttp import web
 from aiokafka import AIOKafkaProducer
 
-from connectors.delivery import DeliveryWorker, Endpoint, Endpoints, RetryPolicy, topics_of
-from connectors.signing import VerificationError, verify
-from hub.codec import Codec
-from hub.kafka_admin import end_offsets, start_group_at_end
-from hub.records import AgencyAcknowledgement, AgencyTask, DeadLetter
+from connectors.delivery.signing import VerificationError, verify
+from connectors.delivery.webhook import DeliveryWorker, Endpoint, Endpoints, RetryPolicy, topics_of
+from hub.domain.records import AgencyAcknowledgement, AgencyTask, DeadLetter
+from hub.domain.topics import AgencyTopic, SourceTopic, dead_letter_topic
+from hub.domain.workflows import expand
+from hub.kafka.admin import end_offsets, start_group_at_end
 from hub.settings import Settings
-from hub.synthetic import Traffic
-from hub.topics import AgencyTopic, SourceTopic, dead_letter_topic
-from hub.workflows import expand
+from hub.sim.traffic import Traffic
+from hub.wire.codec import Codec
 from tests.integration.test_pipeline import read_all
 from tests.integration.workers import free_port
 

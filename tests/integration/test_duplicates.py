@@ -7,11 +7,11 @@ from typing import Any, TypeVar
 
 import pytest
 
-from hub.codec import Codec
-from hub.records import AgencyTask, UnifiedEvent
+from hub.domain.records import AgencyTask, UnifiedEvent
+from hub.domain.topics import AgencyTopic, SourceTopic, UnifiedTopic
 from hub.settings import Settings
-from hub.simulator import produce
-from hub.topics import AgencyTopic, SourceTopic, UnifiedTopic
+from hub.sim.simulator import produce
+from hub.wire.codec import Codec
 from tests.integration.test_pipeline import read_all
 from tests.integration.workers import WorkerProcess, traffic_for_new_group
 

@@ -16,12 +16,12 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from connectors.credentials import Credentials
-from connectors.fhir import ICD10, Facility, FhirConfig, FhirMapper
-from connectors.gateway import Gateway
-from hub.codec import Codec
+from connectors.ingest.credentials import Credentials
+from connectors.ingest.fhir import ICD10, Facility, FhirConfig, FhirMapper
+from connectors.ingest.gateway import Gateway
 from hub.settings import Settings
-from hub.synthetic import Traffic
+from hub.sim.traffic import Traffic
+from hub.wire.codec import Codec
 from tests.integration.workers import REPO
 
 pytestmark = pytest.mark.integration

@@ -15,12 +15,12 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from aiokafka import AIOKafkaConsumer
 
-from connectors.credentials import Credentials
-from connectors.gateway import Gateway, openapi_document
-from hub.codec import Codec
+from connectors.ingest.credentials import Credentials
+from connectors.ingest.gateway import Gateway, openapi_document
+from hub.domain.topics import SourceTopic
 from hub.settings import Settings
-from hub.synthetic import Traffic
-from hub.topics import SourceTopic
+from hub.sim.traffic import Traffic
+from hub.wire.codec import Codec
 
 pytestmark = pytest.mark.integration
 TRAFFIC = Traffic(

@@ -19,8 +19,8 @@ from hypothesis import HealthCheck
 from hypothesis import settings as given_settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-from connectors.credentials import Credentials
-from connectors.gateway import openapi_document
+from connectors.ingest.credentials import Credentials
+from connectors.ingest.gateway import openapi_document
 from hub.settings import Settings
 from tests.integration.workers import REPO, free_port
 

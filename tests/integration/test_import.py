@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from connectors.importer import BATCH, ImportFailed, import_file
-from hub.codec import Codec
+from connectors.ingest.importer import BATCH, ImportFailed, import_file
+from hub.domain.topics import SourceTopic
 from hub.settings import Settings
-from hub.synthetic import Traffic
-from hub.topics import SourceTopic
+from hub.sim.traffic import Traffic
+from hub.wire.codec import Codec
 from tests.integration.test_gateway import count_on_topic
 
 pytestmark = pytest.mark.integration

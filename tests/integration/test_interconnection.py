@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from hub.agencies import acknowledgement
-from hub.codec import Codec
-from hub.records import Agency, AgencyAcknowledgement, AgencyTask
+from hub.domain.records import Agency, AgencyAcknowledgement, AgencyTask
+from hub.domain.topics import AgencyTopic, SourceTopic
+from hub.domain.workflows import WORKFLOW_OF
 from hub.settings import Settings
-from hub.simulator import produce
-from hub.synthetic import Message
-from hub.topics import AgencyTopic, SourceTopic
-from hub.workflows import WORKFLOW_OF
+from hub.sim.agencies import acknowledgement
+from hub.sim.simulator import produce
+from hub.sim.traffic import Message
+from hub.wire.codec import Codec
 from tests.integration.test_pipeline import read_all
 from tests.integration.workers import WorkerProcess, traffic_for_new_group
 

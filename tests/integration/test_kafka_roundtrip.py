@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from hub.kafka_admin import create_topics
+from hub.domain.topics import TopicSpec
+from hub.kafka.admin import create_topics
 from hub.settings import Settings
-from hub.topics import TopicSpec
 from tests.conftest import run_hub
 
 pytestmark = pytest.mark.integration

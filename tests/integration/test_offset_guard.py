@@ -7,10 +7,10 @@ from collections.abc import Callable
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from hub.kafka_admin import commit_offsets, committed_offsets, create_topics
-from hub.offset_guard import OffsetGuard
+from hub.domain.topics import TopicSpec
+from hub.kafka.admin import commit_offsets, committed_offsets, create_topics
+from hub.kafka.offset_guard import OffsetGuard
 from hub.settings import Settings
-from hub.topics import TopicSpec
 
 pytestmark = pytest.mark.integration
 

@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 from aiokafka import AIOKafkaConsumer
 
-from hub.codec import Codec
-from hub.records import DeadLetter
+from hub.domain.records import DeadLetter
+from hub.domain.topics import SourceTopic, dead_letter_topic
 from hub.settings import Settings
-from hub.simulator import produce
-from hub.synthetic import POISON_REASONS
-from hub.topics import SourceTopic, dead_letter_topic
+from hub.sim.simulator import produce
+from hub.sim.traffic import POISON_REASONS
+from hub.wire.codec import Codec
 from tests.integration.workers import WorkerProcess, traffic_for_new_group
 
 pytestmark = pytest.mark.integration

@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 import yaml
 
-from hub.codec import Codec
 from hub.settings import Settings
-from hub.simulator import produce
+from hub.sim.simulator import produce
+from hub.wire.codec import Codec
 from tests.integration.workers import (
     REPO,
     WorkerProcess,

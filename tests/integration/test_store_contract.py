@@ -10,14 +10,15 @@ from urllib.parse import quote
 
 import pytest
 
-from hub import cases
-from hub.codec import Codec
-from hub.models import DeathRegistration, SourceEvent
-from hub.pipeline import Accepted, Incoming, Pipeline, PipelineConfig
-from hub.records import UnifiedEvent
-from hub.store import Store, StoreError, batch_from, open_store
-from hub.synthetic import Traffic
-from hub.topics import SourceTopic
+from hub.domain import cases
+from hub.domain.events import DeathRegistration, SourceEvent
+from hub.domain.records import UnifiedEvent
+from hub.domain.topics import SourceTopic
+from hub.sim.traffic import Traffic
+from hub.store.sql import Store, StoreError, batch_from, open_store
+from hub.stream.pipeline import Accepted, Pipeline, PipelineConfig
+from hub.types import Incoming
+from hub.wire.codec import Codec
 
 pytestmark = pytest.mark.integration
 CODEC = Codec()
@@ -118,7 +119,7 @@ def test_a_dossier_row_never_moves_back_in_time(store: Store) -> None:
 
 
 def test_case_rows_are_upserted_by_case_id(store: Store) -> None:
-    from hub.workflows import expand
+    from hub.domain.workflows import expand
 
     _, event = envelopes(1, SourceTopic.BIRTH)[0]
     tasks = [t for _, t in expand(event, "01", "00004", NOW, timedelta(hours=1))]  # type: ignore[arg-type]

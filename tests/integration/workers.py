@@ -15,9 +15,9 @@ import uuid
 from collections.abc import Iterable
 from pathlib import Path
 
-from hub.codec import Codec
-from hub.simulator import produce
-from hub.synthetic import Traffic
+from hub.sim.simulator import produce
+from hub.sim.traffic import Traffic
+from hub.wire.codec import Codec
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -129,8 +129,8 @@ class WorkerProcess:
 async def start_group_at_end(bootstrap: str, group: str) -> None:
     """Start a fresh group at the end of every topic the worker reads, so a test counts
     exactly its own traffic."""
-    from hub.kafka_admin import start_group_at_end as start_at_end
-    from hub.topics import AgencyTopic, SourceTopic, UnifiedTopic
+    from hub.domain.topics import AgencyTopic, SourceTopic, UnifiedTopic
+    from hub.kafka.admin import start_group_at_end as start_at_end
 
     topics = [t.value for t in (*SourceTopic, *UnifiedTopic, *AgencyTopic)]
     assert await start_at_end(bootstrap, group, topics), f"group {group} is not new"

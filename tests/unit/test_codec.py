@@ -11,7 +11,10 @@ import avro.io
 import avro.schema
 import pytest
 
-from hub.codec import (
+from hub.domain.events import BirthRegistration
+from hub.domain.topics import SourceTopic
+from hub.sim.traffic import Traffic
+from hub.wire.codec import (
     HEADER_LEN,
     MAGIC,
     BadMagic,
@@ -22,9 +25,6 @@ from hub.codec import (
     UnknownFingerprint,
     _load,
 )
-from hub.models import BirthRegistration
-from hub.synthetic import Traffic
-from hub.topics import SourceTopic
 
 NOW = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
 

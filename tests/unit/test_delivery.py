@@ -13,7 +13,15 @@ from typing import Any
 
 import pytest
 
-from connectors.delivery import (
+from connectors.delivery.signing import (
+    KEY_ID,
+    SIGNATURE,
+    TIMESTAMP,
+    VerificationError,
+    sign,
+    verify,
+)
+from connectors.delivery.webhook import (
     Endpoints,
     EndpointsError,
     RetryPolicy,
@@ -23,12 +31,11 @@ from connectors.delivery import (
     task_body,
     topics_of,
 )
-from connectors.signing import KEY_ID, SIGNATURE, TIMESTAMP, VerificationError, sign, verify
-from hub.codec import Codec
-from hub.records import Agency
-from hub.synthetic import Traffic
-from hub.topics import AgencyTopic, SourceTopic
-from hub.workflows import WORKFLOW_BY_NAME, expand
+from hub.domain.records import Agency
+from hub.domain.topics import AgencyTopic, SourceTopic
+from hub.domain.workflows import WORKFLOW_BY_NAME, expand
+from hub.sim.traffic import Traffic
+from hub.wire.codec import Codec
 
 SECRET = b"shared-secret-of-the-police"
 BODY = '{"task_id": "t-1", "fields": {"child_name": "Nguyễn Văn An"}}'.encode()

@@ -6,10 +6,10 @@ from typing import Any
 
 import pytest
 
-from connectors.fhir import ICD10, LOINC, Facility, FhirConfig, FhirMapper
-from hub.codec import Codec
-from hub.models import HealthAppointment, HealthEncounter, HealthLabResult, HealthReferral
-from hub.synthetic import Traffic
+from connectors.ingest.fhir import ICD10, LOINC, Facility, FhirConfig, FhirMapper
+from hub.domain.events import HealthAppointment, HealthEncounter, HealthLabResult, HealthReferral
+from hub.sim.traffic import Traffic
+from hub.wire.codec import Codec
 
 TRAFFIC = Traffic(Codec(), seed=21, provinces=1, population=20)
 PERSON = TRAFFIC.people[0]
@@ -143,7 +143,7 @@ def test_not_a_resource_at_all() -> None:
 def test_readme_fhir_config_example_loads_and_names_a_real_2025_commune() -> None:
     from pathlib import Path
 
-    from hub.units import admin_units
+    from hub.domain.units import admin_units
 
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
     start = readme.index('```json\n{"patient_system"') + len("```json\n")

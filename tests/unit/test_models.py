@@ -10,13 +10,18 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from hub.codec import Codec
-from hub.enums import Sex
-from hub.models import BirthRegistration, DeathRegistration, HealthReferral, ProcedureDossierEvent
-from hub.personal_id import make_personal_id, personal_id_problems
-from hub.synthetic import Traffic
-from hub.topics import SourceTopic
-from hub.units import admin_units
+from hub.domain.enums import Sex
+from hub.domain.events import (
+    BirthRegistration,
+    DeathRegistration,
+    HealthReferral,
+    ProcedureDossierEvent,
+)
+from hub.domain.personal_id import make_personal_id, personal_id_problems
+from hub.domain.topics import SourceTopic
+from hub.domain.units import admin_units
+from hub.sim.traffic import Traffic
+from hub.wire.codec import Codec
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 

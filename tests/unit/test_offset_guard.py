@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from hub.offset_guard import OffsetGuard, skipped
+from hub.kafka.offset_guard import OffsetGuard, skipped
 
 
 def test_contiguous_offsets_skip_nothing() -> None:

@@ -12,9 +12,9 @@ from uuid import UUID
 import pytest
 from pydantic import BaseModel
 
-from hub.codec import Codec
-from hub.models import SOURCE_MODELS
-from hub.records import HUB_RECORDS
+from hub.domain.events import SOURCE_MODELS
+from hub.domain.records import HUB_RECORDS
+from hub.wire.codec import Codec
 
 MODELS = [*SOURCE_MODELS.values(), *HUB_RECORDS]
 PRIMITIVES: dict[str, type] = {

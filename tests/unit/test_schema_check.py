@@ -7,8 +7,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from hub.codec import SCHEMAS_DIR
-from hub.schema_check import check
+from hub.wire.codec import SCHEMAS_DIR
+from hub.wire.schema_check import check
 from tests.conftest import run_hub
 
 
@@ -67,8 +67,8 @@ def test_a_schema_that_does_not_parse_fails(tmp_path: Path) -> None:
 
 
 def test_the_event_catalog_document_is_current() -> None:
-    from hub.catalog_doc import render
-    from hub.codec import SCHEMAS_DIR
+    from hub.wire.catalog_doc import render
+    from hub.wire.codec import SCHEMAS_DIR
 
     doc = Path(__file__).resolve().parents[2] / "docs" / "EVENTS.md"
     assert doc.read_text() == render(SCHEMAS_DIR), "regenerate: hub schemas doc > docs/EVENTS.md"

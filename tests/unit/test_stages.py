@@ -8,26 +8,27 @@ from typing import Any
 
 import pytest
 
-from hub import cases
-from hub.agencies import acknowledgement
-from hub.codec import Codec
-from hub.deadletter import DeadLetterLimit, DeadLetterLimitExceeded, dead_letter
-from hub.dossiers import DossierKpis, dossier_state, overdue_by_province
-from hub.enums import Channel, CodeSystem, DossierStatus, EventType, Sex
-from hub.identity import register_update, verify
-from hub.models import (
+from hub.domain import cases
+from hub.domain.dossiers import DossierKpis, dossier_state, overdue_by_province
+from hub.domain.enums import Channel, CodeSystem, DossierStatus, EventType, Sex
+from hub.domain.events import (
     BirthRegistration,
     DeathRegistration,
     HealthEncounter,
     ProcedureDossierEvent,
 )
-from hub.pipeline import Accepted, Incoming, Pipeline, PipelineConfig, Rejected
-from hub.quality import score
-from hub.records import PopulationRecord, Stage
+from hub.domain.identity import register_update, verify
+from hub.domain.quality import score
+from hub.domain.records import PopulationRecord, Stage
+from hub.domain.topics import SourceTopic
+from hub.domain.workflows import WORKFLOWS, case_id_for, expand
 from hub.settings import IdentityMode
-from hub.synthetic import POISON_REASONS, Traffic
-from hub.topics import SourceTopic
-from hub.workflows import WORKFLOWS, case_id_for, expand
+from hub.sim.agencies import acknowledgement
+from hub.sim.traffic import POISON_REASONS, Traffic
+from hub.stream.dead_letters import DeadLetterLimit, DeadLetterLimitExceeded, dead_letter
+from hub.stream.pipeline import Accepted, Pipeline, PipelineConfig, Rejected
+from hub.types import Incoming
+from hub.wire.codec import Codec
 
 CODEC = Codec()
 NOW = datetime.now(UTC)

@@ -1,4 +1,4 @@
-from hub.topics import (
+from hub.domain.topics import (
     POPULATION_TOPIC,
     SourceTopic,
     TopicSpec,

@@ -7,8 +7,8 @@ import random
 import pytest
 from vietnamadminunits import convert_address
 
-from hub.enums import CodeSystem
-from hub.units import UnknownUnit, UnresolvedSplit, admin_units
+from hub.domain.enums import CodeSystem
+from hub.domain.units import UnknownUnit, UnresolvedSplit, admin_units
 
 
 def test_every_legacy_commune_resolves_or_says_why() -> None:

@@ -1,0 +1,1 @@
+"""Ways out: signed webhook delivery of agency tasks."""

@@ -1,0 +1,41 @@
+"""Running the delivery connector as a process: settings in, signals and /metrics around it."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+
+from prometheus_client import start_http_server
+
+from connectors.delivery.webhook import DeliveryWorker, Endpoints, RetryPolicy
+from hub.settings import Settings
+
+
+def retry_policy(settings: Settings) -> RetryPolicy:
+    return RetryPolicy(
+        attempts=settings.delivery_attempts,
+        base_s=settings.delivery_backoff_s,
+        cap_s=settings.delivery_backoff_max_s,
+        timeout_s=settings.delivery_timeout_s,
+    )
+
+
+async def run_delivery(settings: Settings, group: str) -> None:
+    """Deliver until SIGINT/SIGTERM; the batch in hand finishes before the process exits."""
+    endpoints = Endpoints.load(settings.resolved_delivery_endpoints)
+    worker = DeliveryWorker(settings.kafka_bootstrap, group, endpoints, retry_policy(settings),
+                            f"{socket.gethostname()}:{os.getpid()}")  # fmt: skip
+    if settings.delivery_metrics_port:
+        start_http_server(settings.delivery_metrics_port, addr=settings.metrics_bind,
+                          registry=worker.metrics.registry)  # fmt: skip
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await worker.start()
+    try:
+        await worker.run(stop)
+    finally:
+        await worker.stop()

@@ -1,0 +1,1 @@
+"""Ways in: the HTTP gateway, the FHIR adapter, the batch importer."""

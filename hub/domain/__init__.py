@@ -1,0 +1,1 @@
+"""The domain: events, records, identifiers, units, rules. No Kafka, no I/O."""

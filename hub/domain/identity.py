@@ -1,0 +1,91 @@
+"""Identity verification against the population register (pure: the register is passed in)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
+
+from hub.domain.enums import Sex
+from hub.domain.events import (
+    BirthRegistration,
+    DeathRegistration,
+    HealthEvent,
+    MarriageRegistration,
+    SourceEvent,
+)
+from hub.domain.records import PopulationRecord
+
+Lookup = Callable[[str], PopulationRecord | None]
+
+
+@dataclass(frozen=True)
+class Claim:
+    """What an event says about a person, to compare with the register."""
+
+    personal_id: str
+    full_name: str | None
+    sex: Sex | None
+    date_of_birth: date | None
+
+
+def claims(event: SourceEvent) -> list[Claim]:
+    """The identities an event asserts. Births assert none: the child is new to the register."""
+    if isinstance(event, DeathRegistration):
+        return [Claim(event.deceased_id, event.deceased_full_name, event.deceased_sex,
+                      event.deceased_date_of_birth)]  # fmt: skip
+    if isinstance(event, MarriageRegistration):
+        return [Claim(event.spouse_a_id, event.spouse_a_full_name, None, None)]
+    if isinstance(event, HealthEvent):
+        return [Claim(event.patient_id, event.patient_full_name, event.patient_sex,
+                      event.patient_date_of_birth)]  # fmt: skip
+    return []
+
+
+def verify(event: SourceEvent, lookup: Lookup) -> list[str]:
+    """Issue codes: subject_unknown, name_mismatch, sex_mismatch, dob_mismatch, subject_deceased.
+
+    The subject (the event's key) is looked up; other people named in the event live in other
+    partitions of the register and are checked by the personal-ID rules only.
+    """
+    issues: list[str] = []
+    for claim in claims(event)[:1]:
+        person = lookup(claim.personal_id)
+        if person is None:
+            issues.append("subject_unknown")
+            continue
+        if claim.full_name is not None and claim.full_name != person.full_name:
+            issues.append("name_mismatch")
+        if claim.sex is not None and claim.sex is not person.sex:
+            issues.append("sex_mismatch")
+        if claim.date_of_birth is not None and claim.date_of_birth != person.date_of_birth:
+            issues.append("dob_mismatch")
+        if person.deceased:
+            issues.append("subject_deceased")
+    return issues
+
+
+def register_update(event: SourceEvent, lookup: Lookup) -> PopulationRecord | None:
+    """The register change an event makes: a birth adds the child, a death marks the deceased."""
+    if isinstance(event, BirthRegistration):
+        return PopulationRecord(
+            personal_id=event.child_id,
+            full_name=event.child_full_name,
+            sex=event.child_sex,
+            date_of_birth=event.child_date_of_birth,
+            province_code=event.province_code,
+            commune_code=event.commune_code,
+            updated_at=event.occurred_at,
+        )
+    if isinstance(event, DeathRegistration):
+        person = lookup(event.deceased_id)
+        if person is None or person.deceased:
+            return None
+        return person.model_copy(
+            update={
+                "deceased": True,
+                "date_of_death": event.date_of_death,
+                "updated_at": event.occurred_at,
+            }
+        )
+    return None

@@ -1,0 +1,164 @@
+"""Models of the records the hub itself writes: envelope, agency messages, register, dead letter."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Self
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from hub.domain.enums import CodeSystem, EventType, Sex
+from hub.domain.events import NS, Record, check_personal_id, normalise_name
+
+
+class Agency(StrEnum):
+    POLICE = "POLICE"
+    SOCIAL_INSURANCE = "SOCIAL_INSURANCE"
+    SOCIAL_AFFAIRS = "SOCIAL_AFFAIRS"
+
+
+class AgencyAction(StrEnum):
+    RESIDENCE_REGISTRATION = "RESIDENCE_REGISTRATION"
+    RESIDENCE_REMOVAL = "RESIDENCE_REMOVAL"
+    HEALTH_CARD_ISSUE = "HEALTH_CARD_ISSUE"
+    HEALTH_CARD_CLOSE = "HEALTH_CARD_CLOSE"
+    FUNERAL_ALLOWANCE = "FUNERAL_ALLOWANCE"
+
+
+class AckOutcome(StrEnum):
+    DONE = "DONE"
+    REJECTED = "REJECTED"
+
+
+class Stage(StrEnum):
+    DECODE = "DECODE"
+    VALIDATE = "VALIDATE"
+    CONVERT = "CONVERT"
+    VERIFY = "VERIFY"
+    ROUTE = "ROUTE"
+    PRODUCE = "PRODUCE"
+    DELIVER = "DELIVER"
+
+
+class _Nested(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class QualityFlags(_Nested):
+    correct: bool
+    sufficient: bool
+    clean: bool
+    alive: bool
+    unified: bool
+    shared: bool
+    issues: list[str] = Field(default_factory=list)
+
+
+class Lineage(_Nested):
+    topic: str
+    partition: int
+    offset: int
+
+
+class UnifiedEvent(Record):
+    SCHEMA = f"{NS}.UnifiedEvent"
+
+    event_id: UUID
+    event_type: EventType
+    source_system: str
+    subject_id: str
+    province_code: str
+    commune_code: str
+    source_code_system: CodeSystem
+    occurred_at: datetime
+    ingested_at: datetime
+    quality: QualityFlags
+    lineage: Lineage
+    payload_schema: str
+    payload: bytes
+
+
+class AgencyTask(Record):
+    SCHEMA = f"{NS}.AgencyTask"
+
+    case_id: UUID
+    task_id: str
+    workflow: str
+    agency: Agency
+    action: AgencyAction
+    trigger_event_id: UUID
+    province_code: str
+    commune_code: str
+    issued_at: datetime
+    due_at: datetime
+    fields: dict[str, str]
+
+
+class AgencyAcknowledgement(Record):
+    SCHEMA = f"{NS}.AgencyAcknowledgement"
+
+    case_id: UUID
+    task_id: str
+    agency: Agency
+    outcome: AckOutcome
+    acknowledged_at: datetime
+    reference: str | None = None
+    note: str | None = None
+
+
+class PopulationRecord(Record):
+    SCHEMA = f"{NS}.PopulationRecord"
+
+    personal_id: str
+    full_name: str
+    sex: Sex
+    date_of_birth: date
+    province_code: str
+    commune_code: str
+    deceased: bool = False
+    date_of_death: date | None = None
+    updated_at: datetime
+
+    @model_validator(mode="before")
+    @classmethod
+    def _nfc(cls, data: object) -> object:
+        if isinstance(data, dict) and "full_name" in data:
+            data = {**data, "full_name": normalise_name(data["full_name"])}
+        return data
+
+    @model_validator(mode="after")
+    def _rules(self) -> Self:
+        check_personal_id(self.personal_id, self.sex, self.date_of_birth, "register")
+        return self
+
+
+class Header(_Nested):
+    key: str
+    value: bytes | None = None
+
+
+class DeadLetter(Record):
+    SCHEMA = f"{NS}.DeadLetter"
+
+    original_topic: str
+    original_partition: int
+    original_offset: int
+    original_key: bytes | None = None
+    original_value: bytes | None = None
+    original_headers: list[Header] = Field(default_factory=list)
+    stage: Stage
+    reason: str
+    detail: str
+    failed_at: datetime
+    worker: str
+
+
+HUB_RECORDS: tuple[type[Record], ...] = (
+    UnifiedEvent,
+    AgencyTask,
+    AgencyAcknowledgement,
+    PopulationRecord,
+    DeadLetter,
+)

@@ -1,0 +1,1 @@
+"""Kafka administration and the local development broker."""

@@ -1,0 +1,153 @@
+"""Small admin operations against a Kafka cluster, through aiokafka."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError
+
+from hub.domain.topics import TopicSpec, missing_topics
+
+
+async def _list_topics(bootstrap: str, timeout_s: float) -> set[str]:
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=bootstrap, request_timeout_ms=int(timeout_s * 1000)
+    )
+    await admin.start()
+    try:
+        return set(await admin.list_topics())
+    finally:
+        await admin.close()
+
+
+async def broker_answers(bootstrap: str, timeout_s: float = 3.0) -> bool:
+    """True when the cluster answers a metadata request within ``timeout_s``."""
+    # A refused connection is the expected answer while the broker boots: keep it out of the log.
+    aiokafka_log = logging.getLogger("aiokafka")
+    level = aiokafka_log.level
+    aiokafka_log.setLevel(logging.CRITICAL)
+    try:
+        await asyncio.wait_for(_list_topics(bootstrap, timeout_s), timeout_s + 1)
+    except (KafkaError, OSError, TimeoutError):
+        return False
+    finally:
+        aiokafka_log.setLevel(level)
+    return True
+
+
+async def create_topics(
+    bootstrap: str, plan: Sequence[TopicSpec], replication_factor: int = 1
+) -> list[TopicSpec]:
+    """Create the topics of ``plan`` that do not exist yet; return those created."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        todo = missing_topics(list(plan), existing)
+        if todo:
+            await admin.create_topics(
+                [
+                    NewTopic(
+                        name=spec.name,
+                        num_partitions=spec.partitions,
+                        replication_factor=replication_factor,
+                        topic_configs=spec.config,
+                    )
+                    for spec in todo
+                ]
+            )
+        return todo
+    finally:
+        await admin.close()
+
+
+async def delete_topics(bootstrap: str, names: Sequence[str]) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.delete_topics(list(names))
+    finally:
+        await admin.close()
+
+
+async def start_group_at_end(bootstrap: str, group: str, topics: list[str]) -> bool:
+    """Commit the current end offsets of ``topics`` for ``group`` when it has none yet.
+
+    A new consumer group then starts with what is published from now on instead of the whole
+    history. Returns False (and changes nothing) for a group that already committed offsets.
+    """
+    from aiokafka import AIOKafkaConsumer
+
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group,
+                                enable_auto_commit=False)  # fmt: skip
+    await consumer.start()
+    try:
+        tps = await topic_partitions(consumer, topics)
+        for tp in tps:
+            if await consumer.committed(tp) is not None:
+                return False
+        ends = await consumer.end_offsets(tps)
+        consumer.assign(tps)
+        await consumer.commit(dict(ends.items()))
+        return True
+    finally:
+        await consumer.stop()
+
+
+async def commit_offsets(bootstrap: str, group: str, offsets: dict[tuple[str, int], int]) -> None:
+    """Commit ``offsets`` ((topic, partition) → next offset to read) for ``group``."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group,
+                                enable_auto_commit=False)  # fmt: skip
+    await consumer.start()
+    try:
+        tps = {TopicPartition(t, p): off for (t, p), off in offsets.items()}
+        consumer.assign(list(tps))
+        await consumer.commit(tps)
+    finally:
+        await consumer.stop()
+
+
+async def end_offsets(bootstrap: str, topics: list[str]) -> dict[tuple[str, int], int]:
+    """The current end offset of every partition of ``topics``."""
+    from aiokafka import AIOKafkaConsumer
+
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        tps = await topic_partitions(consumer, topics)
+        ends = await consumer.end_offsets(tps)
+        return {(tp.topic, tp.partition): off for tp, off in ends.items()}
+    finally:
+        await consumer.stop()
+
+
+async def topic_partitions(consumer: Any, topics: Iterable[str]) -> list[Any]:
+    """Every partition of ``topics`` (after refreshing the consumer's metadata)."""
+    from aiokafka import TopicPartition
+
+    await consumer._client.force_metadata_update()
+    return [TopicPartition(t, p) for t in topics
+            for p in sorted(consumer.partitions_for_topic(t) or ())]  # fmt: skip
+
+
+async def committed_offsets(
+    bootstrap: str, group: str, topics: set[str]
+) -> dict[tuple[str, int], int]:
+    """The group's committed offsets on ``topics`` (partitions without a commit are left out)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        offsets = await admin.list_consumer_group_offsets(group)
+    finally:
+        await admin.close()
+    return {
+        (tp.topic, tp.partition): meta.offset
+        for tp, meta in offsets.items()
+        if tp.topic in topics and meta.offset >= 0
+    }

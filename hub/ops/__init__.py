@@ -1,0 +1,1 @@
+"""Operator tools: status, dead-letter listing and replay, the live view."""

@@ -1,0 +1,47 @@
+"""Terminal tables (rich) for `hub status` and the demo's summary."""
+
+from __future__ import annotations
+
+from rich.table import Table
+
+from hub.ops.status import HubStatus
+
+
+def redact(url: str) -> str:
+    """A store URL without its password."""
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        creds, host = rest.rsplit("@", 1)
+        return f"{scheme}://{creds.split(':', 1)[0]}:***@{host}"
+    return url
+
+
+def status_tables(st: HubStatus) -> list[Table]:
+    overview = Table(title="Lienthong Hub status", show_header=False)
+    overview.add_row("broker", f"{st.broker} — {'up' if st.broker_up else 'DOWN'}")
+    overview.add_row("worker", f"{st.worker_metrics} — {'up' if st.worker_up else 'not running'}")
+    overview.add_row("store", redact(st.store_url))
+    for err in st.errors:
+        overview.add_row("[red]problem[/]", err)
+    tables = [overview]
+    if st.messages:
+        topics = Table(title="topics")
+        for col in ("topic", "messages", "consumer lag"):
+            topics.add_column(col, justify="left" if col == "topic" else "right")
+        for topic, n in st.messages.items():
+            lag = st.lag.get(topic)
+            topics.add_row(topic, str(n), "" if lag is None else str(lag))
+        tables.append(topics)
+    if st.store:
+        store = Table(title="central store")
+        store.add_column("table")
+        store.add_column("rows", justify="right")
+        store.add_row("events", str(st.store.get("events", 0)))
+        for kind, n in st.store.get("events_by_type", {}).items():
+            store.add_row(f"  {kind}", str(n))
+        store.add_row("citizens", str(st.store.get("citizens", 0)))
+        store.add_row("dossiers", str(st.store.get("dossiers", 0)))
+        for state, n in st.store.get("cases_by_status", {}).items():
+            store.add_row(f"interconnection cases {state}", str(n))
+        tables.append(store)
+    return tables

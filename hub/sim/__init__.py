@@ -1,0 +1,1 @@
+"""Simulation: synthetic traffic, the simulator, simulated agencies, the demo."""

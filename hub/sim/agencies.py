@@ -1,0 +1,62 @@
+"""Simulated agencies for the demo: read agency tasks, acknowledge most of them after a delay.
+
+Real agencies acknowledge on ``agency.ack.v1`` through their own systems; this stands in for
+them so the demo shows cases closing (and a few staying open until they are overdue).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from datetime import UTC, datetime
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from hub.domain.records import AckOutcome, AgencyAcknowledgement, AgencyTask
+from hub.domain.topics import AgencyTopic
+from hub.wire.codec import Codec, CodecError
+
+
+def acknowledgement(task: AgencyTask, now: datetime) -> AgencyAcknowledgement:
+    return AgencyAcknowledgement(
+        case_id=task.case_id,
+        task_id=task.task_id,
+        agency=task.agency,
+        outcome=AckOutcome.DONE,
+        acknowledged_at=now,
+        reference=f"{task.agency.value[:3]}-{task.task_id[-6:]}",
+    )
+
+
+async def run_agencies(
+    bootstrap: str, group: str, ack_share: float, stop: asyncio.Event, seed: int = 1
+) -> int:
+    """Acknowledge about ``ack_share`` of the tasks until ``stop`` is set; return acks sent."""
+    codec = Codec()
+    rng = random.Random(seed)
+    topics = [t.value for t in AgencyTopic if t is not AgencyTopic.ACK]
+    consumer = AIOKafkaConsumer(*topics, bootstrap_servers=bootstrap, group_id=group,
+                                auto_offset_reset="latest")  # fmt: skip
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=20)
+    await consumer.start()
+    await producer.start()
+    sent = 0
+    try:
+        while not stop.is_set():
+            batch = await consumer.getmany(timeout_ms=500, max_records=500)
+            for records in batch.values():
+                for r in records:
+                    try:
+                        task = AgencyTask.model_validate(codec.decode(r.value or b"")[1])
+                    except (CodecError, ValueError):
+                        continue
+                    if rng.random() >= ack_share:
+                        continue  # this agency is late: the case will go overdue
+                    ack = acknowledgement(task, datetime.now(UTC))
+                    value = codec.encode(AgencyAcknowledgement.SCHEMA, ack.to_avro())
+                    await producer.send(AgencyTopic.ACK.value, key=r.key, value=value)
+                    sent += 1
+    finally:
+        await producer.stop()
+        await consumer.stop()
+    return sent

@@ -1,0 +1,72 @@
+"""`hub simulate`: produce the synthetic register and traffic to the real broker."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from aiokafka import AIOKafkaProducer
+
+from hub.sim.traffic import Message
+
+Progress = Callable[[int], None]
+
+
+@dataclass
+class SimulationReport:
+    sent: int = 0
+    register: int = 0
+    per_topic: Counter[str] = field(default_factory=Counter)
+    poison: Counter[str] = field(default_factory=Counter)
+    valid_event_ids: list[str] = field(default_factory=list)
+    poison_messages: list[Message] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+async def produce(
+    bootstrap: str,
+    messages: Iterable[Message],
+    rate: float | None = None,
+    progress: Progress | None = None,
+    report: SimulationReport | None = None,
+) -> SimulationReport:
+    """Send ``messages`` (at ``rate`` per second when given) and wait for every acknowledgement."""
+    report = report or SimulationReport()
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, linger_ms=10, max_batch_size=256 * 1024, acks="all",
+        enable_idempotence=True,
+    )  # fmt: skip
+    await producer.start()
+    started = time.monotonic()
+    pending: list[asyncio.Future[object]] = []
+    try:
+        for i, msg in enumerate(messages, 1):
+            pending.append(await producer.send(msg.topic, key=msg.key, value=msg.value))
+            report.per_topic[msg.topic] += 1
+            if msg.poison:
+                report.poison[msg.poison] += 1
+                report.poison_messages.append(msg)
+            elif msg.event_id:
+                report.valid_event_ids.append(msg.event_id)
+            else:
+                report.register += 1
+            report.sent += 1
+            if len(pending) >= 2000:
+                await asyncio.gather(*pending)
+                pending.clear()
+            if progress and i % 500 == 0:
+                progress(500)
+            if rate:
+                ahead = i / rate - (time.monotonic() - started)
+                if ahead > 0.005:
+                    await asyncio.sleep(ahead)
+        await asyncio.gather(*pending)
+        if progress:
+            progress(report.sent % 500)
+    finally:
+        await producer.stop()
+    report.seconds = time.monotonic() - started
+    return report

@@ -1,0 +1,1 @@
+"""The central store: one SQL implementation for SQLite and PostgreSQL."""

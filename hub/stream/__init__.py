@@ -1,0 +1,1 @@
+"""The stream runtime: the pipeline, dead letters, the faust app."""

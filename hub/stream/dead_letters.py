@@ -1,0 +1,53 @@
+"""Dead letters: the original message with its origin and the reason, and the limit that stops
+a worker when the dead-letter rate says the deploy (not the data) is broken."""
+
+from __future__ import annotations
+
+from collections import deque
+from datetime import datetime
+
+from hub.domain.records import DeadLetter, Header
+from hub.stream.pipeline import Rejected
+from hub.types import Incoming
+
+
+class DeadLetterLimitExceeded(RuntimeError):
+    """Too many dead letters in the window: stop instead of dead-lettering everything."""
+
+
+def dead_letter(msg: Incoming, rejected: Rejected, now: datetime, worker: str) -> DeadLetter:
+    return DeadLetter(
+        original_topic=msg.topic,
+        original_partition=msg.partition,
+        original_offset=msg.offset,
+        original_key=msg.key,
+        original_value=msg.value,
+        original_headers=[Header(key=k, value=v) for k, v in msg.headers],
+        stage=rejected.stage,
+        reason=rejected.reason,
+        detail=rejected.detail[:2000],
+        failed_at=now,
+        worker=worker,
+    )
+
+
+class DeadLetterLimit:
+    """Raises when more than ``max_ratio`` of the last ``window`` events were dead-lettered."""
+
+    def __init__(self, window: int, max_ratio: float) -> None:
+        self.window = window
+        self.max_ratio = max_ratio
+        self._recent: deque[bool] = deque(maxlen=window)
+        self._bad = 0
+
+    def record(self, dead: bool) -> None:
+        if len(self._recent) == self.window and self._recent[0]:
+            self._bad -= 1
+        self._recent.append(dead)
+        self._bad += dead
+        if len(self._recent) == self.window and self._bad / self.window > self.max_ratio:
+            raise DeadLetterLimitExceeded(
+                f"{self._bad} of the last {self.window} events were dead-lettered "
+                f"(limit {self.max_ratio:.0%}): the deploy looks broken, stopping the worker. "
+                "Inspect with `hub dlq list`, fix, then `hub dlq replay`."
+            )

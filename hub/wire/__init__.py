@@ -1,0 +1,1 @@
+"""The wire format: Avro single-object encoding, schema checks, the event catalogue."""
