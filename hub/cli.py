@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections.abc import Callable, Coroutine
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -13,6 +14,7 @@ from aiokafka.errors import KafkaError
 
 from hub.domain.topics import SourceTopic
 from hub.kafka import local as kafka_local
+from hub.redaction import install_log_redaction
 from hub.settings import Settings, load_settings
 
 T = TypeVar("T")
@@ -414,26 +416,53 @@ def gateway(ctx: click.Context) -> None:
     """
     if ctx.invoked_subcommand is not None:
         return
+    import signal
+    from datetime import timedelta
+
     from aiohttp import web
 
-    from connectors.ingest.credentials import Credentials
-    from connectors.ingest.gateway import Gateway
+    from connectors.ingest.credentials import Credentials, CredentialsError
+    from connectors.ingest.fhir import FhirConfig
+    from connectors.ingest.gateway import Gateway, Limits
+    from hub.store.ingest import IngestLedger
+    from hub.store.sql import StoreError, open_store
 
     settings: Settings = ctx.obj
-    path = settings.gateway_credentials or settings.home / "gateway-keys.json"
-    creds = Credentials.load(path)
+    path = _credentials_path(settings)
+    try:
+        creds = Credentials.load(path)
+    except CredentialsError as exc:
+        raise click.ClickException(str(exc)) from exc
     if not creds.entries:
         click.echo(f"warning: no API keys in {path}; every request gets 401 "
                    "(create one with `hub gateway add-key`)", err=True)  # fmt: skip
-    from connectors.ingest.fhir import FhirConfig
-
     fhir_path = settings.fhir_config or settings.home / "fhir.json"
     fhir = FhirConfig.load(fhir_path)
     if not fhir.facilities:
         click.echo(f"warning: no facilities in {fhir_path}; POST /v1/fhir refuses every "
                    "resource (see README, 'Connecting an agency system')", err=True)  # fmt: skip
-    gw = Gateway(settings.kafka_bootstrap, creds, settings.gateway_max_body, fhir)
-    web.run_app(gw.app(), host=settings.gateway_bind, port=settings.gateway_port)
+    try:
+        store = open_store(settings.resolved_store_url)
+    except StoreError as exc:
+        raise click.ClickException(str(exc)) from exc
+    ledger = IngestLedger(store, timedelta(days=settings.gateway_idempotency_days))
+    limits = Limits(max_body=settings.gateway_max_body, max_events=settings.gateway_max_events,
+                    rate=settings.gateway_rate)  # fmt: skip
+    gw = Gateway(settings.kafka_bootstrap, creds, settings.gateway_max_body, fhir,
+                 ledger=ledger, limits=limits, credentials_path=path)  # fmt: skip
+
+    async def on_start(_: web.Application) -> None:
+        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, gw.reload_credentials)
+        await asyncio.to_thread(ledger.prune, datetime.now(UTC))
+
+    app = gw.app()
+    app.on_startup.append(on_start)
+    web.run_app(app, host=settings.gateway_bind, port=settings.gateway_port)
+    store.close()
+
+
+def _credentials_path(settings: Settings) -> Path:
+    return settings.gateway_credentials or settings.home / "gateway-keys.json"
 
 
 @gateway.command("add-key")
@@ -442,16 +471,80 @@ def gateway(ctx: click.Context) -> None:
               help="Source it may publish (e.g. civil.birth), or '*' (repeatable).")  # fmt: skip
 @click.option("--province", "provinces", multiple=True, required=True,
               help="2025 province code it may publish for, or '*' (repeatable).")  # fmt: skip
+@click.option("--facility", "facilities", multiple=True,
+              help="FHIR: facility code it speaks for (repeatable); without one, POST /v1/fhir "
+                   "is refused.")  # fmt: skip
+@click.option("--expires", type=click.DateTime(["%Y-%m-%d"]), default=None,
+              help="Last day the key works (YYYY-MM-DD).")  # fmt: skip
 @click.pass_obj
-def gateway_add_key(
-    settings: Settings, name: str, sources: tuple[str, ...], provinces: tuple[str, ...]
-) -> None:
-    """Create an API key for NAME; prints it once and stores only its hash."""
-    from connectors.ingest.credentials import Credentials
+def gateway_add_key(settings: Settings, name: str, sources: tuple[str, ...],
+                    provinces: tuple[str, ...], facilities: tuple[str, ...],
+                    expires: datetime | None) -> None:  # fmt: skip
+    """Create an API key for NAME; prints it once and stores only its hash (file mode 0600).
 
-    path = settings.gateway_credentials or settings.home / "gateway-keys.json"
-    key = Credentials.load(path).add(path, name, list(sources), list(provinces))
+    A running gateway picks it up on SIGHUP.
+    """
+    from connectors.ingest.credentials import Credentials, CredentialsError
+
+    path = _credentials_path(settings)
+    try:
+        last_day = expires.date() if expires else None
+        key = Credentials.load(path).add(path, name, list(sources), list(provinces),
+                                         list(facilities), last_day)  # fmt: skip
+    except CredentialsError as exc:
+        raise click.ClickException(str(exc)) from exc
     click.echo(key)
+
+
+@gateway.command("revoke-key")
+@click.argument("name")
+@click.pass_obj
+def gateway_revoke_key(settings: Settings, name: str) -> None:
+    """Remove NAME's key; a running gateway stops accepting it on SIGHUP."""
+    from connectors.ingest.credentials import Credentials, CredentialsError
+
+    path = _credentials_path(settings)
+    try:
+        removed = Credentials.load(path).revoke(path, name)
+    except CredentialsError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if not removed:
+        raise click.ClickException(f"no key named {name!r} in {path}")
+    click.echo(f"revoked {name}; send SIGHUP to a running gateway (kill -HUP PID)")
+
+
+@gateway.command("audit")
+@click.option("--credential", default=None, help="Only this key's requests.")
+@click.option("--since", type=click.DateTime(), default=None,
+              help="From this moment (UTC), e.g. 2026-11-28 or 2026-11-28T08:00:00.")  # fmt: skip
+@click.option("--limit", default=1000, show_default=True, help="Most rows shown.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@click.pass_obj
+def gateway_audit(settings: Settings, credential: str | None, since: datetime | None,
+                  limit: int, as_json: bool) -> None:  # fmt: skip
+    """The gateway's audit trail: every ingest request with its answer, from the central store."""
+    import json
+    from datetime import timedelta
+
+    from hub.store.ingest import IngestLedger
+    from hub.store.sql import StoreError, open_store
+
+    try:
+        store = open_store(settings.resolved_store_url)
+    except StoreError as exc:
+        raise click.ClickException(str(exc)) from exc
+    try:
+        moment = since.replace(tzinfo=UTC) if since else None
+        rows = IngestLedger(store, timedelta(days=1)).trail(credential, moment, limit)
+    finally:
+        store.close()
+    for row in rows:
+        if as_json:
+            click.echo(json.dumps(row.as_dict(), ensure_ascii=False))
+        else:
+            click.echo(f"{row.at.isoformat()} {row.credential or '-'} {row.remote} "
+                       f"{row.method} {row.path} {row.status} events={len(row.event_ids)} "
+                       f"sha256={row.body_sha256[:12]}")  # fmt: skip
 
 
 @cli.command()
@@ -660,4 +753,5 @@ def _kafka(settings: Settings, coro: Coroutine[Any, Any, T]) -> T:
 
 
 def main() -> None:
+    install_log_redaction()
     cli(prog_name="hub")

@@ -109,6 +109,20 @@ class Settings(BaseSettings):
         "default <home>/gateway-keys.json.",
     )
     gateway_max_body: int = Field(default=1_000_000, description="Largest request body, bytes.")
+    gateway_max_events: int = Field(
+        default=500, ge=1, description="Most events in one gateway request (more: 413)."
+    )
+    gateway_rate: float = Field(
+        default=2000.0,
+        ge=0,
+        description="Events per second per API key at the gateway (0: unlimited; over: 429).",
+    )
+    gateway_idempotency_days: float = Field(
+        default=7.0,
+        gt=0,
+        description="How long the gateway remembers Idempotency-Keys and which key produced "
+        "which event id.",
+    )
     fhir_config: Path | None = Field(
         default=None,
         description="JSON FHIR adapter config (identifier systems, facility register); "

@@ -7,12 +7,15 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Callable, Generator, Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
 from hub.kafka import local as kafka_local
 from hub.settings import Settings
+from hub.store.ingest import IngestLedger
+from hub.store.sql import open_store
 
 REPO = Path(__file__).resolve().parent.parent
 HUB = [sys.executable, "-m", "hub"]
@@ -79,6 +82,14 @@ def postgres_url() -> str:
     if done.returncode != 0:
         pytest.skip(f"PostgreSQL could not start: {done.stderr.strip()}")
     return done.stdout.strip().splitlines()[-1]
+
+
+@pytest.fixture
+def ingest_ledger(tmp_path: Path) -> Iterator[IngestLedger]:
+    """The gateway's ledger on a store of the test's own (SQLite)."""
+    store = open_store(f"sqlite:///{tmp_path / 'ingest.sqlite3'}")
+    yield IngestLedger(store, timedelta(days=7))
+    store.close()
 
 
 @pytest.fixture

@@ -3,7 +3,10 @@ Lines), streamed in batches: each row is validated with the domain models; valid
 encoded and produced to the source topic; rejected rows go, with their errors, to
 ``FILE.rejects.jsonl``. After each batch Kafka acknowledged, a checkpoint
 (``FILE.import-state.json``) records the last line done, so an interrupted import resumes after
-it. Memory stays bounded by one batch whatever the file size.
+it. Memory stays bounded by one batch whatever the file size. Every record carries its
+provenance in headers: ``hub-import-file``, ``hub-import-sha256`` (of the whole file) and
+``hub-import-line`` (the record's number in the file, as the rejects file and the checkpoint
+count: JSON Lines by line, CSV by data row after the header). The rejects file is created mode 0600 (it holds personal data).
 
 A crash between Kafka's acknowledgement of a batch and the checkpoint write can re-send that
 one batch on resume; the hub stores an event id once, so nothing is stored twice.
@@ -12,7 +15,9 @@ one batch on resume; the hub stores an event id once, so nothing is stored twice
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -22,6 +27,7 @@ from aiokafka import AIOKafkaProducer
 from pydantic import ValidationError
 
 from connectors.ingest.gateway import SOURCES
+from hub.domain.errors import field_errors
 from hub.domain.events import SourceEvent
 from hub.wire.codec import Codec
 
@@ -67,14 +73,21 @@ def rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
         raise ImportFailed(f"{path.name}: use a .csv (with a header) or .jsonl file")
 
 
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 def check(model: type[SourceEvent], record: dict[str, Any]) -> SourceEvent | list[dict[str, str]]:
     if "__error__" in record:
         return [{"field": "record", "reason": "malformed_json", "message": record["__error__"]}]
     try:
         return model.model_validate(record)
     except ValidationError as exc:
-        return [{"field": ".".join(str(p) for p in e["loc"]) or "record", "reason": e["type"],
-                 "message": e["msg"]} for e in exc.errors(include_url=False)]  # fmt: skip
+        return field_errors(exc)
 
 
 async def import_file(
@@ -98,19 +111,25 @@ async def import_file(
         raise ImportFailed(f"{state_path.name} belongs to a different version of {path.name}; "
                            "delete it to import from the start")  # fmt: skip
     codec = Codec()
+    provenance = [("hub-import-file", path.name.encode()),
+                  ("hub-import-sha256", file_sha256(path).encode())]  # fmt: skip
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True,
                                 linger_ms=10)  # fmt: skip
     await producer.start()
     batches = 0
     try:
-        with rejects_path.open("a", encoding="utf-8") as rejects:
+        # Rejects hold the records themselves (personal data): the owner's eyes only.
+        fd = os.open(rejects_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        with os.fdopen(fd, "a", encoding="utf-8") as rejects:
             batch: list[tuple[int, dict[str, Any]]] = []
             for n, record in rows(path):
                 if n <= state.line:
                     continue
                 batch.append((n, record))
                 if len(batch) >= BATCH:
-                    await _flush(batch, model, topic.value, codec, producer, rejects, state)
+                    await _flush(
+                        batch, model, topic.value, codec, producer, rejects, state, provenance
+                    )
                     state.save(state_path)
                     batch = []
                     batches += 1
@@ -119,7 +138,7 @@ async def import_file(
                     if max_batches is not None and batches >= max_batches:
                         return state
             if batch:
-                await _flush(batch, model, topic.value, codec, producer, rejects, state)
+                await _flush(batch, model, topic.value, codec, producer, rejects, state, provenance)
                 state.save(state_path)
                 if progress:
                     progress(state.produced, state.rejected)
@@ -130,7 +149,7 @@ async def import_file(
 
 async def _flush(batch: list[tuple[int, dict[str, Any]]], model: type[SourceEvent], topic: str,
                  codec: Codec, producer: AIOKafkaProducer, rejects: Any,
-                 state: ImportState) -> None:  # fmt: skip
+                 state: ImportState, provenance: list[tuple[str, bytes]]) -> None:  # fmt: skip
     futures = []
     for n, record in batch:
         got = check(model, record)
@@ -140,7 +159,9 @@ async def _flush(batch: list[tuple[int, dict[str, Any]]], model: type[SourceEven
             state.rejected += 1
             continue
         value = codec.encode(got.SCHEMA, got.to_avro())
-        futures.append(await producer.send(topic, key=got.subject_id().encode(), value=value))
+        headers = [*provenance, ("hub-import-line", str(n).encode())]
+        futures.append(await producer.send(topic, key=got.subject_id().encode(), value=value,
+                                           headers=headers))  # fmt: skip
     for fut in futures:
         await fut
     rejects.flush()

@@ -85,7 +85,7 @@ def main() -> None:
         key = Credentials.load(keys).add(keys, "load", ["*"], ["*"])
         port = free_port()
         env = {**os.environ, "HUB_HOME": tmp, "HUB_GATEWAY_PORT": str(port),
-               "HUB_GATEWAY_CREDENTIALS": str(keys)}  # fmt: skip
+               "HUB_GATEWAY_CREDENTIALS": str(keys), "HUB_GATEWAY_RATE": "0"}  # fmt: skip
         proc = subprocess.Popen([sys.executable, "-m", "hub", "gateway"], env=env,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
         try:

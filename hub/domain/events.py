@@ -8,12 +8,18 @@ uses as the dead-letter reason code.
 from __future__ import annotations
 
 import re
-import unicodedata
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, ClassVar, Self
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from hub.domain.enums import (
@@ -30,6 +36,7 @@ from hub.domain.enums import (
     Sex,
 )
 from hub.domain.personal_id import personal_id_problems
+from hub.domain.text import MAX_CODE, MAX_FREE_TEXT, check_text, clean_name
 from hub.domain.topics import SourceTopic
 from hub.domain.units import admin_units
 
@@ -86,12 +93,7 @@ def check_icd10(code: str | None) -> None:
 
 
 def normalise_name(value: str | None) -> str | None:
-    if value is None:
-        return None
-    name = unicodedata.normalize("NFC", " ".join(value.split()))
-    if not name:
-        raise fail("empty_name", "name must not be empty")
-    return name
+    return None if value is None else clean_name(value)
 
 
 class Record(BaseModel):
@@ -110,6 +112,8 @@ class SourceEvent(Record):
     TOPIC: ClassVar[SourceTopic]
     EVENT_TYPE: ClassVar[EventType]
     NAME_FIELDS: ClassVar[tuple[str, ...]] = ()
+    # Fields of prose rather than codes: longer limit (hub/domain/text.py).
+    FREE_TEXT: ClassVar[frozenset[str]] = frozenset()
 
     event_id: UUID
     source_system: str = Field(min_length=1)
@@ -119,15 +123,19 @@ class SourceEvent(Record):
     district_code: str | None = None
     commune_code: str
 
-    @model_validator(mode="before")
+    @field_validator("*", mode="before")
     @classmethod
-    def _normalise_names(cls, data: Any) -> Any:
-        if isinstance(data, dict) and cls.NAME_FIELDS:
-            data = dict(data)
-            for name in cls.NAME_FIELDS:
-                if isinstance(data.get(name), str):  # other types: pydantic's type error
-                    data[name] = normalise_name(data[name])
-        return data
+    def _hygiene(cls, value: Any, info: ValidationInfo) -> Any:
+        """Text hygiene (hub/domain/text.py) on every string field, before its type is checked
+        (other types get pydantic's type error)."""
+        field = info.field_name or "field"
+        if isinstance(value, str):
+            if field in cls.NAME_FIELDS:
+                return clean_name(value, field)
+            return check_text(value, MAX_FREE_TEXT if field in cls.FREE_TEXT else MAX_CODE, field)
+        if isinstance(value, list):
+            return [check_text(v, MAX_CODE, field) if isinstance(v, str) else v for v in value]
+        return value
 
     @model_validator(mode="after")
     def _common_rules(self) -> Self:
@@ -179,6 +187,7 @@ class BirthRegistration(SourceEvent):
     TOPIC = SourceTopic.BIRTH
     EVENT_TYPE = EventType.CIVIL_BIRTH
     NAME_FIELDS = ("child_full_name",)
+    FREE_TEXT = frozenset({"place_of_birth"})
 
     registration_number: str = Field(min_length=1)
     child_id: str
@@ -345,6 +354,7 @@ class HealthLabResult(HealthEvent):
     SCHEMA = f"{NS}.HealthLabResult"
     TOPIC = SourceTopic.LAB_RESULT
     EVENT_TYPE = EventType.HEALTH_LAB_RESULT
+    FREE_TEXT = frozenset({"display", "value_string", "unit"})
 
     observation_id: str = Field(min_length=1)
     loinc_code: str = Field(pattern=r"^[0-9]{1,7}-[0-9]$")

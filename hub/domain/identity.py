@@ -15,6 +15,7 @@ from hub.domain.events import (
     SourceEvent,
 )
 from hub.domain.records import PopulationRecord
+from hub.domain.text import name_key
 
 Lookup = Callable[[str], PopulationRecord | None]
 
@@ -54,7 +55,7 @@ def verify(event: SourceEvent, lookup: Lookup) -> list[str]:
         if person is None:
             issues.append("subject_unknown")
             continue
-        if claim.full_name is not None and claim.full_name != person.full_name:
+        if claim.full_name is not None and name_key(claim.full_name) != name_key(person.full_name):
             issues.append("name_mismatch")
         if claim.sex is not None and claim.sex is not person.sex:
             issues.append("sex_mismatch")

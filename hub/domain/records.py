@@ -40,6 +40,7 @@ class Stage(StrEnum):
     ROUTE = "ROUTE"
     PRODUCE = "PRODUCE"
     DELIVER = "DELIVER"
+    STORE = "STORE"
 
 
 class _Nested(BaseModel):

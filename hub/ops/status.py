@@ -10,6 +10,7 @@ from aiokafka import AIOKafkaConsumer
 
 from hub.domain.topics import AgencyTopic, SourceTopic, UnifiedTopic, dead_letter_topic
 from hub.kafka.admin import topic_partitions
+from hub.redaction import redact
 from hub.settings import Settings
 from hub.store.sql import StoreError, open_store
 
@@ -71,7 +72,7 @@ def store_figures(settings: Settings, status: HubStatus) -> None:
     try:
         store = open_store(settings.resolved_store_url)
     except StoreError as exc:
-        status.errors.append(str(exc))
+        status.errors.append(redact(str(exc)))
         return
     try:
         status.store["events"] = store.query("SELECT count(*) FROM events")[0][0]
@@ -98,7 +99,7 @@ def worker_up(url: str) -> bool:
 async def gather(settings: Settings) -> HubStatus:
     metrics_url = f"http://127.0.0.1:{settings.metrics_port}/metrics"
     status = HubStatus(settings.kafka_bootstrap, False, metrics_url, worker_up(metrics_url),
-                       store_url=settings.resolved_store_url)  # fmt: skip
+                       store_url=redact(settings.resolved_store_url))  # fmt: skip
     await kafka_figures(settings, status)
     store_figures(settings, status)
     return status

@@ -5,15 +5,7 @@ from __future__ import annotations
 from rich.table import Table
 
 from hub.ops.status import HubStatus
-
-
-def redact(url: str) -> str:
-    """A store URL without its password."""
-    if "@" in url and "://" in url:
-        scheme, rest = url.split("://", 1)
-        creds, host = rest.rsplit("@", 1)
-        return f"{scheme}://{creds.split(':', 1)[0]}:***@{host}"
-    return url
+from hub.redaction import redact
 
 
 def status_tables(st: HubStatus) -> list[Table]:

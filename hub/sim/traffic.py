@@ -141,6 +141,8 @@ POISON_REASONS: dict[str, str] = {
     "date_in_future": "date_in_future",
     "unknown_admin_unit": "unknown_admin_unit",
     "invalid_icd10": "invalid_icd10",
+    # A NUL inside a name, as fixed-width exports of old registry software leave them.
+    "nul_in_name": "control_character",
 }
 
 
@@ -304,6 +306,9 @@ class Traffic:
                 record["commune_code"] = "99999"
             elif kind == "invalid_icd10":
                 record["reason_icd10"] = "XYZ"
+            elif kind == "nul_in_name":
+                name = str(record["child_full_name"])
+                record["child_full_name"] = name[:4] + "\x00" + name[4:]
             value = self.codec.encode(event.SCHEMA, record)
         return Message(event.TOPIC.value, event.subject_id().encode(), value,
                        str(event.event_id), poison=kind)  # fmt: skip

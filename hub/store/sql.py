@@ -9,11 +9,12 @@ run in a thread by the caller, so a slow store pauses consumption instead of que
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol, TypeVar
 
 from hub.domain.events import (
     BirthRegistration,
@@ -22,12 +23,56 @@ from hub.domain.events import (
     SourceEvent,
 )
 from hub.domain.records import UnifiedEvent
+from hub.redaction import redact
 
 
 class StoreError(Exception):
     """The store cannot be reached or written: transient, retry then stop loudly."""
 
     retriable = True
+
+
+class StoreRejected(Exception):
+    """The store refused the data (constraint, encoding, value out of range): permanent.
+
+    Retrying cannot help and stopping would stop every worker that meets the same batch;
+    the rows it refuses are dead-lettered (``write_isolating``).
+    """
+
+    retriable = False
+
+
+def refused_data(exc: BaseException) -> bool:
+    """True when ``exc`` says the database refused the data, not that it was unreachable."""
+    if isinstance(exc, sqlite3.IntegrityError | sqlite3.DataError | UnicodeError):
+        return True
+    try:
+        import psycopg
+    except ImportError:  # pragma: no cover - a declared dependency
+        return False
+    return isinstance(exc, psycopg.DataError | psycopg.IntegrityError)
+
+
+Item = TypeVar("Item")
+
+
+def write_isolating(
+    items: Sequence[Item], write: Callable[[Sequence[Item]], int]
+) -> tuple[int, list[tuple[Item, str]]]:
+    """Write ``items``; when the store refuses the data, bisect to find the rows it refuses.
+
+    Returns the rows inserted and each refused item with the database's message. A batch with
+    one poisoned row costs about 2·log2(n) extra transactions; the others are written once.
+    """
+    try:
+        return write(items), []
+    except StoreRejected as exc:
+        if len(items) == 1:
+            return 0, [(items[0], str(exc))]
+        middle = len(items) // 2
+        left, left_refused = write_isolating(items[:middle], write)
+        right, right_refused = write_isolating(items[middle:], write)
+        return left + right, left_refused + right_refused
 
 
 @dataclass
@@ -85,6 +130,19 @@ CREATE TABLE IF NOT EXISTS interconnection_cases (
   case_id TEXT PRIMARY KEY, workflow TEXT NOT NULL, province_code TEXT NOT NULL,
   opened_at {ts} NOT NULL, due_at {ts} NOT NULL, pending TEXT NOT NULL,
   status TEXT NOT NULL, closed_at {ts});
+CREATE TABLE IF NOT EXISTS ingest_requests (
+  credential TEXT NOT NULL, idempotency_key TEXT NOT NULL, body_sha256 TEXT NOT NULL,
+  event_ids TEXT NOT NULL, received_at {ts} NOT NULL,
+  PRIMARY KEY (credential, idempotency_key));
+CREATE TABLE IF NOT EXISTS ingest_events (
+  event_id TEXT PRIMARY KEY, credential TEXT NOT NULL, produced BOOLEAN NOT NULL,
+  received_at {ts} NOT NULL);
+CREATE INDEX IF NOT EXISTS ingest_events_received ON ingest_events (received_at);
+CREATE TABLE IF NOT EXISTS ingest_audit (
+  at {ts} NOT NULL, credential TEXT, remote TEXT NOT NULL, method TEXT NOT NULL,
+  path TEXT NOT NULL, status INTEGER NOT NULL, event_ids TEXT NOT NULL,
+  body_sha256 TEXT NOT NULL, idempotency_key TEXT);
+CREATE INDEX IF NOT EXISTS ingest_audit_at ON ingest_audit (at);
 """
 
 INSERT_EVENTS = (
@@ -109,6 +167,22 @@ UPSERT_CASE = (
 )
 
 
+@dataclass
+class Transaction:
+    """A cursor inside ``SqlStore.transaction()`` that speaks the ``?`` placeholder dialect."""
+
+    cursor: Any
+    dialect: Callable[[str], str]
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        self.cursor.execute(self.dialect(sql), params)
+        return [tuple(r) for r in self.cursor.fetchall()] if self.cursor.description else []
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> int:
+        self.cursor.executemany(self.dialect(sql), rows)
+        return max(0, int(self.cursor.rowcount))
+
+
 class Store(Protocol):
     url: str
 
@@ -116,6 +190,7 @@ class Store(Protocol):
     def write(self, batch: Batch) -> int: ...
     def upsert_cases(self, rows: Sequence[tuple[Any, ...]]) -> None: ...
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]: ...
+    def transaction(self) -> AbstractContextManager[Transaction]: ...
     def count_present(self, event_ids: Sequence[str]) -> int: ...
     def missing(self, event_ids: Sequence[str]) -> list[str]: ...
     def lineages(self, event_ids: Sequence[str]) -> dict[str, str]: ...
@@ -147,7 +222,7 @@ class SqlStore:
                     cur.execute(stmt)
             self.conn.commit()
         except (sqlite3.Error, OSError) as exc:
-            raise StoreError(f"cannot open store {self.url}: {exc}") from exc
+            raise StoreError(redact(f"cannot open store {self.url}: {exc}")) from exc
 
     def write(self, batch: Batch) -> int:
         """Write one batch in one transaction; return the number of new event rows."""
@@ -166,8 +241,10 @@ class SqlStore:
             if batch.dossiers:
                 cur.executemany(self._sql(UPSERT_DOSSIER), batch.dossiers)
             self.conn.commit()
-        except Exception:
+        except Exception as exc:
             self.conn.rollback()
+            if refused_data(exc):
+                raise StoreRejected(str(exc).strip()) from exc
             raise
         return inserted
 
@@ -178,10 +255,25 @@ class SqlStore:
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         cur = self.conn.cursor()
-        cur.execute(self._sql(sql), params)
-        rows = [tuple(r) for r in cur.fetchall()]
-        self.conn.commit()
+        try:
+            cur.execute(self._sql(sql), params)
+            rows = [tuple(r) for r in cur.fetchall()] if cur.description else []
+            self.conn.commit()
+        except Exception:
+            self.conn.rollback()
+            raise
         return rows
+
+    @contextmanager
+    def transaction(self) -> Iterator[Transaction]:
+        """Statements in one transaction: committed when the block ends, rolled back on error."""
+        cur = self.conn.cursor()
+        try:
+            yield Transaction(cur, self._sql)
+            self.conn.commit()
+        except Exception:
+            self.conn.rollback()
+            raise
 
     def count_present(self, event_ids: Sequence[str]) -> int:
         """How many of ``event_ids`` have a row in ``events``."""
@@ -218,6 +310,10 @@ class SqliteStore(SqlStore):
     def _connect(self) -> Any:
         path = Path(self.url.removeprefix("sqlite:///"))
         path.parent.mkdir(parents=True, exist_ok=True)
+        # Personal data: readable by the hub's user only (SQLite gives its -wal/-shm files the
+        # database file's mode).
+        path.touch(mode=0o600, exist_ok=True)
+        path.chmod(0o600)
         sqlite3.register_adapter(datetime, datetime.isoformat)
         conn = sqlite3.connect(path, timeout=30, check_same_thread=False)
         # WAL lets `hub status` and the demo read while the worker writes.
@@ -238,7 +334,7 @@ class PostgresStore(SqlStore):
         try:
             return psycopg.connect(self.url)
         except psycopg.Error as exc:
-            raise StoreError(f"cannot connect to {self.url}: {exc}") from exc
+            raise StoreError(redact(f"cannot connect to {self.url}: {exc}")) from exc
 
 
 def open_store(url: str) -> Store:
@@ -247,6 +343,8 @@ def open_store(url: str) -> Store:
     elif url.startswith(("postgresql://", "postgres://")):
         store = PostgresStore(url)
     else:
-        raise StoreError(f"unsupported HUB_STORE_URL {url!r}: use sqlite:///PATH or postgresql://")
+        raise StoreError(
+            redact(f"unsupported HUB_STORE_URL {url!r}: use sqlite:///PATH or postgresql://")
+        )
     store.open()
     return store

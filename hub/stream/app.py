@@ -41,14 +41,16 @@ from hub.domain.records import (
     AgencyTask,
     DeadLetter,
     PopulationRecord,
+    Stage,
     UnifiedEvent,
 )
 from hub.domain.topics import AgencyTopic, SourceTopic, dead_letter_topic
 from hub.kafka.admin import committed_offsets
 from hub.kafka.offset_guard import OffsetGuard
 from hub.metrics import Children, HubMetrics, source_label
+from hub.redaction import redact
 from hub.settings import EventLoop, Settings
-from hub.store.sql import Store, StoreError, batch_from, open_store
+from hub.store.sql import Store, StoreError, batch_from, open_store, write_isolating
 from hub.stream.dead_letters import DeadLetterLimit, DeadLetterLimitExceeded, dead_letter
 from hub.stream.pipeline import Accepted, Pipeline, PipelineConfig, Rejected
 from hub.types import Incoming
@@ -201,7 +203,8 @@ def build_app(settings: Settings) -> faust.App:
 
     async def handle(msg: Incoming, decoded: SourceEvent | Rejected, known: dict[str, str],
                      pending: list[Awaitable[Any]],
-                     accepted: list[tuple[UnifiedEvent, SourceEvent]]) -> bool:  # fmt: skip
+                     accepted: list[tuple[UnifiedEvent, SourceEvent]],
+                     origin: dict[str, Incoming]) -> bool:  # fmt: skip
         """One source message through the pipeline; False when the dead-letter limit tripped.
 
         ``known`` maps event ids already stored (or accepted earlier in this batch) to where
@@ -214,6 +217,7 @@ def build_app(settings: Settings) -> faust.App:
             msg, decoded, lookup, known.get, now)  # fmt: skip
         if isinstance(outcome, Accepted):
             known.setdefault(str(outcome.envelope.event_id), msg.lineage)
+            origin.setdefault(str(outcome.envelope.event_id), msg)
             pending.extend(await apply(msg, outcome))
             accepted.append((outcome.envelope, outcome.event))
         else:
@@ -249,11 +253,12 @@ def build_app(settings: Settings) -> faust.App:
                 return
             pending: list[Awaitable[Any]] = []
             accepted: list[tuple[UnifiedEvent, SourceEvent]] = []
+            origin: dict[str, Incoming] = {}
             for (event, msg), event_or_rejection in zip(batch, decoded, strict=True):
                 # Tables route changelog writes by the current event's partition; a batch
                 # has many events, so say which one each write belongs to.
                 set_current_event(weakref.ref(event))
-                if not await handle(msg, event_or_rejection, known, pending, accepted):
+                if not await handle(msg, event_or_rejection, known, pending, accepted, origin):
                     return
             set_current_event(None)
             # The batch's output is in Kafka and in the central store before its source offsets
@@ -261,8 +266,11 @@ def build_app(settings: Settings) -> faust.App:
             # idempotent on the event id.
             with metrics.stage_seconds.labels("produce").time():
                 await asyncio.gather(*pending)
-            if accepted and not await store_batch(accepted):
-                return
+            if accepted:
+                stored = await store_batch(accepted, origin)
+                if stored is None:
+                    return
+                accepted = stored
             count_quality(accepted)
             acknowledge(app, reread)
             yield None
@@ -303,29 +311,54 @@ def build_app(settings: Settings) -> faust.App:
             except Exception as exc:  # noqa: BLE001 - any store failure: retry, then stop
                 metrics.store_write_errors.inc()
                 if attempt == STORE_RETRIES:
-                    error = StoreError(f"store {what} failed {attempt} times: {exc}")
+                    error = StoreError(f"store {what} failed {attempt} times: {redact(str(exc))}")
                     log.critical("%s; stopping the worker (nothing was acknowledged)", error)
                     await app.crash(error)
                     return None
-                log.warning("store %s failed (attempt %d): %s; retrying", what, attempt, exc)
+                log.warning("store %s failed (attempt %d): %s; retrying", what, attempt,
+                            redact(str(exc)))  # fmt: skip
                 store_box.pop("s", None)
                 await asyncio.sleep(delay)
                 delay *= 2
         return None
 
-    async def store_batch(accepted: list[tuple[UnifiedEvent, SourceEvent]]) -> bool:
-        """Write the batch's accepted events; False when the store failed for good."""
+    async def store_batch(
+        accepted: list[tuple[UnifiedEvent, SourceEvent]], origin: dict[str, Incoming]
+    ) -> list[tuple[UnifiedEvent, SourceEvent]] | None:
+        """Write the batch's accepted events; return those stored, None when the store failed
+        for good. Rows the store refuses (a data error, not an outage) are dead-lettered with
+        reason ``store_rejected`` and the database's message; the rest are written once."""
+        now = datetime.now(UTC)
         with metrics.stage_seconds.labels("store").time():
-            inserted = await with_store_retry(
-                "write", lambda: store().write(batch_from(accepted, datetime.now(UTC)))
+            result = await with_store_retry(
+                "write",
+                lambda: write_isolating(
+                    accepted, lambda rows: store().write(batch_from(rows, now))
+                ),
             )
-        if inserted is None:
-            return False
+        if result is None:
+            return None
+        inserted, refused = result
         metrics.store_rows.inc(inserted)
         stored = datetime.now(UTC)
-        for env, _ in accepted:
+        refused_ids = set()
+        letters = []
+        for (env, _), message in refused:
+            refused_ids.add(env.event_id)
+            msg = origin[str(env.event_id)]
+            rejected = Rejected(Stage.STORE, "store_rejected", message)
+            letter = dead_letter(msg, rejected, stored, worker_name)
+            letters.append(await send(dead_letter_topic(msg.topic), msg.key,
+                                      codec.encode(DeadLetter.SCHEMA, letter.to_avro()),
+                                      list(msg.headers)))  # fmt: skip
+            metrics.dead_letters.labels(dead_letter_topic(msg.topic), "store_rejected").inc()
+            log.warning("store refused %s (%s); dead-lettered: %s", env.event_id,
+                        msg.lineage, redact(message))  # fmt: skip
+        await asyncio.gather(*letters)
+        kept = [pair for pair in accepted if pair[0].event_id not in refused_ids]
+        for env, _ in kept:
             metrics.latency.observe(max(0.0, (stored - env.occurred_at).total_seconds()))
-        return True
+        return kept
 
     case_in = app.topic(*[t.value for t in AgencyTopic], key_serializer="raw",
                         value_serializer="raw")  # fmt: skip

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 
 from pydantic import ValidationError
 
+from hub.domain.errors import field_errors
 from hub.domain.events import MODEL_OF_SCHEMA, SOURCE_MODELS, SourceEvent
 from hub.domain.identity import Lookup, register_update, verify
 from hub.domain.quality import score
@@ -27,6 +28,7 @@ from hub.wire.codec import Codec, CodecError
 RULE_REASONS = frozenset({
     "invalid_personal_id", "date_in_future", "dates_out_of_order", "unknown_admin_unit",
     "invalid_icd10", "empty_name", "missing_field", "missing_timezone",
+    "control_character", "invisible_name", "field_too_long",
 })  # fmt: skip
 
 
@@ -60,13 +62,10 @@ class PipelineConfig:
 
 
 def validation_reason(exc: ValidationError) -> tuple[str, str]:
-    errors = exc.errors(include_url=False)
-    kind = str(errors[0]["type"])
+    errors = field_errors(exc)
+    kind = errors[0]["reason"]
     reason = kind if kind in RULE_REASONS else "invalid_field"
-    detail = "; ".join(
-        f"{'.'.join(str(p) for p in e['loc']) or 'record'}: {e['msg']}" for e in errors
-    )
-    return reason, detail
+    return reason, "; ".join(f"{e['field']}: {e['message']}" for e in errors)
 
 
 class Pipeline:

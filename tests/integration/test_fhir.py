@@ -21,6 +21,7 @@ from connectors.ingest.fhir import ICD10, Facility, FhirConfig, FhirMapper
 from connectors.ingest.gateway import Gateway
 from hub.settings import Settings
 from hub.sim.traffic import Traffic
+from hub.store.ingest import IngestLedger
 from hub.wire.codec import Codec
 from tests.integration.workers import REPO
 
@@ -138,10 +139,14 @@ Client = tuple[TestClient, str]
 
 
 @pytest.fixture
-async def fhir_client(kafka_broker: Settings, tmp_path: Path) -> AsyncIterator[Client]:
+async def fhir_client(
+    kafka_broker: Settings, tmp_path: Path, ingest_ledger: IngestLedger
+) -> AsyncIterator[Client]:
     keys = tmp_path / "keys.json"
-    key = Credentials.load(keys).add(keys, "benh-vien-test", ["health.lab_result"], [PROVINCE])
-    gateway = Gateway(kafka_broker.kafka_bootstrap, Credentials.load(keys), 1_000_000, CONFIG)
+    key = Credentials.load(keys).add(keys, "benh-vien-test", ["health.lab_result"], [PROVINCE],
+                                     list(CONFIG.facilities))  # fmt: skip
+    gateway = Gateway(kafka_broker.kafka_bootstrap, Credentials.load(keys), 1_000_000, CONFIG,
+                      ledger=ingest_ledger)  # fmt: skip
     async with TestClient(TestServer(gateway.app())) as client:
         yield client, key
 
@@ -171,3 +176,31 @@ async def test_fhir_endpoint_accepts_a_bundle_and_answers_operation_outcomes(
     assert r.status == 415 and (await r.json())["resourceType"] == "OperationOutcome"
     r = await client.post("/v1/fhir", data=body, headers={"Content-Type": "application/fhir+json"})
     assert r.status == 401
+
+
+async def test_a_key_speaks_only_for_the_facilities_it_is_bound_to(
+    kafka_broker: Settings, tmp_path: Path, ingest_ledger: IngestLedger,
+    hl7_examples: list[tuple[str, dict[str, Any]]],
+) -> None:  # fmt: skip
+    """A second hospital's key cannot send (or pre-empt the event id of) another facility's
+    resource: 403, and nothing produced."""
+    keys = tmp_path / "keys.json"
+    creds = Credentials.load(keys)
+    other = creds.add(keys, "benh-vien-khac", ["health.lab_result"], [PROVINCE], ["79002"])
+    unbound = creds.add(keys, "no-facility", ["health.lab_result"], [PROVINCE])
+    owner = creds.add(keys, "benh-vien-79001", ["health.lab_result"], [PROVINCE], ["79001"])
+    gateway = Gateway(kafka_broker.kafka_bootstrap, Credentials.load(keys), 1_000_000, CONFIG,
+                      ledger=ingest_ledger)  # fmt: skip
+    observation = next(e for n, e in hl7_examples if n.endswith("Observation-f001.json"))
+    body = json.dumps(in_bundle(copy.deepcopy(observation), vietnamese=True))
+    async with TestClient(TestServer(gateway.app())) as client:
+        for key in (other, unbound):
+            r = await client.post("/v1/fhir", data=body, headers=fhir_headers(key))
+            assert r.status == 403, await r.text()
+            assert "facility" in (await r.json())["issue"][0]["diagnostics"]
+        r = await client.post("/v1/fhir", data=body, headers=fhir_headers(owner))
+        assert r.status == 202, "the real resource from its own facility is produced"
+
+
+def fhir_headers(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}", "Content-Type": "application/fhir+json"}

@@ -69,3 +69,40 @@ async def test_unknown_source_and_wrong_file_type_are_clear_errors(
     (tmp_path / "x.xlsx").write_text("")
     with pytest.raises(ImportFailed, match="csv"):
         await import_file(tmp_path / "x.xlsx", "civil.birth", kafka_broker.kafka_bootstrap)
+
+
+async def test_hostile_names_are_rejected_and_records_carry_their_provenance(
+    kafka_broker: Settings, tmp_path: Path
+) -> None:
+    """The importer's door of the one hygiene rule: control and format characters are rejects
+    with their reason; what is produced says which file and line it came from."""
+    import hashlib
+
+    from tests.integration.test_gateway_hostile import headers_of
+
+    path = tmp_path / "so-ho-tich-1985.csv"
+    traffic = Traffic(Codec(), seed=random.randrange(10**9), provinces=2, population=100,
+                      now=datetime.now(UTC))  # fmt: skip
+    hostile = ["Nguyễn Văn\x00An", "\u200b\u200b", "Trần \u202eThị", "Lê\x1b[2J Hoa", "12345"]
+    records = [json.loads(traffic.event(SourceTopic.BIRTH).model_dump_json()) for _ in range(6)]
+    for record, name in zip(records, hostile, strict=False):
+        record["child_full_name"] = name
+    with path.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=list(records[0]))
+        writer.writeheader()
+        writer.writerows({k: "" if v is None else v for k, v in r.items()} for r in records)
+    state = await import_file(path, "civil.birth", kafka_broker.kafka_bootstrap)
+    assert (state.produced, state.rejected) == (1, 5)
+    rejects_path = tmp_path / f"{path.name}.rejects.jsonl"
+    rejects = [json.loads(line) for line in rejects_path.open()]
+    assert [r["errors"][0]["reason"] for r in rejects] == [
+        "control_character", "control_character", "control_character", "control_character",
+        "invisible_name",
+    ]  # fmt: skip
+    assert rejects_path.stat().st_mode & 0o077 == 0, "rejects hold personal data: owner only"
+    headers = await headers_of(kafka_broker.kafka_bootstrap, records[5]["event_id"])
+    assert headers["hub-import-file"] == path.name.encode()
+    assert headers["hub-import-sha256"] == hashlib.sha256(path.read_bytes()).hexdigest().encode()
+    # The importer's record number (the rejects file and the checkpoint count the same way):
+    # the 6th data row, after the CSV header.
+    assert headers["hub-import-line"] == b"6"

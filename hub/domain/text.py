@@ -1,0 +1,94 @@
+"""Text hygiene: one rule for every string that enters the hub, whichever door it came through.
+
+The gateway answers 422, the importer writes a reject and the worker dead-letters with the same
+reason codes, because all three validate with the domain models, which call these functions:
+
+- ``control_character``: a Unicode control (Cc: NUL, BEL, ESC, …), format character (Cf: zero
+  width spaces, bidi overrides such as U+202E, a BOM) or lone surrogate (Cs). None belongs in a
+  civil-status or health record; NUL is also refused by PostgreSQL (it stopped every worker:
+  issue 11), and bidi overrides make a name read differently from what is stored.
+- ``invisible_name``: a name without a single letter after NFC normalisation.
+- ``field_too_long``: longer than any real record's field (``MAX_NAME``, ``MAX_FREE_TEXT``,
+  ``MAX_CODE``), so one request cannot store megabytes in a name.
+
+Pure: the standard library only.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+
+from pydantic_core import PydanticCustomError
+
+# A Vietnamese full name is family name, middle name(s) and given name; the longest in the
+# civil-status books runs to about 50 characters. 100 leaves room and still bounds storage.
+MAX_NAME = 100
+# Free text (place of birth, a lab result's display text or value, an agency's note).
+MAX_FREE_TEXT = 2_000
+# Codes and identifiers (registration numbers, dossier and facility codes, FHIR ids ≤ 64 chars).
+MAX_CODE = 128
+
+FORBIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Cs"})
+
+
+def forbidden_character(value: str) -> str | None:
+    """The first control, format or surrogate character in ``value``, if any.
+
+    A fast path for the common case: ASCII printable text has none (checked in C by
+    ``isprintable``), so only other strings are walked character by character.
+    """
+    if value.isascii() and value.isprintable():
+        return None
+    for char in value:
+        if unicodedata.category(char) in FORBIDDEN_CATEGORIES:
+            return char
+    return None
+
+
+def describe(char: str) -> str:
+    name = unicodedata.name(char, "") or unicodedata.category(char)
+    return f"U+{ord(char):04X} {name}".strip()
+
+
+def check_text(value: str, limit: int, what: str = "text") -> str:
+    """NFC-normalise ``value``; refuse control/format characters and overlong text."""
+    char = forbidden_character(value)
+    if char is not None:
+        raise PydanticCustomError(
+            "control_character",
+            "{what} contains a control or format character ({char})",
+            {"what": what, "char": describe(char)},
+        )
+    text = value if value.isascii() else unicodedata.normalize("NFC", value)
+    if len(text) > limit:
+        raise PydanticCustomError(
+            "field_too_long",
+            "{what} has {length} characters; at most {limit}",
+            {"what": what, "length": len(text), "limit": limit},
+        )
+    return text
+
+
+def clean_name(value: str, what: str = "name") -> str:
+    """A name as stored: hygienic, NFC, single spaces, and with at least one letter."""
+    name = " ".join(check_text(value, MAX_NAME * 4, what).split())
+    if not name:
+        raise PydanticCustomError("empty_name", "{what} must not be empty", {"what": what})
+    if len(name) > MAX_NAME:
+        raise PydanticCustomError(
+            "field_too_long",
+            "{what} has {length} characters; at most {limit}",
+            {"what": what, "length": len(name), "limit": MAX_NAME},
+        )
+    if not any(unicodedata.category(c).startswith("L") for c in name):
+        raise PydanticCustomError(
+            "invisible_name", "{what} {name!r} has no letters", {"what": what, "name": name}
+        )
+    return name
+
+
+def name_key(value: str) -> str:
+    """A name for comparison: NFC, case-folded, single spaces. ``NGUYỄN  Văn An`` and
+    ``nguyễn văn an`` compare equal; diacritics are kept (``Lê`` and ``Le`` are different
+    family names)."""
+    return " ".join(unicodedata.normalize("NFC", value).casefold().split())

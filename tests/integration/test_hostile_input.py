@@ -1,0 +1,109 @@
+"""One bad input never stops the worker: a NUL in a name and a row PostgreSQL refuses, between
+valid events of the same batch, are dead-lettered; every valid event is stored exactly once;
+the store's password appears in no log line."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+
+from hub.domain.records import DeadLetter
+from hub.domain.topics import SourceTopic, dead_letter_topic
+from hub.settings import Settings
+from hub.sim.simulator import produce
+from hub.sim.traffic import Message
+from hub.wire.codec import Codec
+from tests.integration.test_pipeline import read_all
+from tests.integration.workers import WorkerProcess, traffic_for_new_group
+
+pytestmark = pytest.mark.integration
+
+
+def pg_schema_url(base: str, refuse_subject: str) -> str:
+    """A fresh schema holding the store's tables, with a test-only constraint that makes the
+    database refuse one row even after text hygiene (as a real constraint or trigger would)."""
+    import psycopg
+
+    from hub.store.sql import open_store
+
+    schema = f"hostile_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(base, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    url = f"{base}?options={quote(f'-csearch_path={schema}')}"
+    open_store(url).close()  # the store's own tables
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(
+            "ALTER TABLE events ADD CONSTRAINT test_refuses_one "
+            f"CHECK (subject_id <> '{refuse_subject}')"
+        )
+    return url
+
+
+def pg_count(url: str, sql: str) -> list[tuple[Any, ...]]:
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        return [tuple(r) for r in conn.execute(sql).fetchall()]
+
+
+async def test_nul_name_and_a_refused_row_are_dead_lettered_and_the_worker_goes_on(
+    kafka_broker: Settings, tmp_path: Path, postgres_url: str
+) -> None:
+    codec = Codec()
+    bootstrap = kafka_broker.kafka_bootstrap
+    group, traffic = await traffic_for_new_group(bootstrap, "hostile", codec, 3, 500)
+    before = [traffic.message(traffic.event(SourceTopic.BIRTH)) for _ in range(600)]
+    nul = traffic.poison("nul_in_name")
+    refused = traffic.message(traffic.event(SourceTopic.BIRTH))
+    after = [traffic.message(traffic.event(SourceTopic.BIRTH)) for _ in range(600)]
+    url = pg_schema_url(postgres_url, refused.key.decode())
+    # All in a row, so the worker meets them in the same batches.
+    await produce(bootstrap, [*before, nul, refused, *after])
+    valid = {str(m.event_id) for m in [*before, *after]}
+
+    worker = WorkerProcess(tmp_path / "w", group, {"HUB_STORE_URL": url})
+    worker.start()
+    try:
+        stored: list[tuple[Any, ...]] = []
+        for _ in range(180):
+            stored = pg_count(url, "SELECT event_id FROM events")
+            if len(stored) >= len(valid):
+                break
+            await asyncio.sleep(1)
+        await asyncio.sleep(2)  # anything still to come would show now
+        assert worker.alive(), "the worker is alive after both"
+        letters = await dead_letters(codec, bootstrap, [nul, refused])
+    finally:
+        worker.stop()
+    ids = [str(r[0]) for r in pg_count(url, "SELECT event_id FROM events")]
+    assert len(ids) == len(set(ids)) == 1200, "every valid event stored exactly once"
+    assert set(ids) == valid
+    assert letters[str(nul.event_id)].reason == "control_character"
+    assert letters[str(refused.event_id)].reason == "store_rejected"
+    assert "test_refuses_one" in letters[str(refused.event_id)].detail
+    assert letters[str(refused.event_id)].original_value == refused.value
+    password = postgres_url.split("://", 1)[1].split("@", 1)[0].partition(":")[2]
+    assert password and password not in worker.log.read_text(errors="replace")
+
+
+async def dead_letters(
+    codec: Codec, bootstrap: str, wanted: list[Message]
+) -> dict[str, DeadLetter]:
+    """The dead letters of ``wanted`` messages, by event id (matched on the original bytes)."""
+    by_value = {m.value: str(m.event_id) for m in wanted}
+    found: dict[str, DeadLetter] = {}
+    for _ in range(30):
+        for r in await read_all(bootstrap, [dead_letter_topic(SourceTopic.BIRTH.value)], 1000):
+            letter = DeadLetter.model_validate(codec.decode(r.value)[1])  # type: ignore[attr-defined]
+            if letter.original_value in by_value:
+                found[by_value[letter.original_value]] = letter
+        if len(found) == len(wanted):
+            break
+        await asyncio.sleep(1)
+    assert len(found) == len(wanted), f"dead letters found: {list(found)}"
+    return found
