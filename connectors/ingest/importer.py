@@ -6,7 +6,8 @@ encoded and produced to the source topic; rejected rows go, with their errors, t
 it. Memory stays bounded by one batch whatever the file size. Every record carries its
 provenance in headers: ``hub-import-file``, ``hub-import-sha256`` (of the whole file) and
 ``hub-import-line`` (the record's number in the file, as the rejects file and the checkpoint
-count: JSON Lines by line, CSV by data row after the header). The rejects file is created mode 0600 (it holds personal data).
+count: JSON Lines by line, CSV by data row after the header). The rejects file is created
+mode 0600 (it holds personal data).
 
 A crash between Kafka's acknowledgement of a batch and the checkpoint write can re-send that
 one batch on resume; the hub stores an event id once, so nothing is stored twice.
