@@ -550,15 +550,25 @@ def gateway_audit(settings: Settings, credential: str | None, since: datetime | 
 @cli.command()
 @click.option("--group", default=None,
               help="Consumer group prefix (default HUB_APP_ID-delivery).")  # fmt: skip
+@click.option("--new-secret", is_flag=True,
+              help="Print a new signing secret (whsec_…, 32 random bytes) and exit.")  # fmt: skip
 @click.pass_obj
-def deliver(settings: Settings, group: str | None) -> None:
+def deliver(settings: Settings, group: str | None, new_secret: bool) -> None:
     """Deliver agency tasks to each agency's HTTPS endpoint, signed; acks close the cases.
 
     Endpoints, key ids and signing secrets come from HUB_DELIVERY_ENDPOINTS (default
     HUB_HOME/agency-endpoints.json). Failed attempts are retried with backoff
     (HUB_DELIVERY_ATTEMPTS, HUB_DELIVERY_BACKOFF_S); a refused or undeliverable task goes to
     dlq.<agency topic>. Metrics on HUB_DELIVERY_METRICS_PORT. Stops cleanly on Ctrl-C.
+
+    Deliveries are signed as Standard Webhooks (webhook-id = the task id, webhook-timestamp,
+    webhook-signature); redirects are refused, endpoints are https:// (http:// for loopback).
     """
+    if new_secret:
+        from connectors.delivery.signing import new_secret as make_secret
+
+        click.echo(make_secret())
+        return
     from connectors.delivery.run import run_delivery
     from connectors.delivery.webhook import EndpointsError
 

@@ -26,13 +26,14 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from prometheus_client import CollectorRegistry, Counter, Histogram
-from pydantic import BaseModel, Field, SecretStr, ValidationError
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
 
-from connectors.delivery.signing import sign
+from connectors.delivery.signing import secret_problem, sign
 from hub.domain.records import (
     AckOutcome,
     Agency,
@@ -57,13 +58,50 @@ class EndpointsError(ValueError):
     """The agency endpoints file is missing or wrong; the message says what to fix."""
 
 
+LOOPBACK_HOSTS = frozenset({"localhost", "::1", "[::1]"})
+
+
+def url_problem(url: str) -> str | None:
+    """Tasks carry personal data: HTTPS only, plain HTTP for this machine's loopback only."""
+    parts = urlsplit(url)
+    if parts.scheme == "https" and parts.hostname:
+        return None
+    host = parts.hostname or ""
+    if parts.scheme == "http" and (host in LOOPBACK_HOSTS or host.startswith("127.")):
+        return None
+    return f"{url!r}: agency endpoints are https:// (http:// only for loopback addresses)"
+
+
 class Endpoint(BaseModel):
     """Where and how one agency receives its tasks."""
 
-    url: str = Field(pattern=r"^https?://")
-    key_id: str = Field(min_length=1)
+    url: str
+    # Which secret is in force, for the operators' rotation records (not sent to the agency).
+    key_id: str = Field(default="", max_length=100)
     secret: SecretStr
+    # During a rotation: deliveries carry a signature with each, so the agency may switch over.
+    previous_secret: SecretStr | None = None
     concurrency: int = Field(default=4, ge=1, le=256)
+
+    @field_validator("url")
+    @classmethod
+    def _https(cls, value: str) -> str:
+        problem = url_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
+
+    @field_validator("secret", "previous_secret")
+    @classmethod
+    def _strong(cls, value: SecretStr | None) -> SecretStr | None:
+        problem = None if value is None else secret_problem(value.get_secret_value())
+        if problem:
+            raise ValueError(problem)
+        return value
+
+    def signing_secrets(self) -> list[str]:
+        found = [self.secret, self.previous_secret]
+        return [s.get_secret_value() for s in found if s is not None]
 
 
 class Endpoints(BaseModel):
@@ -81,7 +119,8 @@ class Endpoints(BaseModel):
         if not endpoints.agencies:
             raise EndpointsError(f"{path}: no agencies configured")
         if path.stat().st_mode & 0o077:
-            log.warning("%s holds signing secrets and is readable by others: chmod 600", path)
+            raise EndpointsError(f"{path} holds signing secrets and is readable by others: "
+                                 f"chmod 600 {path}")  # fmt: skip
         return endpoints
 
 
@@ -97,14 +136,22 @@ class Verdict(StrEnum):
     DELIVERED = "delivered"
     RETRY = "retry"
     REFUSED = "refused"
+    REDIRECTED = "redirected"
 
 
 def classify(status: int | None) -> Verdict:
-    """What an HTTP answer means for a delivery (``None``: no answer: timeout, refused...)."""
+    """What an HTTP answer means for a delivery (``None``: no answer: timeout, refused...).
+
+    A redirect is never followed (a 307 would re-send the signed task, personal data included,
+    to whatever host it names; a 302 would turn it into a bodiless GET) and never counts as an
+    acknowledgement: it is dead-lettered for an operator to look at.
+    """
     if status is None or status >= 500 or status in RETRYABLE_STATUS:
         return Verdict.RETRY
     if 200 <= status < 300:
         return Verdict.DELIVERED
+    if 300 <= status < 400:
+        return Verdict.REDIRECTED
     return Verdict.REFUSED
 
 
@@ -232,9 +279,9 @@ class DeliveryWorker:
                 self.metrics.deliveries.labels(agency.value, "delivered").inc()
                 self.metrics.seconds.labels(agency.value).observe(time.monotonic() - started)
                 return
-            if verdict is Verdict.REFUSED:
-                refused = Rejected(Stage.DELIVER, "delivery_refused",
-                                   f"{endpoint.url}: {last.detail}")  # fmt: skip
+            if verdict in (Verdict.REFUSED, Verdict.REDIRECTED):
+                reason = f"delivery_{verdict.value}"
+                refused = Rejected(Stage.DELIVER, reason, f"{endpoint.url}: {last.detail}")
                 await self._dead_letter(msg, agency, refused)
                 return
             log.info("delivery of %s to %s failed (attempt %d/%d): %s", task.task_id,
@@ -245,21 +292,24 @@ class DeliveryWorker:
 
     async def _post(self, endpoint: Endpoint, task: AgencyTask, body: bytes) -> Attempt:
         assert self.session is not None, "start() first"
-        secret = endpoint.secret.get_secret_value().encode()
         headers = {
             "Content-Type": "application/json",
             "Idempotency-Key": task.task_id,
-            **sign(secret, endpoint.key_id, body, int(time.time())),
+            **sign(endpoint.signing_secrets(), task.task_id, body, int(time.time())),
         }
         try:
-            async with self.session.post(endpoint.url, data=body, headers=headers) as resp:
+            async with self.session.post(endpoint.url, data=body, headers=headers,
+                                         allow_redirects=False) as resp:  # fmt: skip
                 text = await resp.text(errors="replace")
                 reference = None
                 if 200 <= resp.status < 300 and resp.content_type == "application/json":
                     answer = json.loads(text or "{}")
                     if isinstance(answer, dict) and answer.get("reference") is not None:
                         reference = str(answer["reference"])
-                return Attempt(resp.status, f"HTTP {resp.status} {text[:200]}", reference)
+                where = (
+                    f" to {resp.headers.get('Location', '?')}" if 300 <= resp.status < 400 else ""
+                )
+                return Attempt(resp.status, f"HTTP {resp.status}{where} {text[:200]}", reference)
         except (TimeoutError, aiohttp.ClientError, json.JSONDecodeError) as exc:
             return Attempt(None, f"{type(exc).__name__}: {exc}")
 

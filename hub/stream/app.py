@@ -117,6 +117,12 @@ def build_app(settings: Settings) -> faust.App:
         producer_linger_ms=5,
         table_cleanup_interval=3600,
         web_in_thread=False,
+        # The web server serves /metrics only: faust's /router and /table views would hand
+        # anyone who reaches the port the keys and values of the tables (personal data).
+        web_router_enabled=False,
+        web_tables_enabled=False,
+        web_graph_enabled=False,
+        web_stats_enabled=False,
     )
     if settings.faust_metrics:
         setup_prometheus_sensors(app, pattern="/metrics", registry=registry, name_prefix="faust")

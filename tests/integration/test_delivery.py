@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import time
 import uuid
 from collections import Counter, defaultdict
@@ -14,10 +12,11 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiokafka import AIOKafkaProducer
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from connectors.delivery.signing import VerificationError, verify
+from connectors.delivery.signing import new_secret
 from connectors.delivery.webhook import DeliveryWorker, Endpoint, Endpoints, RetryPolicy, topics_of
-from hub.domain.records import AgencyAcknowledgement, AgencyTask, DeadLetter
+from hub.domain.records import Agency, AgencyAcknowledgement, AgencyTask, DeadLetter
 from hub.domain.topics import AgencyTopic, SourceTopic, dead_letter_topic
 from hub.domain.workflows import expand
 from hub.kafka.admin import end_offsets, start_group_at_end
@@ -29,14 +28,13 @@ from tests.integration.workers import free_port
 
 pytestmark = pytest.mark.integration
 
-SECRETS = {"police-k1": b"police secret", "bhxh-k1": b"insurance secret",
-           "ldtbxh-k1": b"social affairs secret"}  # fmt: skip
+SECRETS = {"police-k1": new_secret(), "bhxh-k1": new_secret(), "ldtbxh-k1": new_secret()}
 POLICY = RetryPolicy(attempts=3, base_s=0.05, cap_s=0.2, timeout_s=0.5)
 
 
 class Agencies:
     """Three agency endpoints: police fails twice then answers, insurance is slow once, social
-    affairs is down. Every request is checked with an independent HMAC computation."""
+    affairs is down. Every request is checked with the Standard Webhooks reference verifier."""
 
     def __init__(self, refuse: str) -> None:
         self.refuse = refuse
@@ -46,13 +44,12 @@ class Agencies:
         self.captured: dict[str, Any] = {}
 
     def check(self, request: web.Request, body: bytes, key_id: str) -> str:
-        ts = request.headers["X-Hub-Timestamp"]
-        mac = hmac.new(SECRETS[key_id], ts.encode() + b"." + body, hashlib.sha256).hexdigest()
-        if request.headers.get("X-Hub-Key-Id") != key_id or not hmac.compare_digest(
-            request.headers.get("X-Hub-Signature", ""), f"sha256={mac}"
-        ):
+        try:
+            Webhook(SECRETS[key_id]).verify(body, dict(request.headers))
+        except WebhookVerificationError:
             self.bad_signatures.append(request.path)
-        task_id = request.headers["Idempotency-Key"]
+        task_id = request.headers["webhook-id"]
+        assert request.headers["Idempotency-Key"] == task_id
         self.bodies[task_id] = body
         self.captured[request.path] = (dict(request.headers), body)
         self.attempts[(request.path, task_id)] += 1
@@ -118,11 +115,12 @@ async def test_tasks_are_delivered_signed_retried_acknowledged_or_dead_lettered(
     await web.TCPSite(runner, "127.0.0.1", port).start()
     base = f"http://127.0.0.1:{port}"
     endpoints = Endpoints(agencies={
-        "POLICE": Endpoint(url=f"{base}/police", key_id="police-k1", secret="police secret"),
+        "POLICE": Endpoint(url=f"{base}/police", key_id="police-k1",
+                           secret=SECRETS["police-k1"]),
         "SOCIAL_INSURANCE": Endpoint(url=f"{base}/insurance", key_id="bhxh-k1",
-                                     secret="insurance secret", concurrency=2),
+                                     secret=SECRETS["bhxh-k1"], concurrency=2),
         "SOCIAL_AFFAIRS": Endpoint(url=f"{base}/social", key_id="ldtbxh-k1",
-                                   secret="social affairs secret"),
+                                   secret=SECRETS["ldtbxh-k1"]),
     })  # type: ignore[arg-type]  # fmt: skip
 
     group = f"deliver-{uuid.uuid4().hex[:8]}"
@@ -188,9 +186,79 @@ async def test_tasks_are_delivered_signed_retried_acknowledged_or_dead_lettered(
     assert letters[refused].original_topic == AgencyTopic.RESIDENCE.value
     assert "422" in letters[refused].detail
 
-    # The verification recipe turns away the same request replayed six minutes later.
+    # The reference verifier turns away the same request with its id swapped for another task's.
     headers, body = agencies.captured["/police"]
-    ts = int(headers["X-Hub-Timestamp"])
-    assert verify(SECRETS, headers, body, now=ts + 1) == "police-k1"
-    with pytest.raises(VerificationError):
-        verify(SECRETS, headers, body, now=ts + 360)
+    Webhook(SECRETS["police-k1"]).verify(body, headers)
+    with pytest.raises(WebhookVerificationError):
+        Webhook(SECRETS["police-k1"]).verify(body, {**headers, "webhook-id": refused})
+
+
+async def test_redirects_are_never_followed_nor_taken_as_acknowledgements(
+    kafka_broker: Settings,
+) -> None:
+    """A 307 would re-send the signed task (child's id and name) to another host, whose 200
+    would close the case; a 302 would turn it into a bodiless GET. Both are dead-lettered."""
+    bootstrap = kafka_broker.kafka_bootstrap
+    codec = Codec()
+    traffic = Traffic(codec, seed=uuid.uuid4().int % 10**6, provinces=2, population=100)
+    births = [traffic.event(SourceTopic.BIRTH) for _ in range(2)]
+    tasks = [pair for b in births for pair in expand(b, "01", "00004", datetime.now(UTC),
+                                                     timedelta(days=1))]  # fmt: skip
+    police = [t for topic, t in tasks if topic is AgencyTopic.RESIDENCE]
+    elsewhere: list[str] = []
+
+    async def redirect(request: web.Request) -> web.Response:
+        task_id = request.headers["webhook-id"]
+        status = 307 if task_id == police[0].task_id else 302
+        return web.Response(status=status, headers={"Location": f"{base}/attacker"})
+
+    async def attacker(request: web.Request) -> web.Response:
+        elsewhere.append(request.method)
+        return web.json_response({"reference": "stolen"})
+
+    app = web.Application()
+    app.router.add_post("/police", redirect)
+    app.router.add_route("*", "/attacker", attacker)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    base = f"http://127.0.0.1:{port}"
+    endpoints = Endpoints(agencies={"POLICE": Endpoint(
+        url=f"{base}/police", secret=SECRETS["police-k1"])})  # type: ignore[dict-item]  # fmt: skip
+    group = f"redirect-{uuid.uuid4().hex[:8]}"
+    await start_group_at_end(bootstrap, f"{group}-police", topics_of(Agency.POLICE))
+    watched = [AgencyTopic.ACK.value, dead_letter_topic(AgencyTopic.RESIDENCE.value)]
+    before = await end_offsets(bootstrap, watched)
+    await produce_tasks(bootstrap, [(AgencyTopic.RESIDENCE, t) for t in police])
+    worker = DeliveryWorker(bootstrap, group, endpoints, POLICY, "test", seed=1)
+    stop = asyncio.Event()
+    await worker.start()
+    running = asyncio.create_task(worker.run(stop))
+    try:
+        letters: dict[str, DeadLetter] = {}
+        acked: set[str] = set()
+        deadline = time.monotonic() + 60
+        while len(letters) < 2 and time.monotonic() < deadline:
+            await asyncio.sleep(0.5)
+            for r in await read_all(bootstrap, watched, idle_ms=500):
+                if r.offset < before.get((r.topic, r.partition), 0):  # type: ignore[attr-defined]
+                    continue
+                _, data = codec.decode(r.value)  # type: ignore[attr-defined]
+                if r.topic == AgencyTopic.ACK.value:  # type: ignore[attr-defined]
+                    acked.add(AgencyAcknowledgement.model_validate(data).task_id)
+                else:
+                    letter = DeadLetter.model_validate(data)
+                    task = AgencyTask.model_validate(codec.decode(letter.original_value or b"")[1])
+                    letters[task.task_id] = letter
+    finally:
+        stop.set()
+        await running
+        await worker.stop()
+        await runner.cleanup()
+    ids = {t.task_id for t in police}
+    assert elsewhere == [], "nothing reached the host the redirect named"
+    assert not (acked & ids), "a redirect is never an acknowledgement"
+    assert set(letters) == ids
+    assert {letters[t].reason for t in ids} == {"delivery_redirected"}
+    assert "307" in letters[police[0].task_id].detail and "302" in letters[police[1].task_id].detail

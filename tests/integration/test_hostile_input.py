@@ -5,6 +5,8 @@ the store's password appears in no log line."""
 from __future__ import annotations
 
 import asyncio
+import urllib.error
+import urllib.request
 import uuid
 from pathlib import Path
 from typing import Any
@@ -77,6 +79,10 @@ async def test_nul_name_and_a_refused_row_are_dead_lettered_and_the_worker_goes_
             await asyncio.sleep(1)
         await asyncio.sleep(2)  # anything still to come would show now
         assert worker.alive(), "the worker is alive after both"
+        for view in ("/router", "/table", "/table/population/"):  # personal data: off
+            with pytest.raises(urllib.error.HTTPError) as answer:
+                urllib.request.urlopen(f"http://127.0.0.1:{worker.port}{view}", timeout=5)
+            assert answer.value.code == 404, view
         letters = await dead_letters(codec, bootstrap, [nul, refused])
     finally:
         worker.stop()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import json
@@ -12,15 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from connectors.delivery.signing import (
-    KEY_ID,
-    SIGNATURE,
-    TIMESTAMP,
-    VerificationError,
-    sign,
-    verify,
-)
+from connectors.delivery.signing import ID, SIGNATURE, TIMESTAMP, new_secret, secret_problem, sign
 from connectors.delivery.webhook import (
     Endpoints,
     EndpointsError,
@@ -30,6 +25,7 @@ from connectors.delivery.webhook import (
     classify,
     task_body,
     topics_of,
+    url_problem,
 )
 from hub.domain.records import Agency
 from hub.domain.topics import AgencyTopic, SourceTopic
@@ -37,50 +33,63 @@ from hub.domain.workflows import WORKFLOW_BY_NAME, expand
 from hub.sim.traffic import Traffic
 from hub.wire.codec import Codec
 
-SECRET = b"shared-secret-of-the-police"
+SECRET = new_secret()
 BODY = '{"task_id": "t-1", "fields": {"child_name": "Nguyễn Văn An"}}'.encode()
 
 
-def test_signature_matches_an_independent_hmac_over_timestamp_dot_body() -> None:
-    headers = sign(SECRET, "police-2026-11", BODY, 1_790_000_000)
-    expected = hmac.new(SECRET, b"1790000000." + BODY, hashlib.sha256).hexdigest()
-    assert headers == {KEY_ID: "police-2026-11", TIMESTAMP: "1790000000",
-                       SIGNATURE: f"sha256={expected}"}  # fmt: skip
+def test_signature_matches_an_independent_hmac_over_id_timestamp_and_body() -> None:
+    now = int(time.time())
+    headers = sign([SECRET], "t-1", BODY, now)
+    key = base64.b64decode(SECRET.removeprefix("whsec_"))
+    mac = hmac.new(key, f"t-1.{now}.".encode() + BODY, hashlib.sha256).digest()
+    assert headers == {ID: "t-1", TIMESTAMP: str(now),
+                       SIGNATURE: "v1," + base64.b64encode(mac).decode()}  # fmt: skip
 
 
-def test_verification_recipe_accepts_a_fresh_delivery() -> None:
-    headers = sign(SECRET, "k1", BODY, 1_790_000_000)
-    assert verify({"k1": SECRET}, headers, BODY, now=1_790_000_100) == "k1"
+def test_the_standards_reference_verifier_accepts_a_genuine_delivery() -> None:
+    headers = sign([SECRET], "t-1", BODY, int(time.time()))
+    assert Webhook(SECRET).verify(BODY, headers) == json.loads(BODY)
 
 
-def test_replayed_old_delivery_is_rejected() -> None:
-    headers = sign(SECRET, "k1", BODY, 1_790_000_000)
-    with pytest.raises(VerificationError, match="outside"):
-        verify({"k1": SECRET}, headers, BODY, now=1_790_000_000 + 301)
-
-
-@pytest.mark.parametrize("change", ["body", "key_id", "signature", "timestamp"])
-def test_tampering_is_rejected(change: str) -> None:
-    headers = sign(SECRET, "k1", BODY, 1_790_000_000)
+@pytest.mark.parametrize("change", ["id", "timestamp", "body", "signature", "old"])
+def test_the_reference_verifier_rejects_any_alteration(change: str) -> None:
+    now = int(time.time())
+    headers = sign([SECRET], "t-1", BODY, now)
     body = BODY
-    if change == "body":
-        body = BODY.replace(b"t-1", b"t-2")
-    elif change == "key_id":
-        headers[KEY_ID] = "k9"
+    if change == "id":  # the deduplication key is signed: it cannot be swapped
+        headers[ID] = "t-2"
+    elif change == "timestamp":
+        headers[TIMESTAMP] = str(now - 1)
+    elif change == "body":
+        body = BODY.replace(b"An", b"Anh")
     elif change == "signature":
-        headers[SIGNATURE] = headers[SIGNATURE][:-1] + "0"
-        if headers[SIGNATURE] == sign(SECRET, "k1", BODY, 1_790_000_000)[SIGNATURE]:
-            headers[SIGNATURE] = headers[SIGNATURE][:-1] + "1"
-    else:
-        headers[TIMESTAMP] = "1790000001"
-    with pytest.raises(VerificationError):
-        verify({"k1": SECRET}, headers, body, now=1_790_000_000)
+        headers[SIGNATURE] = sign([new_secret()], "t-1", BODY, now)[SIGNATURE]
+    else:  # a genuine delivery replayed six minutes later
+        headers = sign([SECRET], "t-1", BODY, now - 360)
+    with pytest.raises(WebhookVerificationError):
+        Webhook(SECRET).verify(body, headers)
 
 
-def test_rotation_old_and_new_keys_both_verify_by_key_id() -> None:
-    keys = {"old": b"first secret", "new": b"second secret"}
-    for key_id, secret in keys.items():
-        assert verify(keys, sign(secret, key_id, BODY, 100), BODY, now=100) == key_id
+def test_during_a_rotation_either_secret_verifies() -> None:
+    new, old = new_secret(), new_secret()
+    headers = sign([new, old], "t-1", BODY, int(time.time()))
+    for secret in (new, old):
+        Webhook(secret).verify(BODY, headers)
+    with pytest.raises(WebhookVerificationError):
+        Webhook(new_secret()).verify(BODY, headers)
+
+
+@pytest.mark.parametrize(
+    ("secret", "problem"),
+    [
+        ("s3cret", "starts with"),
+        ("whsec_" + base64.b64encode(b"x" * 31).decode(), "at least 32 bytes"),
+        ("whsec_not base64!", "base64"),
+    ],
+)
+def test_weak_or_malformed_secrets_are_refused(secret: str, problem: str) -> None:
+    assert problem in (secret_problem(secret) or "")
+    assert secret_problem(new_secret()) is None
 
 
 @pytest.mark.parametrize(("status", "verdict"), [
@@ -88,7 +97,8 @@ def test_rotation_old_and_new_keys_both_verify_by_key_id() -> None:
     (None, Verdict.RETRY), (500, Verdict.RETRY), (503, Verdict.RETRY), (408, Verdict.RETRY),
     (425, Verdict.RETRY), (429, Verdict.RETRY),
     (400, Verdict.REFUSED), (401, Verdict.REFUSED), (404, Verdict.REFUSED),
-    (422, Verdict.REFUSED), (301, Verdict.REFUSED),
+    (422, Verdict.REFUSED), (301, Verdict.REDIRECTED), (302, Verdict.REDIRECTED),
+    (307, Verdict.REDIRECTED), (308, Verdict.REDIRECTED),
 ])  # fmt: skip
 def test_http_answers_are_classified(status: int | None, verdict: Verdict) -> None:
     assert classify(status) is verdict
@@ -127,12 +137,20 @@ def _write(path: Path, data: object) -> Path:
 
 def test_endpoints_file_loads_and_hides_secrets(tmp_path: Path) -> None:
     path = _write(tmp_path / "e.json", {"agencies": {"POLICE": {
-        "url": "https://bca.example.gov.vn/hub", "key_id": "k1", "secret": "s3cret"}}})  # fmt: skip
+        "url": "https://bca.example.gov.vn/hub", "key_id": "k1", "secret": SECRET}}})  # fmt: skip
     endpoints = Endpoints.load(path)
     police = endpoints.agencies[Agency.POLICE]
     assert police.concurrency == 4
-    assert police.secret.get_secret_value() == "s3cret"
-    assert "s3cret" not in repr(endpoints)
+    assert police.signing_secrets() == [SECRET]
+    assert SECRET not in repr(endpoints)
+
+
+def test_an_endpoints_file_readable_by_others_refuses_to_start(tmp_path: Path) -> None:
+    path = _write(tmp_path / "e.json", {"agencies": {"POLICE": {
+        "url": "https://bca.example.gov.vn/hub", "secret": SECRET}}})  # fmt: skip
+    path.chmod(0o644)
+    with pytest.raises(EndpointsError, match="chmod 600"):
+        Endpoints.load(path)
 
 
 def test_missing_endpoints_file_says_where_it_was_looked_for(tmp_path: Path) -> None:
@@ -141,9 +159,11 @@ def test_missing_endpoints_file_says_where_it_was_looked_for(tmp_path: Path) -> 
 
 
 @pytest.mark.parametrize("entry", [
-    {"url": "ftp://x", "key_id": "k", "secret": "s"},
-    {"url": "https://x", "key_id": "", "secret": "s"},
-    {"url": "https://x", "key_id": "k"},
+    {"url": "ftp://x", "secret": SECRET},
+    {"url": "http://bca.example.gov.vn/hub", "secret": SECRET},
+    {"url": "http://10.0.0.5/hub", "secret": SECRET},
+    {"url": "https://x", "secret": "short"},
+    {"url": "https://x"},
 ])  # fmt: skip
 def test_bad_endpoint_entries_are_refused_with_the_file_named(
     tmp_path: Path, entry: dict[str, str]
@@ -153,28 +173,43 @@ def test_bad_endpoint_entries_are_refused_with_the_file_named(
         Endpoints.load(path)
 
 
+def test_plain_http_is_accepted_for_loopback_only() -> None:
+    assert url_problem("http://127.0.0.1:8080/police") is None
+    assert url_problem("http://localhost/police") is None
+    assert url_problem("http://[::1]:9/police") is None
+    assert url_problem("http://192.168.1.4/police") is not None
+
+
 def test_unknown_agency_is_refused(tmp_path: Path) -> None:
     path = _write(tmp_path / "e.json", {"agencies": {"TAX": {
-        "url": "https://x", "key_id": "k", "secret": "s"}}})  # fmt: skip
+        "url": "https://x", "secret": SECRET}}})  # fmt: skip
     with pytest.raises(EndpointsError):
         Endpoints.load(path)
 
 
-def test_shipped_example_endpoints_file_is_valid() -> None:
+def test_shipped_example_endpoints_file_needs_real_secrets(tmp_path: Path) -> None:
+    """The example's placeholders are refused (never usable as they stand); with generated
+    secrets the same file loads and names every agency."""
     repo = Path(__file__).resolve().parents[2]
-    endpoints = Endpoints.load(repo / "deploy" / "agency-endpoints.example.json")
+    example = repo / "deploy" / "agency-endpoints.example.json"
+    with pytest.raises(EndpointsError, match="whsec_"):
+        Endpoints.load(_write(tmp_path / "as-shipped.json", json.loads(example.read_text())))
+    data = json.loads(example.read_text())
+    for entry in data["agencies"].values():
+        entry["secret"] = new_secret()
+    endpoints = Endpoints.load(_write(tmp_path / "filled.json", data))
     assert set(endpoints.agencies) == set(Agency)
 
 
-def test_readme_verification_recipe_agrees_with_the_signer() -> None:
+def test_readme_verification_recipe_uses_the_standards_library() -> None:
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
-    start = readme.index("```python\nimport hashlib, hmac, time") + len("```python\n")
+    start = readme.index("```python\nfrom standardwebhooks") + len("```python\n")
     recipe: dict[str, Any] = {}
     exec(readme[start : readme.index("```", start)], recipe)
     now = int(time.time())
-    headers = sign(SECRET, "k1", BODY, now)
-    recipe["verify"]({"k1": SECRET}, headers, BODY)
-    with pytest.raises(PermissionError, match="replayed"):
-        recipe["verify"]({"k1": SECRET}, sign(SECRET, "k1", BODY, now - 400), BODY)
-    with pytest.raises(PermissionError, match="signature"):
-        recipe["verify"]({"k1": SECRET}, headers, BODY + b" ")
+    headers = sign([SECRET], "t-1", BODY, now)
+    assert recipe["verify"](SECRET, headers, BODY) == "t-1"
+    with pytest.raises(WebhookVerificationError):
+        recipe["verify"](SECRET, sign([SECRET], "t-1", BODY, now - 400), BODY)
+    with pytest.raises(WebhookVerificationError):
+        recipe["verify"](SECRET, headers, BODY + b" ")
