@@ -217,3 +217,29 @@ async def test_expired_and_revoked_keys_are_refused(tenants: Tenants) -> None:
         assert r.status == 401
     store.close()
     assert tenants.keys.stat().st_mode & 0o077 == 0, "the key file is readable by its owner only"
+
+
+@pytest.mark.parametrize(
+    ("name", "reason"),
+    [
+        ("Nguyễn Văn\x00An", "control_character"),
+        ("\u200b\u200b\u200b", "control_character"),
+        ("Trần \u202eThị", "control_character"),
+        ("\ufeffLê Hoa", "control_character"),
+        ("!!!", "invisible_name"),
+        ("Nguyễn " * 30, "field_too_long"),
+    ],
+)
+async def test_hostile_names_are_a_422_naming_the_field_and_reason(
+    tenants: Tenants, name: str, reason: str
+) -> None:
+    """The gateway's door of the one hygiene rule (JSON escapes reach the models intact)."""
+    gw, store = tenants.gateway()
+    birth = {**birth_json(PROVINCE), "child_full_name": name}
+    async with TestClient(TestServer(gw.app())) as c:
+        r = await c.post(URL, json=birth, headers=auth(tenants.a))
+        assert r.status == 422, await r.text()
+        errors = (await r.json())["errors"]
+        assert errors[0]["field"] == "child_full_name" and errors[0]["reason"] == reason
+    store.close()
+    assert await count_on_topic(tenants.bootstrap, {birth["event_id"]}) == 0
