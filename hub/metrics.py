@@ -62,6 +62,8 @@ class HubMetrics:
     cases_overdue: Gauge
     tasks_open: Gauge
     tasks_overdue: Gauge
+    interconnection_skipped: Counter
+    notifications: Counter
     identity_issues: Counter
     ready: Gauge
     offsets_reread: Counter
@@ -121,6 +123,14 @@ class HubMetrics:
             tasks_overdue=Gauge("hub_interconnection_tasks_overdue",
                                 "Agency tasks past their deadline.", ["workflow", "agency"],
                                 registry=r),
+            interconnection_skipped=Counter(
+                "hub_interconnection_skipped",
+                "Interconnected procedures not opened, by reason (digitised, correction, "
+                "registration_only, child_not_under_6, collective_household, …).",
+                ["workflow", "reason"], registry=r),
+            notifications=Counter("hub_case_notifications",
+                                  "Citizen-facing case notifications sent, by state.",
+                                  ["workflow", "state"], registry=r),
             ready=Gauge("hub_worker_ready",
                         "1 once the worker recovered its tables and processes streams.",
                         registry=r),

@@ -87,11 +87,6 @@ class Settings(BaseSettings):
         default=IdentityMode.FLAG,
         description="flag: mark identity mismatches in quality flags; dead_letter: reject them.",
     )
-    case_deadline_s: float = Field(
-        default=3600.0,
-        gt=0,
-        description="Seconds after which an unacknowledged interconnection case is overdue.",
-    )
     dlq_max_ratio: float = Field(
         default=0.5,
         gt=0,

@@ -118,6 +118,10 @@ class Endpoints(BaseModel):
             raise EndpointsError(f"{path}: {exc}") from exc
         if not endpoints.agencies:
             raise EndpointsError(f"{path}: no agencies configured")
+        idle = [a.value for a in endpoints.agencies if not topics_of(a)]
+        if idle:
+            raise EndpointsError(f"{path}: no workflow routes tasks to {', '.join(idle)} since "
+                                 "the 2025 reorganisation (docs/WORKFLOWS.md)")  # fmt: skip
         if path.stat().st_mode & 0o077:
             raise EndpointsError(f"{path} holds signing secrets and is readable by others: "
                                  f"chmod 600 {path}")  # fmt: skip

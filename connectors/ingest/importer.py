@@ -28,6 +28,7 @@ from aiokafka import AIOKafkaProducer
 from pydantic import ValidationError
 
 from connectors.ingest.gateway import SOURCES
+from hub.domain.enums import RecordOrigin
 from hub.domain.errors import field_errors
 from hub.domain.events import SourceEvent
 from hub.wire.codec import Codec
@@ -85,6 +86,12 @@ def file_sha256(path: Path) -> str:
 def check(model: type[SourceEvent], record: dict[str, Any]) -> SourceEvent | list[dict[str, str]]:
     if "__error__" in record:
         return [{"field": "record", "reason": "malformed_json", "message": record["__error__"]}]
+    if "origin" in model.model_fields and not record.get("origin"):
+        # The importer exists for civil-status books and archives: what it imports is a
+        # digitised record unless the row says otherwise, and opens no interconnection case.
+        record = {**record, "origin": RecordOrigin.DIGITISED.value}
+    if record.get("interconnection") in ("", None):
+        record = {k: v for k, v in record.items() if k != "interconnection"}
     try:
         return model.model_validate(record)
     except ValidationError as exc:

@@ -1,4 +1,9 @@
-"""Interconnection cases: one per triggering registration, open until every agency acknowledges.
+"""Interconnection cases: one per registration that chose interconnected procedures; each chosen
+step is PENDING until its agency answers DONE, REJECTED or NEEDS_SUPPLEMENT.
+
+A case is COMPLETED when every step is done, REJECTED as soon as one step is rejected, OPEN
+otherwise (overdue when a pending step is past its working-day deadline). Every change is a
+citizen-facing ``CaseNotification`` (in Vietnamese) for hub.notification.v1.
 
 Pure state transitions over plain dicts (they live in a faust Table, serialised as JSON). Tasks
 and acknowledgements may arrive in either order; both are keyed by case id.
@@ -6,70 +11,179 @@ and acknowledgements may arrive in either order; both are keyed by case id.
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 from typing import Any
 
-from hub.domain.records import AgencyAcknowledgement, AgencyTask
-from hub.domain.workflows import WORKFLOW_BY_NAME, task_id_for
+from hub.domain.records import (
+    AckOutcome,
+    AgencyAcknowledgement,
+    AgencyAction,
+    AgencyTask,
+    CaseNotification,
+)
 
 CaseState = dict[str, Any]
+PENDING = "PENDING"
+OPEN, COMPLETED, REJECTED = "OPEN", "COMPLETED", "REJECTED"
+NOTIFICATION_NAMESPACE = uuid.UUID("0b5c3d52-8f0e-4f7e-b1a3-6c1e1a7b2d90")
+
+PROCEDURE_VI = {
+    AgencyAction.RESIDENCE_REGISTRATION.value: "Đăng ký thường trú",
+    AgencyAction.HEALTH_CARD_ISSUE.value: "Cấp thẻ bảo hiểm y tế",
+    AgencyAction.RESIDENCE_REMOVAL.value: "Xóa đăng ký thường trú",
+    AgencyAction.FUNERAL_ALLOWANCE.value: "Giải quyết mai táng phí",
+    AgencyAction.SURVIVOR_BENEFIT.value: "Giải quyết trợ cấp tử tuất",
+}
+STEP_STATE_VI = {
+    AckOutcome.DONE.value: "đã hoàn thành",
+    AckOutcome.REJECTED.value: "bị từ chối",
+    AckOutcome.NEEDS_SUPPLEMENT.value: "cần bổ sung hồ sơ",
+}
 
 
-def on_task(state: CaseState | None, task: AgencyTask) -> CaseState:
-    case: CaseState = (
-        dict(state) if state else {"case_id": str(task.case_id), "tasks": {}, "acked": []}
+def _new(case_id: str) -> CaseState:
+    return {"case_id": case_id, "steps": {}, "status": OPEN}
+
+
+def _step(case: CaseState, task_id: str) -> dict[str, Any]:
+    steps: dict[str, dict[str, Any]] = case["steps"]
+    return steps.setdefault(task_id, {"state": PENDING, "reason": None})
+
+
+def on_task(state: CaseState | None, task: AgencyTask) -> tuple[CaseState, list[CaseNotification]]:
+    """A task of the case arrived (the first one opens the case)."""
+    case: CaseState = _copy(state) if state else _new(str(task.case_id))
+    opening = "workflow" not in case
+    case.update(workflow=task.workflow, province=task.province_code,
+                dossier_code=task.dossier_code,
+                opened_at=case.get("opened_at") or task.issued_at.isoformat())  # fmt: skip
+    # Every task of the case is known from the first one to arrive: a case is not complete
+    # when that one is done while its siblings are still on their way.
+    for task_id in task.case_task_ids or [task.task_id]:
+        _step(case, task_id)
+    step = _step(case, task.task_id)
+    step.update(agency=task.agency.value, action=task.action.value, due_at=task.due_at.isoformat())
+    notes = [_note(case, None, OPEN, None, task.issued_at)] if opening else []
+    return case, notes + _settle(case, task.issued_at)
+
+
+def on_ack(
+    state: CaseState | None, ack: AgencyAcknowledgement
+) -> tuple[CaseState, list[CaseNotification]]:
+    """An agency answered for one step."""
+    case: CaseState = _copy(state) if state else _new(str(ack.case_id))
+    step = _step(case, ack.task_id)
+    if step["state"] == ack.outcome.value and step.get("reason") == ack.note:
+        return case, []  # a redelivered acknowledgement changes nothing
+    step.update(state=ack.outcome.value, reason=ack.note, agency=ack.agency.value,
+                updated_at=ack.acknowledged_at.isoformat())  # fmt: skip
+    notes: list[CaseNotification] = []
+    if "workflow" in case:  # the citizen hears of steps of a case that is open
+        notes.append(_note(case, ack.task_id, ack.outcome.value, ack.note, ack.acknowledged_at))
+    return case, notes + _settle(case, ack.acknowledged_at)
+
+
+def _copy(state: CaseState) -> CaseState:
+    return {**state, "steps": {k: dict(v) for k, v in state.get("steps", {}).items()}}
+
+
+def _settle(case: CaseState, at: datetime) -> list[CaseNotification]:
+    """Close the case when its steps say so; the notification of that, if it changed."""
+    if case["status"] != OPEN or "workflow" not in case:
+        return []
+    states = [s["state"] for s in case["steps"].values()]
+    if AckOutcome.REJECTED.value in states:
+        case["status"] = REJECTED
+    elif states and all(s == AckOutcome.DONE.value for s in states):
+        case["status"] = COMPLETED
+    else:
+        return []
+    case["closed_at"] = at.isoformat()
+    rejected = [s for s in case["steps"].values() if s["state"] == AckOutcome.REJECTED.value]
+    reason = rejected[0].get("reason") if rejected else None
+    return [_note(case, None, case["status"], reason, at)]
+
+
+def _procedure(case: CaseState, task_id: str | None) -> tuple[str | None, str]:
+    """The step's action and its name in Vietnamese."""
+    if task_id is None:
+        return None, ""
+    action = case["steps"].get(task_id, {}).get("action") or task_id.rsplit(":", 1)[-1]
+    return action, PROCEDURE_VI.get(action, action)
+
+
+def _message(case: CaseState, task_id: str | None, state: str, reason: str | None) -> str:
+    dossier = case.get("dossier_code") or case["case_id"]
+    _, procedure = _procedure(case, task_id)
+    if state == OPEN:
+        text = f"Hồ sơ liên thông {dossier} đã được tiếp nhận và chuyển đến các cơ quan"
+    elif state == COMPLETED:
+        text = f"Hồ sơ liên thông {dossier} đã được giải quyết xong"
+    elif state == REJECTED and case["status"] == REJECTED and task_id is None:
+        text = f"Hồ sơ liên thông {dossier} bị từ chối"
+    else:
+        text = f"{procedure} của hồ sơ {dossier} {STEP_STATE_VI.get(state, state)}"
+    return text + (f": {reason}." if reason else ".")
+
+
+def _note(case: CaseState, task_id: str | None, state: str, reason: str | None,
+          at: datetime) -> CaseNotification:  # fmt: skip
+    """A notification of one change; ``task_id`` None: the case as a whole."""
+    action, _ = _procedure(case, task_id)
+    key = f"{case['case_id']}:{task_id}:{state}:{reason}"
+    return CaseNotification(
+        notification_id=uuid.uuid5(NOTIFICATION_NAMESPACE, key),
+        case_id=uuid.UUID(case["case_id"]),
+        dossier_code=case.get("dossier_code"),
+        workflow=case.get("workflow", ""),
+        step=action,
+        agency=case["steps"].get(task_id, {}).get("agency") if task_id else None,
+        state=state,
+        reason=reason,
+        message_vi=_message(case, task_id, state, reason),
+        at=at,
     )
-    case.update(
-        workflow=task.workflow,
-        province=task.province_code,
-        opened_at=case.get("opened_at") or task.issued_at.isoformat(),
-        due_at=task.due_at.isoformat(),
-    )
-    # The workflow declares every task of the case: a case is not done when the first task
-    # to arrive is acknowledged while its siblings are still on their way.
-    declared = {
-        task_id_for(task.case_id, step.action): step.agency.value
-        for step in WORKFLOW_BY_NAME[task.workflow].steps
-    }
-    case["tasks"] = {**declared, **case["tasks"], task.task_id: task.agency.value}
-    return _maybe_close(case, task.issued_at)
-
-
-def on_ack(state: CaseState | None, ack: AgencyAcknowledgement) -> CaseState:
-    case: CaseState = (
-        dict(state) if state else {"case_id": str(ack.case_id), "tasks": {}, "acked": []}
-    )
-    if ack.task_id not in case["acked"]:
-        case["acked"] = [*case["acked"], ack.task_id]
-    return _maybe_close(case, ack.acknowledged_at)
-
-
-def _maybe_close(case: CaseState, at: datetime) -> CaseState:
-    if case.get("closed_at") is None and case["tasks"] and not pending(case):
-        case["closed_at"] = at.isoformat()
-    return case
 
 
 def pending(case: CaseState) -> dict[str, str]:
-    """Tasks (task id → agency) not yet acknowledged."""
-    acked = set(case["acked"])
-    return {t: a for t, a in case["tasks"].items() if t not in acked}
+    """Steps (task id → agency) not yet done or refused."""
+    return {t: s.get("agency", "") for t, s in case["steps"].items()
+            if s["state"] in (PENDING, AckOutcome.NEEDS_SUPPLEMENT.value)}  # fmt: skip
 
 
 def status(case: CaseState, now: datetime) -> str:
-    """closed, overdue, open, or waiting (acknowledgements seen before the tasks)."""
-    if case.get("closed_at"):
-        return "closed"
-    if not case["tasks"]:
+    """completed, rejected, overdue, open, or waiting (answers seen before any task).
+
+    Overdue: a step still PENDING past its working-day deadline. A step waiting for the
+    citizen's supplement is not the agency's delay.
+    """
+    if case["status"] == COMPLETED:
+        return "completed"
+    if case["status"] == REJECTED:
+        return "rejected"
+    if "workflow" not in case:
         return "waiting"
-    if now > datetime.fromisoformat(case["due_at"]):
-        return "overdue"
+    for step in case["steps"].values():
+        due = step.get("due_at")
+        if step["state"] == PENDING and due and now >= datetime.fromisoformat(due):
+            return "overdue"
     return "open"
 
 
 def store_row(case: CaseState, now: datetime) -> tuple[Any, ...]:
+    due = [s["due_at"] for s in case["steps"].values() if s.get("due_at")]
     return (
         case["case_id"], case.get("workflow", ""), case.get("province", ""),
-        case.get("opened_at") or now.isoformat(), case.get("due_at") or now.isoformat(),
+        case.get("opened_at") or now.isoformat(), max(due) if due else now.isoformat(),
         ",".join(sorted(pending(case).values())), status(case, now), case.get("closed_at"),
     )  # fmt: skip
+
+
+def step_rows(case: CaseState) -> list[tuple[Any, ...]]:
+    """One row per step: its state, reason and times (the ``case_steps`` table)."""
+    return [
+        (case["case_id"], task_id, s.get("agency", ""), s.get("action", ""), s["state"],
+         s.get("reason"), s.get("due_at"), s.get("updated_at"))
+        for task_id, s in sorted(case["steps"].items())
+    ]  # fmt: skip

@@ -81,3 +81,37 @@ class EventType(StrEnum):
     HEALTH_REFERRAL = "HEALTH_REFERRAL"
     HEALTH_APPOINTMENT = "HEALTH_APPOINTMENT"
     HEALTH_LAB_RESULT = "HEALTH_LAB_RESULT"
+
+
+class RecordOrigin(StrEnum):
+    """Avro ``RecordOrigin``: why a civil-status record reaches the hub. Only a LIVE application
+    can open an interconnection case; digitised book records and corrections never do."""
+
+    LIVE = "LIVE"
+    DIGITISED = "DIGITISED"
+    CORRECTION = "CORRECTION"
+
+
+class BirthProcedure(StrEnum):
+    """Avro ``BirthProcedure``: procedures chosen with a birth registration (Decree 63/2024)."""
+
+    RESIDENCE_REGISTRATION = "RESIDENCE_REGISTRATION"
+    HEALTH_INSURANCE_CARD = "HEALTH_INSURANCE_CARD"
+
+
+class DeathProcedure(StrEnum):
+    """Avro ``DeathProcedure``: procedures chosen with a death registration (Decree 63/2024)."""
+
+    RESIDENCE_REMOVAL = "RESIDENCE_REMOVAL"
+    FUNERAL_ALLOWANCE = "FUNERAL_ALLOWANCE"
+    SURVIVOR_BENEFIT = "SURVIVOR_BENEFIT"
+
+
+class BeneficiaryCategory(StrEnum):
+    """Avro ``BeneficiaryCategory``: who pays the deceased's funeral allowance and survivor
+    benefit after the 2025 reorganisation (docs/WORKFLOWS.md)."""
+
+    NONE = "NONE"
+    SOCIAL_INSURANCE = "SOCIAL_INSURANCE"  # insured people and pensioners: Social Insurance
+    SOCIAL_PROTECTION = "SOCIAL_PROTECTION"  # Decree 20/2021 beneficiaries: commune committee
+    MERITORIOUS = "MERITORIOUS"  # Decree 131/2021 (người có công): provincial Home Affairs

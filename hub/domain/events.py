@@ -24,14 +24,18 @@ from pydantic_core import PydanticCustomError
 
 from hub.domain.enums import (
     AppointmentStatus,
+    BeneficiaryCategory,
+    BirthProcedure,
     Channel,
     CodeSystem,
+    DeathProcedure,
     DossierStatus,
     EncounterClass,
     EncounterStatus,
     EventType,
     Interpretation,
     ObservationStatus,
+    RecordOrigin,
     ReferralPriority,
     Sex,
 )
@@ -182,6 +186,85 @@ class ProcedureDossierEvent(SourceEvent):
         return self.dossier_code
 
 
+# Combinations of procedures the applicant may choose with a death registration (Decision
+# 296/QĐ-VPCP, 2024, publishing the procedures of Decree 63/2024: "two, three or four"
+# procedures; residence removal always comes with an interconnected death registration).
+DEATH_GROUPS: frozenset[frozenset[DeathProcedure]] = frozenset({
+    frozenset({DeathProcedure.RESIDENCE_REMOVAL}),
+    frozenset({DeathProcedure.RESIDENCE_REMOVAL, DeathProcedure.FUNERAL_ALLOWANCE}),
+    frozenset({DeathProcedure.RESIDENCE_REMOVAL, DeathProcedure.FUNERAL_ALLOWANCE,
+               DeathProcedure.SURVIVOR_BENEFIT}),
+})  # fmt: skip
+
+
+class Interconnection(BaseModel):
+    """The interconnected dossier a registration belongs to (hồ sơ liên thông), as the National
+    Public Service Portal / interconnection software received it."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    FREE_TEXT: ClassVar[frozenset[str]] = frozenset()
+
+    dossier_code: str = Field(min_length=1)
+    applicant_id: str
+    received_at: datetime
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _hygiene(cls, value: Any, info: ValidationInfo) -> Any:
+        field = info.field_name or "field"
+        if isinstance(value, str):
+            limit = MAX_FREE_TEXT if field in cls.FREE_TEXT else MAX_CODE
+            return check_text(value, limit, f"interconnection.{field}")
+        return value
+
+    @model_validator(mode="after")
+    def _interconnection_rules(self) -> Self:
+        check_personal_id(self.applicant_id, who="applicant")
+        check_not_future(self.received_at, "interconnection.received_at")
+        return self
+
+
+class BirthInterconnection(Interconnection):
+    FREE_TEXT = frozenset({"residence_address"})
+
+    procedures: list[BirthProcedure] = Field(min_length=1)
+    # For the police (residence registration): where, and in whose household.
+    residence_address: str | None = None
+    household_head_id: str | None = None
+    household_relationship: str | None = None
+    collective_household: bool = False
+    # For Social Insurance (first health-insurance card): initial care facility, guardian.
+    initial_care_facility: str | None = None
+    guardian_id: str | None = None
+
+    @model_validator(mode="after")
+    def _birth_choice(self) -> Self:
+        if len(set(self.procedures)) != len(self.procedures):
+            raise fail("invalid_procedure_group", "a procedure is chosen twice")
+        check_personal_id(self.household_head_id, who="household head")
+        check_personal_id(self.guardian_id, who="guardian")
+        return self
+
+
+class DeathInterconnection(Interconnection):
+    procedures: list[DeathProcedure] = Field(min_length=1)
+    beneficiary_category: BeneficiaryCategory = BeneficiaryCategory.NONE
+    # Where the funeral allowance / survivor benefit is paid.
+    payment_account: str | None = None
+
+    @model_validator(mode="after")
+    def _death_choice(self) -> Self:
+        if frozenset(self.procedures) not in DEATH_GROUPS or len(set(self.procedures)) != len(
+            self.procedures
+        ):
+            raise fail(
+                "invalid_procedure_group",
+                "the death group is residence removal, then "
+                "+ funeral allowance, then + survivor benefit (Decision 296/QĐ-VPCP)",
+            )
+        return self
+
+
 class BirthRegistration(SourceEvent):
     SCHEMA = f"{NS}.BirthRegistration"
     TOPIC = SourceTopic.BIRTH
@@ -198,6 +281,8 @@ class BirthRegistration(SourceEvent):
     mother_id: str | None = None
     father_id: str | None = None
     birth_weight_grams: int | None = Field(default=None, gt=0, lt=10_000)
+    origin: RecordOrigin = RecordOrigin.LIVE
+    interconnection: BirthInterconnection | None = None
 
     @model_validator(mode="after")
     def _birth_rules(self) -> Self:
@@ -226,6 +311,8 @@ class DeathRegistration(SourceEvent):
     date_of_death: date
     cause_icd10: str | None = None
     declarant_id: str | None = None
+    origin: RecordOrigin = RecordOrigin.LIVE
+    interconnection: DeathInterconnection | None = None
 
     @model_validator(mode="after")
     def _death_rules(self) -> Self:

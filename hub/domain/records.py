@@ -14,22 +14,29 @@ from hub.domain.events import NS, Record, check_personal_id, normalise_name
 
 
 class Agency(StrEnum):
-    POLICE = "POLICE"
-    SOCIAL_INSURANCE = "SOCIAL_INSURANCE"
-    SOCIAL_AFFAIRS = "SOCIAL_AFFAIRS"
+    """The bodies that act on interconnected procedures after the 2025 reorganisation
+    (docs/WORKFLOWS.md). SOCIAL_AFFAIRS stays only so tasks written before can be read."""
+
+    POLICE = "POLICE"  # commune police: residence registration and removal
+    SOCIAL_INSURANCE = "SOCIAL_INSURANCE"  # Vietnam Social Security: cards, insured benefits
+    SOCIAL_AFFAIRS = "SOCIAL_AFFAIRS"  # retired: the pre-2025 labour and social affairs sector
+    COMMUNE_PEOPLES_COMMITTEE = "COMMUNE_PEOPLES_COMMITTEE"  # social-protection funeral support
+    PROVINCIAL_HOME_AFFAIRS = "PROVINCIAL_HOME_AFFAIRS"  # people with meritorious services
 
 
 class AgencyAction(StrEnum):
     RESIDENCE_REGISTRATION = "RESIDENCE_REGISTRATION"
     RESIDENCE_REMOVAL = "RESIDENCE_REMOVAL"
     HEALTH_CARD_ISSUE = "HEALTH_CARD_ISSUE"
-    HEALTH_CARD_CLOSE = "HEALTH_CARD_CLOSE"
+    HEALTH_CARD_CLOSE = "HEALTH_CARD_CLOSE"  # retired: not one of the decree's procedures
     FUNERAL_ALLOWANCE = "FUNERAL_ALLOWANCE"
+    SURVIVOR_BENEFIT = "SURVIVOR_BENEFIT"
 
 
 class AckOutcome(StrEnum):
     DONE = "DONE"
     REJECTED = "REJECTED"
+    NEEDS_SUPPLEMENT = "NEEDS_SUPPLEMENT"
 
 
 class Stage(StrEnum):
@@ -95,6 +102,9 @@ class AgencyTask(Record):
     issued_at: datetime
     due_at: datetime
     fields: dict[str, str]
+    dossier_code: str | None = None
+    deadline_basis: str | None = None
+    case_task_ids: list[str] = Field(default_factory=list)
 
 
 class AgencyAcknowledgement(Record):
@@ -107,6 +117,21 @@ class AgencyAcknowledgement(Record):
     acknowledged_at: datetime
     reference: str | None = None
     note: str | None = None
+
+
+class CaseNotification(Record):
+    SCHEMA = f"{NS}.CaseNotification"
+
+    notification_id: UUID
+    case_id: UUID
+    dossier_code: str | None = None
+    workflow: str
+    step: str | None = None
+    agency: str | None = None
+    state: str
+    reason: str | None = None
+    message_vi: str
+    at: datetime
 
 
 class PopulationRecord(Record):
@@ -162,4 +187,5 @@ HUB_RECORDS: tuple[type[Record], ...] = (
     AgencyAcknowledgement,
     PopulationRecord,
     DeadLetter,
+    CaseNotification,
 )

@@ -28,15 +28,20 @@ class UnifiedTopic(StrEnum):
 
 
 class AgencyTopic(StrEnum):
-    """Interconnection topics (Decree 63/2024): work the hub fans out to agencies, and replies."""
+    """Interconnection topics (Decree 63/2024): work the hub fans out to the agencies that act
+    after the 2025 reorganisation (docs/WORKFLOWS.md), and their replies."""
 
     RESIDENCE = "agency.police.residence.v1"
     HEALTH_INSURANCE = "agency.social_insurance.health_card.v1"
-    FUNERAL_ALLOWANCE = "agency.social_affairs.funeral_allowance.v1"
+    SOCIAL_INSURANCE_BENEFITS = "agency.social_insurance.benefits.v1"
+    COMMUNE_SOCIAL_PROTECTION = "agency.commune.social_protection.v1"
+    MERITORIOUS_BENEFITS = "agency.home_affairs.meritorious.v1"
     ACK = "agency.ack.v1"
 
 
 POPULATION_TOPIC = "ref.population.v1"
+# Citizen-facing changes of interconnection cases (CaseNotification), for portals and VNeID.
+NOTIFICATION_TOPIC = "hub.notification.v1"
 
 UNIFIED_TOPIC_OF: dict[SourceTopic, UnifiedTopic] = {
     SourceTopic.DOSSIER: UnifiedTopic.PROCEDURE,
@@ -75,6 +80,7 @@ def topic_plan(partitions: int) -> list[TopicSpec]:
     specs += [TopicSpec(dead_letter_topic(t.value), partitions) for t in SourceTopic]
     specs += [TopicSpec(t.value, partitions) for t in AgencyTopic]
     specs += [TopicSpec(dead_letter_topic(t.value), partitions) for t in AgencyTopic]
+    specs.append(TopicSpec(NOTIFICATION_TOPIC, partitions))
     specs.append(TopicSpec(POPULATION_TOPIC, partitions, dict(_COMPACTED)))
     return specs
 

@@ -11,12 +11,15 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from hub.domain.enums import (
     AppointmentStatus,
+    BeneficiaryCategory,
+    BirthProcedure,
     Channel,
     CodeSystem,
+    DeathProcedure,
     DossierStatus,
     EncounterClass,
     EncounterStatus,
@@ -26,7 +29,9 @@ from hub.domain.enums import (
     Sex,
 )
 from hub.domain.events import (
+    BirthInterconnection,
     BirthRegistration,
+    DeathInterconnection,
     DeathRegistration,
     HealthAppointment,
     HealthEncounter,
@@ -146,6 +151,30 @@ POISON_REASONS: dict[str, str] = {
 }
 
 
+# What applicants choose with a registration (shares for the simulation, not statistics): most
+# parents of a newborn ask for residence and the child's card; many death dossiers also claim
+# the funeral allowance. None: registration only.
+BIRTH_CHOICES: list[tuple[tuple[BirthProcedure, ...] | None, float]] = [
+    (None, 0.15),
+    ((BirthProcedure.RESIDENCE_REGISTRATION,), 0.20),
+    ((BirthProcedure.HEALTH_INSURANCE_CARD,), 0.15),
+    ((BirthProcedure.RESIDENCE_REGISTRATION, BirthProcedure.HEALTH_INSURANCE_CARD), 0.50),
+]
+DEATH_CHOICES: list[tuple[tuple[DeathProcedure, ...] | None, float]] = [
+    (None, 0.20),
+    ((DeathProcedure.RESIDENCE_REMOVAL,), 0.30),
+    ((DeathProcedure.RESIDENCE_REMOVAL, DeathProcedure.FUNERAL_ALLOWANCE), 0.35),
+    ((DeathProcedure.RESIDENCE_REMOVAL, DeathProcedure.FUNERAL_ALLOWANCE,
+      DeathProcedure.SURVIVOR_BENEFIT), 0.15),
+]  # fmt: skip
+BENEFICIARIES = [(BeneficiaryCategory.SOCIAL_INSURANCE, 0.5), (BeneficiaryCategory.NONE, 0.2),
+                 (BeneficiaryCategory.SOCIAL_PROTECTION, 0.2),
+                 (BeneficiaryCategory.MERITORIOUS, 0.1)]  # fmt: skip
+
+
+T = TypeVar("T")
+
+
 def _ms(moment: datetime) -> datetime:
     """Truncate to milliseconds, the precision of Avro timestamp-millis."""
     return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
@@ -177,12 +206,15 @@ class Traffic:
         population: int = 2000,
         now: datetime | None = None,
         stale_share: float = 0.005,
+        late_dossier_share: float = 0.02,
     ) -> None:
         """``now`` fixes the clock (tests); by default events occur when they are generated.
         ``stale_share`` of events occurred 10–60 minutes before they are sent (late systems),
-        which the "alive" quality dimension must notice."""
+        which the "alive" quality dimension must notice. ``late_dossier_share`` of interconnected
+        dossiers were received weeks before (their agency steps are overdue unless answered)."""
         self.codec = codec
         self.rng = random.Random(seed)
+        self.late_dossier_share = late_dossier_share
         self.fixed_now = _ms(now) if now else None
         self.stale_share = stale_share
         self.now = self.fixed_now or _ms(datetime.now(UTC))
@@ -366,6 +398,19 @@ class Traffic:
         adult = dob - timedelta(days=16 * 365)
         mother = self._pick(lambda p: p.sex is Sex.FEMALE and p.date_of_birth < adult)
         self.people.append(child)  # the pipeline adds the newborn to the register too
+        choice = self._choose(BIRTH_CHOICES)
+        interconnection = None
+        if choice is not None and mother is not None:
+            interconnection = BirthInterconnection(
+                **self._dossier_receipt(common["occurred_at"]),
+                applicant_id=mother.personal_id,
+                procedures=list(choice),
+                residence_address=f"Số {r.randrange(1, 300)}, tổ {r.randrange(1, 40)}",
+                household_head_id=mother.personal_id,
+                household_relationship="Con",
+                initial_care_facility=f"{common['province_code']}{r.randrange(1, 99):03d}",
+                guardian_id=mother.personal_id,
+            )
         return BirthRegistration(
             **common,
             registration_number=f"{r.randrange(1, 999)}/{dob.year}",
@@ -376,6 +421,7 @@ class Traffic:
             place_of_birth="Bệnh viện đa khoa tỉnh",
             mother_id=mother.personal_id if mother else None,
             birth_weight_grams=r.randrange(2200, 4200),
+            interconnection=interconnection,
         )
 
     def _death(self) -> DeathRegistration:
@@ -384,6 +430,17 @@ class Traffic:
         common = self._common("hotich", person.province_code)
         person_dead = person.model_copy(update={"deceased": True})
         self.people[self.people.index(person)] = person_dead
+        choice = self._choose(DEATH_CHOICES)
+        declarant = self._living()
+        interconnection = None
+        if choice is not None:
+            interconnection = DeathInterconnection(
+                **self._dossier_receipt(common["occurred_at"]),
+                applicant_id=declarant.personal_id,
+                procedures=list(choice),
+                beneficiary_category=self._choose(BENEFICIARIES),
+                payment_account=f"{r.randrange(10**9, 10**10)}",
+            )
         return DeathRegistration(
             **common,
             registration_number=f"{r.randrange(1, 999)}/{self.now.year}",
@@ -396,7 +453,21 @@ class Traffic:
                 common["occurred_at"].date() - timedelta(days=r.randrange(0, 5)),
             ),
             cause_icd10=r.choice([None, "I21.9", "C34.9"]),
+            declarant_id=declarant.personal_id if interconnection else None,
+            interconnection=interconnection,
         )
+
+    def _choose(self, weighted: list[tuple[T, float]]) -> T:
+        return self.rng.choices([c for c, _ in weighted], weights=[w for _, w in weighted])[0]
+
+    def _dossier_receipt(self, registered: datetime) -> dict[str, Any]:
+        """The interconnected dossier: received a little before its registration; a few were
+        received weeks ago (late registrations: their agency steps are due already)."""
+        late = self.rng.random() < self.late_dossier_share
+        received = registered - timedelta(days=self.rng.randrange(14, 40) if late else 0,
+                                          minutes=self.rng.randrange(0, 240))  # fmt: skip
+        return {"dossier_code": f"LT-{self.rng.getrandbits(40):010X}",
+                "received_at": _ms(received)}  # fmt: skip
 
     def _marriage(self) -> MarriageRegistration:
         a, b = self._living(), self._living()

@@ -130,6 +130,10 @@ CREATE TABLE IF NOT EXISTS interconnection_cases (
   case_id TEXT PRIMARY KEY, workflow TEXT NOT NULL, province_code TEXT NOT NULL,
   opened_at {ts} NOT NULL, due_at {ts} NOT NULL, pending TEXT NOT NULL,
   status TEXT NOT NULL, closed_at {ts});
+CREATE TABLE IF NOT EXISTS case_steps (
+  case_id TEXT NOT NULL, task_id TEXT NOT NULL, agency TEXT NOT NULL, action TEXT NOT NULL,
+  state TEXT NOT NULL, reason TEXT, due_at {ts}, updated_at {ts},
+  PRIMARY KEY (case_id, task_id));
 CREATE TABLE IF NOT EXISTS ingest_requests (
   credential TEXT NOT NULL, idempotency_key TEXT NOT NULL, body_sha256 TEXT NOT NULL,
   event_ids TEXT NOT NULL, received_at {ts} NOT NULL,
@@ -161,6 +165,11 @@ UPSERT_DOSSIER = (
     "status = excluded.status, completed_at = excluded.completed_at, "
     "updated_at = excluded.updated_at WHERE excluded.updated_at >= dossiers.updated_at"
 )
+UPSERT_CASE_STEP = (
+    "INSERT INTO case_steps VALUES (?,?,?,?,?,?,?,?) ON CONFLICT (case_id, task_id) DO UPDATE "
+    "SET agency = excluded.agency, action = excluded.action, state = excluded.state, "
+    "reason = excluded.reason, due_at = excluded.due_at, updated_at = excluded.updated_at"
+)
 UPSERT_CASE = (
     "INSERT INTO interconnection_cases VALUES (?,?,?,?,?,?,?,?) ON CONFLICT (case_id) DO UPDATE "
     "SET pending = excluded.pending, status = excluded.status, closed_at = excluded.closed_at"
@@ -188,7 +197,9 @@ class Store(Protocol):
 
     def open(self) -> None: ...
     def write(self, batch: Batch) -> int: ...
-    def upsert_cases(self, rows: Sequence[tuple[Any, ...]]) -> None: ...
+    def upsert_cases(
+        self, rows: Sequence[tuple[Any, ...]], steps: Sequence[tuple[Any, ...]] = ()
+    ) -> None: ...
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]: ...
     def transaction(self) -> AbstractContextManager[Transaction]: ...
     def count_present(self, event_ids: Sequence[str]) -> int: ...
@@ -248,10 +259,14 @@ class SqlStore:
             raise
         return inserted
 
-    def upsert_cases(self, rows: Sequence[tuple[Any, ...]]) -> None:
-        cur = self.conn.cursor()
-        cur.executemany(self._sql(UPSERT_CASE), rows)
-        self.conn.commit()
+    def upsert_cases(
+        self, rows: Sequence[tuple[Any, ...]], steps: Sequence[tuple[Any, ...]] = ()
+    ) -> None:
+        """Case rows and their steps' rows (state, reason, times), in one transaction."""
+        with self.transaction() as tx:
+            tx.executemany(UPSERT_CASE, rows)
+            if steps:
+                tx.executemany(UPSERT_CASE_STEP, steps)
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         cur = self.conn.cursor()

@@ -39,12 +39,13 @@ from hub.domain.quality import DIMENSIONS
 from hub.domain.records import (
     AgencyAcknowledgement,
     AgencyTask,
+    CaseNotification,
     DeadLetter,
     PopulationRecord,
     Stage,
     UnifiedEvent,
 )
-from hub.domain.topics import AgencyTopic, SourceTopic, dead_letter_topic
+from hub.domain.topics import NOTIFICATION_TOPIC, AgencyTopic, SourceTopic, dead_letter_topic
 from hub.kafka.admin import committed_offsets
 from hub.kafka.offset_guard import OffsetGuard
 from hub.metrics import Children, HubMetrics, source_label
@@ -92,7 +93,6 @@ def build_app(settings: Settings) -> faust.App:
         PipelineConfig(
             identity_mode=settings.identity_mode,
             freshness=timedelta(seconds=settings.freshness_s),
-            case_deadline=timedelta(seconds=settings.case_deadline_s),
         ),
     )
     worker_name = f"{socket.gethostname()}:{os.getpid()}"
@@ -189,6 +189,8 @@ def build_app(settings: Settings) -> faust.App:
         for topic, task in outcome.tasks:
             pending.append(await send(topic.value, str(task.case_id).encode(),
                                       codec.encode(AgencyTask.SCHEMA, task.to_avro())))  # fmt: skip
+        for workflow, reason in outcome.skipped:
+            metrics.interconnection_skipped.labels(workflow, reason).inc()
         if outcome.register is not None:
             population[outcome.register.personal_id.encode()] = codec.encode(
                 PopulationRecord.SCHEMA, outcome.register.to_avro()
@@ -370,22 +372,33 @@ def build_app(settings: Settings) -> faust.App:
                         value_serializer="raw")  # fmt: skip
 
     def on_agency_message(topic: str, partition: int, offset: int, key: bytes,
-                          value: bytes | None) -> None:  # fmt: skip
+                          value: bytes | None) -> list[CaseNotification]:  # fmt: skip
+        """One task or acknowledgement applied to its case; the notifications it causes."""
         last_offset[(topic, partition)] = offset
         try:
             _, record = codec.decode(value or b"")
             if topic == AgencyTopic.ACK.value:
                 ack = AgencyAcknowledgement.model_validate(record)
-                state = case_logic.on_ack(case_table.get(key), ack)
+                state, notes = case_logic.on_ack(case_table.get(key), ack)
             else:
                 task = AgencyTask.model_validate(record)
-                state = case_logic.on_task(case_table.get(key), task)
+                state, notes = case_logic.on_task(case_table.get(key), task)
         except Exception as exc:  # noqa: BLE001 - any bad ack is dead-lettered, never fatal
             log.warning("unreadable agency message %s/%s: %s", topic, offset, exc)
             metrics.dead_letters.labels(dead_letter_topic(topic), "invalid_agency_message").inc()
-            return
+            return []
         case_table[key] = state
         dirty_cases[state["case_id"]] = state
+        return notes
+
+    async def notify(notes: list[CaseNotification]) -> None:
+        """Citizen-facing notifications, in Kafka before the message that caused them is acked."""
+        pending = [await send(NOTIFICATION_TOPIC, str(n.case_id).encode(),
+                              codec.encode(CaseNotification.SCHEMA, n.to_avro()))
+                   for n in notes]  # fmt: skip
+        for note in notes:
+            metrics.notifications.labels(note.workflow, note.state).inc()
+        await asyncio.gather(*pending)
 
     @app.agent(case_in)
     async def track_cases(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
@@ -393,9 +406,11 @@ def build_app(settings: Settings) -> faust.App:
             m = event.message
             skipped = await read_back(m)
             for r in skipped:
-                on_agency_message(r.topic, r.partition, r.offset, r.key or b"", r.value)
+                await notify(on_agency_message(r.topic, r.partition, r.offset, r.key or b"",
+                                               r.value))  # fmt: skip
             acknowledge(app, skipped)
-            on_agency_message(m.topic, m.partition, m.offset, m.key or b"", m.value)
+            await notify(on_agency_message(m.topic, m.partition, m.offset, m.key or b"",
+                                           m.value))  # fmt: skip
             yield None
 
     @app.timer(interval=settings.report_interval_s)  # type: ignore[untyped-decorator]
@@ -408,8 +423,9 @@ def build_app(settings: Settings) -> faust.App:
                 dirty_cases[case["case_id"]] = case
         if dirty_cases:
             rows = [case_logic.store_row(c, now) for c in dirty_cases.values()]
+            steps = [row for c in dirty_cases.values() for row in case_logic.step_rows(c)]
             dirty_cases.clear()
-            store().upsert_cases(rows)
+            store().upsert_cases(rows, steps)
         _report_cases(metrics, states, now)
         overdue = overdue_by_province(list(dossiers.values()), now)
         for prov in set(kpis.received) | set(kpis.completed) | set(overdue):

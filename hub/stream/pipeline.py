@@ -19,7 +19,7 @@ from hub.domain.quality import score
 from hub.domain.records import AgencyTask, Lineage, PopulationRecord, Stage, UnifiedEvent
 from hub.domain.topics import UNIFIED_TOPIC_OF, AgencyTopic, SourceTopic
 from hub.domain.units import UnknownUnit, UnresolvedSplit, admin_units
-from hub.domain.workflows import expand
+from hub.domain.workflows import Plan, expand
 from hub.settings import IdentityMode
 from hub.types import Incoming
 from hub.wire.codec import Codec, CodecError
@@ -47,6 +47,8 @@ class Accepted:
     key: str
     duplicate: bool
     tasks: list[tuple[AgencyTopic, AgencyTask]] = field(default_factory=list)
+    # Interconnected procedures the rules skipped: (workflow, reason), for the skipped metric.
+    skipped: list[tuple[str, str]] = field(default_factory=list)
     register: PopulationRecord | None = None
 
 
@@ -58,7 +60,6 @@ SeenLookup = Callable[[str], str | None]
 class PipelineConfig:
     identity_mode: IdentityMode = IdentityMode.FLAG
     freshness: timedelta = timedelta(minutes=5)
-    case_deadline: timedelta = timedelta(hours=1)
 
 
 def validation_reason(exc: ValidationError) -> tuple[str, str]:
@@ -130,8 +131,9 @@ class Pipeline:
             payload_schema=event.SCHEMA,
             payload=msg.value or b"",
         )
-        tasks = [] if duplicate else expand(event, province, commune, now,
-                                             self.config.case_deadline)  # fmt: skip
+        tasks, chosen = expand(event, province, commune, now)
+        if duplicate:  # a copy fans out nothing (its original did)
+            tasks, chosen = [], Plan(chosen.workflow)
         return Accepted(
             event=event,
             envelope=envelope,
@@ -139,5 +141,6 @@ class Pipeline:
             key=key,
             duplicate=duplicate,
             tasks=tasks,
+            skipped=[(chosen.workflow.name, r) for r in chosen.skipped] if chosen.workflow else [],
             register=None if duplicate else register_update(event, lookup),
         )

@@ -8,9 +8,8 @@ from typing import Any
 
 import pytest
 
-from hub.domain import cases
 from hub.domain.dossiers import DossierKpis, dossier_state, overdue_by_province
-from hub.domain.enums import Channel, CodeSystem, DossierStatus, EventType, Sex
+from hub.domain.enums import Channel, CodeSystem, DossierStatus, Sex
 from hub.domain.events import (
     BirthRegistration,
     DeathRegistration,
@@ -21,9 +20,7 @@ from hub.domain.identity import register_update, verify
 from hub.domain.quality import score
 from hub.domain.records import PopulationRecord, Stage
 from hub.domain.topics import SourceTopic
-from hub.domain.workflows import WORKFLOWS, case_id_for, expand
 from hub.settings import IdentityMode
-from hub.sim.agencies import acknowledgement
 from hub.sim.traffic import POISON_REASONS, Traffic
 from hub.stream.dead_letters import DeadLetterLimit, DeadLetterLimitExceeded, dead_letter
 from hub.stream.pipeline import Accepted, Pipeline, PipelineConfig, Rejected
@@ -95,46 +92,6 @@ def test_a_record_without_expected_fields_is_not_sufficient(traffic: Traffic) ->
     orphan = birth.model_copy(update={"mother_id": None})
     flags = score(orphan, [], False, NOW, timedelta(minutes=5))
     assert not flags.sufficient and "missing_mother_id" in flags.issues
-
-
-# ---- workflows -------------------------------------------------------------------------
-def test_a_birth_expands_into_the_declared_agency_tasks_with_only_their_fields(
-    traffic: Traffic,
-) -> None:
-    birth: BirthRegistration = event_of(traffic, SourceTopic.BIRTH)
-    tasks = expand(birth, "01", "00004", NOW, timedelta(hours=1))
-    declared = next(w for w in WORKFLOWS if w.trigger is EventType.CIVIL_BIRTH)
-    assert [(t.agency, t.action) for _, t in tasks] == [
-        (s.agency, s.action) for s in declared.steps
-    ]
-    for (topic, task), step in zip(tasks, declared.steps, strict=True):
-        assert topic is step.topic
-        assert set(task.fields) <= set(step.fields)
-        assert task.case_id == case_id_for(birth.event_id)
-        assert task.due_at - task.issued_at == timedelta(hours=1)
-    assert tasks[0][1].fields["child_id"] == birth.child_id
-
-
-def test_events_without_a_workflow_expand_to_nothing(traffic: Traffic) -> None:
-    assert expand(event_of(traffic, SourceTopic.LAB_RESULT), "01", "00004", NOW,
-                  timedelta(hours=1)) == []  # fmt: skip
-
-
-# ---- cases -----------------------------------------------------------------------------
-def test_a_case_closes_when_every_agency_acknowledged_in_any_order(traffic: Traffic) -> None:
-    death: DeathRegistration = event_of(traffic, SourceTopic.DEATH)
-    tasks = [t for _, t in expand(death, "01", "00004", NOW, timedelta(hours=1))]
-    acks = [acknowledgement(t, NOW) for t in tasks]
-    state = cases.on_ack(None, acks[0])  # an ack can overtake its task
-    assert cases.status(state, NOW) == "waiting"
-    for task in tasks:
-        state = cases.on_task(state, task)
-    assert cases.status(state, NOW) == "open"
-    assert cases.status(state, NOW + timedelta(hours=2)) == "overdue"
-    for ack in acks[1:]:
-        state = cases.on_ack(state, ack)
-    assert cases.pending(state) == {}
-    assert cases.status(state, NOW + timedelta(hours=2)) == "closed"
 
 
 # ---- dossiers --------------------------------------------------------------------------
