@@ -90,8 +90,14 @@ def check(model: type[SourceEvent], record: dict[str, Any]) -> SourceEvent | lis
         # The importer exists for civil-status books and archives: what it imports is a
         # digitised record unless the row says otherwise, and opens no interconnection case.
         record = {**record, "origin": RecordOrigin.DIGITISED.value}
-    if record.get("interconnection") in ("", None):
+    chosen = record.get("interconnection")
+    if chosen in ("", None):
         record = {k: v for k, v in record.items() if k != "interconnection"}
+    elif isinstance(chosen, str):  # a CSV cell holding the interconnected dossier as JSON
+        try:
+            record = {**record, "interconnection": json.loads(chosen)}
+        except json.JSONDecodeError as exc:
+            return [{"field": "interconnection", "reason": "malformed_json", "message": str(exc)}]
     try:
         return model.model_validate(record)
     except ValidationError as exc:

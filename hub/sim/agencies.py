@@ -16,15 +16,23 @@ from hub.domain.records import AckOutcome, AgencyAcknowledgement, AgencyTask
 from hub.domain.topics import AgencyTopic
 from hub.wire.codec import Codec, CodecError
 
+# What simulated agencies answer besides DONE (shares for the demo, not statistics).
+REFUSALS = [
+    (AckOutcome.REJECTED, "Thông tin nơi thường trú không khớp", 0.02),
+    (AckOutcome.NEEDS_SUPPLEMENT, "Cần bổ sung giấy tờ chứng minh chỗ ở", 0.03),
+]
 
-def acknowledgement(task: AgencyTask, now: datetime) -> AgencyAcknowledgement:
+
+def acknowledgement(task: AgencyTask, now: datetime, outcome: AckOutcome = AckOutcome.DONE,
+                    note: str | None = None) -> AgencyAcknowledgement:  # fmt: skip
     return AgencyAcknowledgement(
         case_id=task.case_id,
         task_id=task.task_id,
         agency=task.agency,
-        outcome=AckOutcome.DONE,
+        outcome=outcome,
         acknowledged_at=now,
         reference=f"{task.agency.value[:3]}-{task.task_id[-6:]}",
+        note=note,
     )
 
 
@@ -52,7 +60,13 @@ async def run_agencies(
                         continue
                     if rng.random() >= ack_share:
                         continue  # this agency is late: the case will go overdue
-                    ack = acknowledgement(task, datetime.now(UTC))
+                    outcome, note, draw = AckOutcome.DONE, None, rng.random()
+                    for refusal, why, share in REFUSALS:
+                        if draw < share:
+                            outcome, note = refusal, why
+                            break
+                        draw -= share
+                    ack = acknowledgement(task, datetime.now(UTC), outcome, note)
                     value = codec.encode(AgencyAcknowledgement.SCHEMA, ack.to_avro())
                     await producer.send(AgencyTopic.ACK.value, key=r.key, value=value)
                     sent += 1

@@ -251,6 +251,10 @@ def summary_tables(result: DemoResult, o: DemoOptions) -> list[Table]:
     run.add_row("cases open / overdue",
                 f"{s.total('hub_interconnection_cases_open'):.0f} / "
                 f"{s.total('hub_interconnection_cases_overdue'):.0f}")  # fmt: skip
+    skipped = s.by("hub_interconnection_skipped_total", "reason")
+    run.add_row("no case opened (reason)", ", ".join(
+        f"{reason} {n:.0f}" for reason, n in sorted(skipped.items())) or "none")  # fmt: skip
+    run.add_row("citizen notifications", f"{s.total('hub_case_notifications_total'):.0f}")
 
     dead = Table(title="Dead letters by reason")
     dead.add_column("reason")

@@ -16,6 +16,8 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from connectors.delivery.signing import new_secret
 from connectors.delivery.webhook import DeliveryWorker, Endpoint, Endpoints, RetryPolicy, topics_of
+from hub.domain.enums import BeneficiaryCategory, BirthProcedure, DeathProcedure
+from hub.domain.events import BirthInterconnection, DeathInterconnection
 from hub.domain.records import Agency, AgencyAcknowledgement, AgencyTask, DeadLetter
 from hub.domain.topics import AgencyTopic, SourceTopic, dead_letter_topic
 from hub.domain.workflows import expand
@@ -74,6 +76,23 @@ class Agencies:
         return web.Response(status=500, text="database down")
 
 
+def chosen(traffic: Traffic, topic: SourceTopic) -> Any:
+    """A live registration whose applicant chose the whole birth group, or residence removal
+    and the funeral allowance of a social-protection beneficiary (the commune pays it)."""
+    event = traffic.event(topic)
+    applicant = next(p for p in traffic.people if p.date_of_birth.year < 2000).personal_id
+    receipt = {"dossier_code": "LT-1", "applicant_id": applicant,
+               "received_at": datetime.now(UTC) - timedelta(hours=1)}  # fmt: skip
+    if topic is SourceTopic.BIRTH:
+        ic: Any = BirthInterconnection(**receipt, procedures=list(BirthProcedure))
+    else:
+        ic = DeathInterconnection(
+            **receipt, procedures=[DeathProcedure.RESIDENCE_REMOVAL,
+                                   DeathProcedure.FUNERAL_ALLOWANCE],
+            beneficiary_category=BeneficiaryCategory.SOCIAL_PROTECTION)  # fmt: skip
+    return event.model_copy(update={"interconnection": ic})
+
+
 async def produce_tasks(bootstrap: str, tasks: list[tuple[AgencyTopic, AgencyTask]]) -> None:
     codec = Codec()
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
@@ -95,13 +114,13 @@ async def test_tasks_are_delivered_signed_retried_acknowledged_or_dead_lettered(
     traffic = Traffic(codec, seed=11, provinces=2, population=200)
     now = datetime.now(UTC)
     tasks = []
-    for topic in [SourceTopic.BIRTH] * 6 + [SourceTopic.DEATH] * 4:
-        event = traffic.event(topic)
-        tasks += expand(event, "01", "00004", now, timedelta(days=1))
+    for event in [*(chosen(traffic, SourceTopic.BIRTH) for _ in range(6)),
+                  *(chosen(traffic, SourceTopic.DEATH) for _ in range(4))]:  # fmt: skip
+        tasks += expand(event, "01", "00004", now)[0]
     police = [t for topic, t in tasks if topic is AgencyTopic.RESIDENCE]
     insurance = [t for topic, t in tasks if topic is AgencyTopic.HEALTH_INSURANCE]
-    social = [t for topic, t in tasks if topic is AgencyTopic.FUNERAL_ALLOWANCE]
-    assert len(police) == 10 and len(insurance) == 10 and len(social) == 4
+    social = [t for topic, t in tasks if topic is AgencyTopic.COMMUNE_SOCIAL_PROTECTION]
+    assert len(police) == 10 and len(insurance) == 6 and len(social) == 4
     refused = police[0].task_id
 
     agencies = Agencies(refuse=refused)
@@ -119,8 +138,8 @@ async def test_tasks_are_delivered_signed_retried_acknowledged_or_dead_lettered(
                            secret=SECRETS["police-k1"]),
         "SOCIAL_INSURANCE": Endpoint(url=f"{base}/insurance", key_id="bhxh-k1",
                                      secret=SECRETS["bhxh-k1"], concurrency=2),
-        "SOCIAL_AFFAIRS": Endpoint(url=f"{base}/social", key_id="ldtbxh-k1",
-                                   secret=SECRETS["ldtbxh-k1"]),
+        "COMMUNE_PEOPLES_COMMITTEE": Endpoint(url=f"{base}/social", key_id="ldtbxh-k1",
+                                              secret=SECRETS["ldtbxh-k1"]),
     })  # type: ignore[arg-type]  # fmt: skip
 
     group = f"deliver-{uuid.uuid4().hex[:8]}"
@@ -201,9 +220,8 @@ async def test_redirects_are_never_followed_nor_taken_as_acknowledgements(
     bootstrap = kafka_broker.kafka_bootstrap
     codec = Codec()
     traffic = Traffic(codec, seed=uuid.uuid4().int % 10**6, provinces=2, population=100)
-    births = [traffic.event(SourceTopic.BIRTH) for _ in range(2)]
-    tasks = [pair for b in births for pair in expand(b, "01", "00004", datetime.now(UTC),
-                                                     timedelta(days=1))]  # fmt: skip
+    births = [chosen(traffic, SourceTopic.BIRTH) for _ in range(2)]
+    tasks = [pair for b in births for pair in expand(b, "01", "00004", datetime.now(UTC))[0]]
     police = [t for topic, t in tasks if topic is AgencyTopic.RESIDENCE]
     elsewhere: list[str] = []
 

@@ -29,7 +29,8 @@ async def test_copies_sent_later_and_in_the_same_batch_are_flagged_and_stored_on
     codec = Codec()
     bootstrap = kafka_broker.kafka_bootstrap
     group, traffic = await traffic_for_new_group(bootstrap, "dups", codec, 3, 500)
-    births = [traffic.message(traffic.event(SourceTopic.BIRTH)) for _ in range(200)]
+    events = [traffic.event(SourceTopic.BIRTH) for _ in range(200)]
+    births = [traffic.message(e) for e in events]
     # 20 copies right behind their originals: the same batch (found among its own events).
     await produce(bootstrap, [*births, *births[:20]])
     ids = {str(m.event_id) for m in births}
@@ -46,7 +47,7 @@ async def test_copies_sent_later_and_in_the_same_batch_are_flagged_and_stored_on
             unified = [e for e in decoded(codec, UnifiedEvent, records) if str(e.event_id) in ids]
             if len(unified) >= 250:
                 break
-        task_topics = [AgencyTopic.RESIDENCE.value, AgencyTopic.HEALTH_INSURANCE.value]
+        task_topics = [t.value for t in AgencyTopic if t is not AgencyTopic.ACK]
         tasks = decoded(codec, AgencyTask, await read_all(bootstrap, task_topics))
     finally:
         worker.stop()
@@ -64,5 +65,9 @@ async def test_copies_sent_later_and_in_the_same_batch_are_flagged_and_stored_on
         "the store keeps where each event was first read"
     )
     triggered = [t for t in tasks if str(t.trigger_event_id) in ids]
-    assert len(triggered) == 400, "two agency tasks per birth, none for a copy"
-    assert len({t.task_id for t in triggered}) == 400
+    # One task per procedure each applicant chose (newborns: every choice is eligible), none
+    # for a copy.
+    chosen = sum(len(b.interconnection.procedures) for b in events if b.interconnection)
+    assert chosen > 200, "the simulated mix chooses interconnected procedures"
+    assert len(triggered) == chosen, "one task per chosen procedure, none for a copy"
+    assert len({t.task_id for t in triggered}) == chosen
