@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
@@ -402,6 +403,71 @@ def status(settings: Settings, as_json: bool) -> None:
             console.print(table)
     if not st.broker_up:
         sys.exit(1)
+
+
+@cli.group(invoke_without_command=True)
+@click.option("--period", default=None,
+              help="2026-11 (month), 2026-Q4 (quarter), 2026 (year) or 2026-10-01..2026-12-31; "
+                   "default the current month.")  # fmt: skip
+@click.option("--province", default=None, help="Only this 2025 province code (e.g. 79).")
+@click.option("--procedure", default=None, help="Only this procedure code.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.pass_context
+def kpi(ctx: click.Context, period: str | None, province: str | None, procedure: str | None,
+        as_json: bool) -> None:  # fmt: skip
+    """Dossier indicators from the central store: received (by channel), resolved, resolved on
+    time, overdue now, on-time and online shares, per province and procedure.
+
+    The same figures whatever the number of workers (docs/INDICATORS.md defines each one).
+    `hub kpi serve` exports them for Prometheus.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    import json
+
+    from hub.domain.indicators import Period
+    from hub.ops.kpi import kpi_report
+    from hub.store.sql import StoreError, open_store
+
+    settings: Settings = ctx.obj
+    now = datetime.now(UTC)
+    try:
+        chosen = Period.parse(period) if period else Period.current_month(now)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--period") from exc
+    try:
+        store = open_store(settings.resolved_store_url)
+    except StoreError as exc:
+        raise click.ClickException(str(exc)) from exc
+    try:
+        report = kpi_report(store, chosen, now, province, procedure)
+    finally:
+        store.close()
+    if as_json:
+        click.echo(json.dumps(report, ensure_ascii=False, indent=2))
+        return
+    from rich.console import Console
+
+    from hub.ops.view import kpi_table
+
+    Console(width=140).print(kpi_table(report))
+
+
+@kpi.command("serve")
+@click.option("--port", type=int, default=None, help="Port (default HUB_KPI_PORT).")
+@click.pass_obj
+def kpi_serve(settings: Settings, port: int | None) -> None:
+    """Export the hub-wide indicators (current month and year, per province) on /metrics.
+
+    One exporter for the whole hub, reading the central store on each scrape: run one, scrape
+    it (deploy/prometheus/prometheus.yml, job hub-kpi).
+    """
+    from hub.ops.kpi import serve
+
+    chosen = port or settings.kpi_port
+    click.echo(f"hub kpi exporter on {settings.metrics_bind}:{chosen}/metrics")
+    with contextlib.suppress(KeyboardInterrupt):
+        serve(settings.resolved_store_url, chosen, settings.metrics_bind)
 
 
 @cli.group(invoke_without_command=True)

@@ -27,8 +27,14 @@ class DossierStatus(StrEnum):
 
 
 class Channel(StrEnum):
+    """How a dossier was received (Decree 42/2022 on online public services: partial and full
+    online service). ONLINE: online, kind not said (v1 writers)."""
+
     ONLINE = "ONLINE"
     IN_PERSON = "IN_PERSON"
+    ONLINE_PARTIAL = "ONLINE_PARTIAL"
+    ONLINE_FULL = "ONLINE_FULL"
+    POSTAL = "POSTAL"
 
 
 class EncounterClass(StrEnum):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from rich.table import Table
 
 from hub.ops.status import HubStatus
@@ -37,3 +39,21 @@ def status_tables(st: HubStatus) -> list[Table]:
             store.add_row(f"interconnection cases {state}", str(n))
         tables.append(store)
     return tables
+
+
+def kpi_table(report: dict[str, Any]) -> Table:
+    """``hub kpi``: one row per province and a total."""
+    table = Table(title=f"Dossier indicators {report['period']} (as of {report['as_of'][:16]})")
+    for col in ("province", "received", "online share", "resolved", "on time", "on-time share",
+                "overdue now"):  # fmt: skip
+        table.add_column(col, justify="left" if col == "province" else "right")
+
+    def share(value: float | None) -> str:
+        return "–" if value is None else f"{value:.1%}"
+
+    rows = [*report["by_province"].items(), ("all", report["total"])]
+    for name, f in rows:
+        table.add_row(name, str(f["received"]), share(f["online_share"]), str(f["resolved"]),
+                      str(f["resolved_on_time"]), share(f["on_time_share"]),
+                      str(f["overdue_now"]))  # fmt: skip
+    return table

@@ -17,7 +17,6 @@ from hub.domain.enums import (
     AppointmentStatus,
     BeneficiaryCategory,
     BirthProcedure,
-    Channel,
     CodeSystem,
     DeathProcedure,
     DossierStatus,
@@ -45,6 +44,7 @@ from hub.domain.personal_id import make_personal_id
 from hub.domain.records import PopulationRecord
 from hub.domain.topics import POPULATION_TOPIC, SourceTopic
 from hub.domain.units import admin_units
+from hub.sim.dossiers import DossierPlan, plan_dossier
 from hub.wire.codec import Codec
 
 # Synthetic names only (not reference data): common Vietnamese family, middle and given names.
@@ -238,6 +238,8 @@ class Traffic:
         self.birth_codes = sorted(units.birth_province_codes())
         self.people: list[PopulationRecord] = [self._person() for _ in range(population)]
         self._dossiers = 0
+        self._dossier_queue: list[ProcedureDossierEvent] = []
+        self.dossier_plans: list[DossierPlan] = []
 
     # ---- people and places -------------------------------------------------------------
     def _name(self, sex: Sex) -> str:
@@ -370,25 +372,39 @@ class Traffic:
         return person
 
     def _dossier(self) -> ProcedureDossierEvent:
+        """The next status change of a simulated dossier (hub/sim/dossiers.py): dossiers are
+        drawn whole and their steps that have happened by now are sent in order."""
+        if not self._dossier_queue:
+            plan = self.new_dossier()
+            self._dossier_queue.extend(self.dossier_events(plan))
+        return self._dossier_queue.pop(0)
+
+    def new_dossier(self) -> DossierPlan:
         r = self.rng
         self._dossiers += 1
-        common = self._common("dvc")
-        received = _ms(common["occurred_at"] - timedelta(days=r.uniform(0, 20)))
-        status = r.choice(list(DossierStatus))
-        completed = None
-        if status is DossierStatus.COMPLETED:
-            completed = _ms(received + (common["occurred_at"] - received) * r.random())
-        return ProcedureDossierEvent(
-            **common,
-            dossier_code=f"H{common['province_code']}.{r.randrange(10**8):08d}",
-            procedure_code=f"1.{r.randrange(1000, 14000):06d}",
-            status=status,
-            channel=Channel.ONLINE if r.random() < 0.6 else Channel.IN_PERSON,
-            applicant_id=self._living().personal_id if r.random() < 0.9 else None,
-            received_at=received,
-            due_at=received + timedelta(days=r.choice([3, 5, 7, 15])),
-            completed_at=completed,
-        )
+        # Public-service portals were migrated to the 2025 codes first: dossiers use them.
+        province = r.choice(self.province_codes)
+        plan = plan_dossier(r, self.now, f"H{province}.{r.randrange(10**8):08d}", province,
+                            r.choice(self.communes[province]),
+                            self._living().personal_id)  # fmt: skip
+        self.dossier_plans.append(plan)
+        return plan
+
+    def dossier_events(self, plan: DossierPlan) -> list[ProcedureDossierEvent]:
+        """One event per step of ``plan`` that has happened by now."""
+        events = []
+        for status, at in plan.until(self.now):
+            completed = at if status is DossierStatus.COMPLETED else None
+            events.append(ProcedureDossierEvent(
+                event_id=uuid.UUID(int=self.rng.getrandbits(128), version=4),
+                source_system=f"dvc-{plan.province_code}", occurred_at=at,
+                code_system=CodeSystem.V2025, province_code=plan.province_code,
+                commune_code=plan.commune_code, dossier_code=plan.code,
+                procedure_code=plan.procedure_code, status=status, channel=plan.channel,
+                applicant_id=plan.applicant_id, received_at=plan.received_at,
+                due_at=plan.due_at, completed_at=completed,
+            ))  # fmt: skip
+        return events
 
     def _birth(self) -> BirthRegistration:
         r = self.rng

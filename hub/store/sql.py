@@ -12,7 +12,7 @@ import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, TypeVar
 
@@ -83,6 +83,11 @@ class Batch:
     citizens: list[tuple[Any, ...]] = field(default_factory=list)
     deaths: list[tuple[Any, ...]] = field(default_factory=list)
     dossiers: list[tuple[Any, ...]] = field(default_factory=list)
+    dossier_history: list[tuple[Any, ...]] = field(default_factory=list)
+
+
+def utc(moment: datetime) -> datetime:
+    return moment.astimezone(UTC)
 
 
 def batch_from(accepted: Iterable[tuple[UnifiedEvent, SourceEvent]], stored_at: datetime) -> Batch:
@@ -99,6 +104,13 @@ def batch_from(accepted: Iterable[tuple[UnifiedEvent, SourceEvent]], stored_at: 
             batch.dossiers.append((
                 event.dossier_code, env.province_code, str(event.status), str(event.channel),
                 event.received_at, event.due_at, event.completed_at, event.occurred_at,
+            ))  # fmt: skip
+            # In UTC: SQLite compares timestamps as ISO text, which needs one offset.
+            batch.dossier_history.append((
+                str(env.event_id), event.dossier_code, env.province_code,
+                event.procedure_code, str(event.channel), str(event.status),
+                utc(event.occurred_at), utc(event.received_at), utc(event.due_at),
+                utc(event.completed_at) if event.completed_at else None,
             ))  # fmt: skip
         elif isinstance(event, BirthRegistration):
             batch.citizens.append((
@@ -126,6 +138,12 @@ CREATE TABLE IF NOT EXISTS dossiers (
   dossier_code TEXT PRIMARY KEY, province_code TEXT NOT NULL, status TEXT NOT NULL,
   channel TEXT NOT NULL, received_at {ts} NOT NULL, due_at {ts} NOT NULL,
   completed_at {ts}, updated_at {ts} NOT NULL);
+CREATE TABLE IF NOT EXISTS dossier_history (
+  event_id TEXT PRIMARY KEY, dossier_code TEXT NOT NULL, province_code TEXT NOT NULL,
+  procedure_code TEXT NOT NULL, channel TEXT NOT NULL, status TEXT NOT NULL, at {ts} NOT NULL,
+  received_at {ts} NOT NULL, due_at {ts} NOT NULL, completed_at {ts});
+CREATE INDEX IF NOT EXISTS dossier_history_dossier ON dossier_history (dossier_code, at);
+CREATE INDEX IF NOT EXISTS dossier_history_received ON dossier_history (received_at);
 CREATE TABLE IF NOT EXISTS interconnection_cases (
   case_id TEXT PRIMARY KEY, workflow TEXT NOT NULL, province_code TEXT NOT NULL,
   opened_at {ts} NOT NULL, due_at {ts} NOT NULL, pending TEXT NOT NULL,
@@ -164,6 +182,10 @@ UPSERT_DOSSIER = (
     "INSERT INTO dossiers VALUES (?,?,?,?,?,?,?,?) ON CONFLICT (dossier_code) DO UPDATE SET "
     "status = excluded.status, completed_at = excluded.completed_at, "
     "updated_at = excluded.updated_at WHERE excluded.updated_at >= dossiers.updated_at"
+)
+# Every status change of a dossier, once (unique on the event id): the indicators' source.
+INSERT_DOSSIER_HISTORY = (
+    "INSERT INTO dossier_history VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT (event_id) DO NOTHING"
 )
 UPSERT_CASE_STEP = (
     "INSERT INTO case_steps VALUES (?,?,?,?,?,?,?,?) ON CONFLICT (case_id, task_id) DO UPDATE "
@@ -251,6 +273,8 @@ class SqlStore:
                 )
             if batch.dossiers:
                 cur.executemany(self._sql(UPSERT_DOSSIER), batch.dossiers)
+            if batch.dossier_history:
+                cur.executemany(self._sql(INSERT_DOSSIER_HISTORY), batch.dossier_history)
             self.conn.commit()
         except Exception as exc:
             self.conn.rollback()
