@@ -51,13 +51,6 @@ class HubMetrics:
     stage_seconds: Histogram
     consumer_lag: Gauge
     quality: Counter
-    dossiers_received: Counter
-    dossiers_completed: Counter
-    dossiers_completed_on_time: Counter
-    dossiers_online: Counter
-    dossiers_overdue: Gauge
-    dossier_on_time_share: Gauge
-    dossier_online_share: Gauge
     cases_open: Gauge
     cases_overdue: Gauge
     tasks_open: Gauge
@@ -93,24 +86,6 @@ class HubMetrics:
             quality=Counter("hub_quality_events",
                             "Events scored per quality dimension, result ok=true|false.",
                             ["dimension", "source", "province", "ok"], registry=r),
-            dossiers_received=Counter("hub_dossiers_received", "Dossiers received.",
-                                      ["province"], registry=r),
-            dossiers_completed=Counter("hub_dossiers_completed", "Dossiers completed.",
-                                       ["province"], registry=r),
-            dossiers_completed_on_time=Counter("hub_dossiers_completed_on_time",
-                                               "Dossiers completed by their due date.",
-                                               ["province"], registry=r),
-            dossiers_online=Counter("hub_dossiers_online", "Dossiers received online.",
-                                    ["province"], registry=r),
-            dossiers_overdue=Gauge("hub_dossiers_overdue",
-                                   "Open dossiers past their due date now.", ["province"],
-                                   registry=r),
-            dossier_on_time_share=Gauge("hub_dossier_on_time_share",
-                                        "Share of completed dossiers completed on time.",
-                                        ["province"], registry=r),
-            dossier_online_share=Gauge("hub_dossier_online_share",
-                                       "Share of received dossiers received online.",
-                                       ["province"], registry=r),
             cases_open=Gauge("hub_interconnection_cases_open",
                              "Interconnection cases waiting for an agency.", ["workflow"],
                              registry=r),

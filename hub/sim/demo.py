@@ -16,15 +16,20 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from hub.domain.indicators import Period
 from hub.domain.topics import AgencyTopic, SourceTopic, UnifiedTopic, topic_plan
 from hub.kafka import local as kafka_local
 from hub.kafka.admin import broker_answers, create_topics, start_group_at_end
+from hub.ops.kpi import kpi_report
 from hub.ops.scrape import Scrape, fetch
+from hub.ops.view import kpi_table
 from hub.settings import Settings
 from hub.sim.agencies import run_agencies
 from hub.sim.simulator import SimulationReport, produce
@@ -53,6 +58,7 @@ class DemoResult:
     broker_stopped: bool
     missing: int  # valid events sent but not in the central store
     leftovers: list[int] = field(default_factory=list)
+    kpi: dict[str, Any] = field(default_factory=dict)  # `hub kpi` over the simulated dossiers
 
 
 class Demo:
@@ -196,9 +202,13 @@ class Demo:
             if missing:
                 self.say(f"[red]valid events not stored:[/] {', '.join(missing[:10])}")
             (self.settings.home / "demo-missing.txt").write_text("\n".join(missing))
+            # The simulator's dossiers were received over the last 40 days (hub/sim/dossiers.py).
+            now = datetime.now(UTC)
+            period = Period("the last 41 days", now - timedelta(days=41), now + timedelta(days=1))
+            kpi = kpi_report(store, period, now)
         finally:
             store.close()
-        return DemoResult(report, scrape, acks, code, stopped, len(missing), leftovers)
+        return DemoResult(report, scrape, acks, code, stopped, len(missing), leftovers, kpi)
 
 
 def _alive(pid: int) -> bool:
@@ -262,18 +272,7 @@ def summary_tables(result: DemoResult, o: DemoOptions) -> list[Table]:
     for reason, n in sorted(s.by("hub_dead_letters_total", "reason").items()):
         dead.add_row(reason, f"{n:.0f}")
 
-    kpi = Table(title="Procedure dossiers by province (Decree 42/2022 indicators)")
-    for col in ("province", "received", "online share", "completed", "on-time share", "overdue"):
-        kpi.add_column(col, justify="left" if col == "province" else "right")
-    received = s.by("hub_dossiers_received_total", "province")
-    completed = s.by("hub_dossiers_completed_total", "province")
-    online = s.by("hub_dossier_online_share", "province")
-    on_time = s.by("hub_dossier_on_time_share", "province")
-    overdue = s.by("hub_dossiers_overdue", "province")
-    for prov in sorted(set(received) | set(completed)):
-        kpi.add_row(prov, f"{received.get(prov, 0):.0f}", f"{online.get(prov, 0):.0%}",
-                    f"{completed.get(prov, 0):.0f}", f"{on_time.get(prov, 0):.0%}",
-                    f"{overdue.get(prov, 0):.0f}")  # fmt: skip
+    kpi = kpi_table(result.kpi) if result.kpi else Table(title="no dossier indicators")
 
     shutdown = Table(title="Shutdown", show_header=False)
     shutdown.add_row("worker", f"exited with code {result.worker_exit}")

@@ -2,7 +2,7 @@
 
 Agents:
 - ``process``: source topics → unified topics, agency topics, dead letters and the central
-  store, in batches; keeps the tables (population register, dossier state). Duplicates are
+  store, in batches; keeps the population register table. Duplicates are
   found in the central store, one query per batch.
   A batch's source offsets are acknowledged only after its messages are in Kafka and its
   store transaction committed, so a crash replays at most a batch (idempotent both sides).
@@ -33,8 +33,7 @@ from faust.types import TP, Message
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from hub.domain import cases as case_logic
-from hub.domain.dossiers import DossierKpis, dossier_state, overdue_by_province
-from hub.domain.events import ProcedureDossierEvent, SourceEvent
+from hub.domain.events import SourceEvent
 from hub.domain.quality import DIMENSIONS
 from hub.domain.records import (
     AgencyAcknowledgement,
@@ -148,16 +147,8 @@ def build_app(settings: Settings) -> faust.App:
                                   key_serializer="raw", value_serializer="raw"),
         partitions=settings.partitions,
     )  # fmt: skip
-    dossiers = app.Table("dossiers", partitions=settings.partitions, key_type=bytes)
     case_table = app.Table("cases", partitions=settings.partitions, key_type=bytes)
     limit = DeadLetterLimit(settings.dlq_window, settings.dlq_max_ratio)
-    kpis = DossierKpis()
-    dossier_counters = {
-        "received": metrics.dossiers_received,
-        "online": metrics.dossiers_online,
-        "completed": metrics.dossiers_completed,
-        "on_time": metrics.dossiers_completed_on_time,
-    }
     events_in, events_out = Children(metrics.events_in), Children(metrics.events_out)
     quality, identity_issues = Children(metrics.quality), Children(metrics.identity_issues)
     last_offset: dict[tuple[str, int], int] = {}
@@ -195,11 +186,6 @@ def build_app(settings: Settings) -> faust.App:
             population[outcome.register.personal_id.encode()] = codec.encode(
                 PopulationRecord.SCHEMA, outcome.register.to_avro()
             )
-        event = outcome.event
-        if isinstance(event, ProcedureDossierEvent) and not outcome.duplicate:
-            dossiers[event.dossier_code.encode()] = dossier_state(event, env.province_code)
-            for indicator in kpis.record(event, env.province_code):
-                dossier_counters[indicator].labels(env.province_code).inc()
         return pending
 
     async def read_back(m: Any) -> list[Any]:
@@ -427,11 +413,6 @@ def build_app(settings: Settings) -> faust.App:
             dirty_cases.clear()
             store().upsert_cases(rows, steps)
         _report_cases(metrics, states, now)
-        overdue = overdue_by_province(list(dossiers.values()), now)
-        for prov in set(kpis.received) | set(kpis.completed) | set(overdue):
-            metrics.dossiers_overdue.labels(prov).set(overdue.get(prov, 0))
-            metrics.dossier_online_share.labels(prov).set(kpis.online_share(prov))
-            metrics.dossier_on_time_share.labels(prov).set(kpis.on_time_share(prov))
         _report_lag(app, metrics, last_offset)
 
     return app

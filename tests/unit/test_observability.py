@@ -45,16 +45,44 @@ def populated_exposition() -> str:
     m.stage_seconds.labels("process").observe(0.001)
     m.consumer_lag.labels("src.civil.birth.v1", "0").set(3)
     m.quality.labels("alive", "civil.birth", "01", "true").inc()
-    for counter in (m.dossiers_received, m.dossiers_completed, m.dossiers_completed_on_time,
-                    m.dossiers_online):  # fmt: skip
-        counter.labels("01").inc()
-    for gauge in (m.dossiers_overdue, m.dossier_on_time_share, m.dossier_online_share):
-        gauge.labels("01").set(0.5)
+    m.interconnection_skipped.labels("birth", "digitised").inc()
+    m.notifications.labels("birth", "OPEN").inc()
     m.cases_open.labels("birth").set(1)
     m.cases_overdue.labels("birth").set(0)
     m.tasks_open.labels("birth", "POLICE").set(1)
     m.tasks_overdue.labels("birth", "POLICE").set(0)
     m.identity_issues.labels("health.encounter", "subject_unknown").inc()
+    return generate_latest(registry).decode()
+
+
+def kpi_exposition(tmp: Path) -> str:
+    """What `hub kpi serve` exports over a store holding one simulated dossier's history."""
+    import random
+    from datetime import UTC, datetime
+
+    from hub.domain.indicators import HistoryRow
+    from hub.ops.kpi import KpiCollector
+    from hub.sim.dossiers import plan_dossier
+    from hub.store.sql import open_store
+
+    now = datetime.now(UTC)
+    rng = random.Random(1)
+    plans = (plan_dossier(rng, now, "H79.1", "79", "26734", "001303000042") for _ in range(50))
+    plan = next(p for p in plans if p.steps[-1][0].value == "COMPLETED" and p.steps[-1][1] < now)
+    store = open_store(f"sqlite:///{tmp / 'kpi.sqlite3'}")
+    rows = [
+        HistoryRow(plan.code, "79", plan.procedure_code, plan.channel.value, s.value, at,
+                   plan.received_at, plan.due_at, at if s.value == "COMPLETED" else None)
+        for s, at in plan.steps
+    ]  # fmt: skip
+    with store.transaction() as tx:
+        tx.executemany("INSERT INTO dossier_history VALUES (?,?,?,?,?,?,?,?,?,?)",
+                       [(f"e{i}", r.dossier_code, r.province_code, r.procedure_code, r.channel,
+                         r.status, r.at, r.received_at, r.due_at, r.completed_at)
+                        for i, r in enumerate(rows)])  # fmt: skip
+    store.close()
+    registry = CollectorRegistry()
+    registry.register(KpiCollector(f"sqlite:///{tmp / 'kpi.sqlite3'}", lambda: now))
     return generate_latest(registry).decode()
 
 
@@ -125,10 +153,11 @@ def test_every_alert_has_a_runbook_entry() -> None:
 
 
 @pytest.mark.parametrize("path", DASHBOARDS, ids=[p.name for p in DASHBOARDS])
-def test_dashboards_are_valid_and_query_only_exported_metrics(path: Path) -> None:
+def test_dashboards_are_valid_and_query_only_exported_metrics(path: Path, tmp_path: Path) -> None:
     board = json.loads(path.read_text())
     assert board["uid"] and board["title"] and isinstance(board["schemaVersion"], int)
     known = exported_names(populated_exposition()) | recorded_names() | {"up"}
+    known |= exported_names(kpi_exposition(tmp_path))
     ids = [p["id"] for p in board["panels"]]
     assert len(ids) == len(set(ids)) >= 6, "unique panel ids"
     for panel in board["panels"]:
@@ -146,3 +175,11 @@ def test_metric_name_extraction_sees_through_promql() -> None:
     )
     assert metric_names(expr) == {"hub_event_latency_seconds_bucket"}
     assert metric_names("hub:dead_letter_ratio:rate5m > 0.05") == {"hub:dead_letter_ratio:rate5m"}
+
+
+def test_no_panel_takes_the_max_of_per_worker_gauges() -> None:
+    """Hub-wide figures come from the one KPI exporter; max() over workers picks one worker."""
+    for path in DASHBOARDS:
+        for panel in json.loads(path.read_text())["panels"]:
+            for target in panel["targets"]:
+                assert "max by" not in target["expr"], (path.name, panel["title"])

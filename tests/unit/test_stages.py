@@ -8,13 +8,11 @@ from typing import Any
 
 import pytest
 
-from hub.domain.dossiers import DossierKpis, dossier_state, overdue_by_province
-from hub.domain.enums import Channel, CodeSystem, DossierStatus, Sex
+from hub.domain.enums import CodeSystem, Sex
 from hub.domain.events import (
     BirthRegistration,
     DeathRegistration,
     HealthEncounter,
-    ProcedureDossierEvent,
 )
 from hub.domain.identity import register_update, verify
 from hub.domain.quality import score
@@ -92,47 +90,6 @@ def test_a_record_without_expected_fields_is_not_sufficient(traffic: Traffic) ->
     orphan = birth.model_copy(update={"mother_id": None})
     flags = score(orphan, [], False, NOW, timedelta(minutes=5))
     assert not flags.sufficient and "missing_mother_id" in flags.issues
-
-
-# ---- dossiers --------------------------------------------------------------------------
-def test_dossier_indicators_per_province(traffic: Traffic) -> None:
-    base: ProcedureDossierEvent = event_of(traffic, SourceTopic.DOSSIER)
-    due = NOW + timedelta(days=1)
-    received = base.model_copy(
-        update={
-            "status": DossierStatus.RECEIVED,
-            "due_at": due,
-            "channel": Channel.ONLINE,
-            "completed_at": None,
-        }
-    )
-    kpis = DossierKpis()
-    kpis.record(received, "01")
-    kpis.record(received.model_copy(update={"channel": Channel.IN_PERSON}), "01")
-    kpis.record(
-        received.model_copy(update={"status": DossierStatus.COMPLETED, "completed_at": NOW}), "01"
-    )
-    kpis.record(
-        received.model_copy(
-            update={"status": DossierStatus.COMPLETED, "completed_at": due + timedelta(days=1)}
-        ),
-        "01",
-    )
-    assert (kpis.received["01"], kpis.completed["01"], kpis.on_time["01"]) == (2, 2, 1)
-    assert kpis.online_share("01") == 0.5 and kpis.on_time_share("01") == 0.5
-    assert kpis.online_share("79") == 0.0
-    late = dossier_state(received.model_copy(update={"due_at": NOW - timedelta(days=1)}), "01")
-    done = dossier_state(
-        received.model_copy(
-            update={
-                "status": DossierStatus.COMPLETED,
-                "due_at": NOW - timedelta(days=1),
-                "completed_at": NOW,
-            }
-        ),
-        "01",
-    )
-    assert overdue_by_province([late, done, dossier_state(received, "01")], NOW) == {"01": 1}
 
 
 # ---- dead letters ----------------------------------------------------------------------
