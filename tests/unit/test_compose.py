@@ -58,7 +58,8 @@ def test_compose_stack_has_every_part_with_health_and_restart() -> None:
     kafka = [s for name, s in services.items() if name.startswith("kafka-")]
     assert len(kafka) == 3 and all(s["image"].startswith("apache/kafka:") for s in kafka)
     assert {s["environment"]["KAFKA_NODE_ID"] for s in kafka} == {"1", "2", "3"}
-    for name in ("topics", "worker", "gateway", "delivery", "postgres", "prometheus", "grafana"):
+    for name in ("topics", "worker", "gateway", "delivery", "kpi", "postgres", "prometheus",
+                 "grafana"):  # fmt: skip
         assert name in services, name
     for name, service in services.items():
         assert "restart" in service, f"{name} has no restart policy"
