@@ -411,10 +411,14 @@ def status(settings: Settings, as_json: bool) -> None:
                    "default the current month.")  # fmt: skip
 @click.option("--province", default=None, help="Only this 2025 province code (e.g. 79).")
 @click.option("--procedure", default=None, help="Only this procedure code.")
+@click.option("--as-of", "as_of", type=click.DateTime(["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%d"]),
+              default=None,
+              help="Compute 'overdue now' as of this moment (e.g. a month's last second), "
+                   "ISO 8601 with offset; default now.")  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.pass_context
 def kpi(ctx: click.Context, period: str | None, province: str | None, procedure: str | None,
-        as_json: bool) -> None:  # fmt: skip
+        as_of: datetime | None, as_json: bool) -> None:  # fmt: skip
     """Dossier indicators from the central store: received (by channel), resolved, resolved on
     time, overdue now, on-time and online shares, per province and procedure.
 
@@ -431,6 +435,8 @@ def kpi(ctx: click.Context, period: str | None, province: str | None, procedure:
 
     settings: Settings = ctx.obj
     now = datetime.now(UTC)
+    if as_of is not None:
+        now = as_of if as_of.tzinfo else as_of.replace(tzinfo=UTC)
     try:
         chosen = Period.parse(period) if period else Period.current_month(now)
     except ValueError as exc:

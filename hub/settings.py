@@ -61,6 +61,11 @@ class Settings(BaseSettings):
     metrics_port: int = Field(default=9108, description="Port of the worker's /metrics endpoint.")
     metrics_bind: str = Field(default="127.0.0.1", description="Address /metrics listens on.")
     kpi_port: int = Field(default=9109, description="Port of `hub kpi serve` (hub-wide KPIs).")
+    register_max_age_days: float = Field(
+        default=365.0,
+        gt=0,
+        description="A subject's population-register entry older than this is not 'alive'.",
+    )
     freshness_s: float = Field(
         default=300.0, gt=0, description="Occurred→ingested delay above which data is not 'alive'."
     )

@@ -43,6 +43,12 @@ def claims(event: SourceEvent) -> list[Claim]:
     return []
 
 
+def subject_claimed(event: SourceEvent) -> str | None:
+    """The personal ID ``verify`` looks up for ``event`` (None: it asserts no identity)."""
+    found = claims(event)
+    return found[0].personal_id if found else None
+
+
 def verify(event: SourceEvent, lookup: Lookup) -> list[str]:
     """Issue codes: subject_unknown, name_mismatch, sex_mismatch, dob_mismatch, subject_deceased.
 

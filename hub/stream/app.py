@@ -92,6 +92,7 @@ def build_app(settings: Settings) -> faust.App:
         PipelineConfig(
             identity_mode=settings.identity_mode,
             freshness=timedelta(seconds=settings.freshness_s),
+            register_max_age=timedelta(days=settings.register_max_age_days),
         ),
     )
     worker_name = f"{socket.gethostname()}:{os.getpid()}"
@@ -220,6 +221,10 @@ def build_app(settings: Settings) -> faust.App:
                                       codec.encode(DeadLetter.SCHEMA, letter.to_avro()),
                                       list(msg.headers)))  # fmt: skip
             metrics.dead_letters.labels(dead_letter_topic(msg.topic), outcome.reason).inc()
+            # Quality covers every event that arrived: a dead letter is usable on no dimension.
+            source, province = source_label(msg.topic), pipeline.province_of(msg)
+            for dim in DIMENSIONS:
+                quality(dim, source, province, "false").inc()
             log.info("dead letter %s@%s/%s: %s %s", msg.topic, msg.partition, msg.offset,
                      outcome.stage, outcome.reason)  # fmt: skip
         try:

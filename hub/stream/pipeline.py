@@ -12,9 +12,10 @@ from datetime import datetime, timedelta
 
 from pydantic import ValidationError
 
+from hub.domain.enums import CodeSystem
 from hub.domain.errors import field_errors
 from hub.domain.events import MODEL_OF_SCHEMA, SOURCE_MODELS, SourceEvent
-from hub.domain.identity import Lookup, register_update, verify
+from hub.domain.identity import Lookup, register_update, subject_claimed, verify
 from hub.domain.quality import score
 from hub.domain.records import AgencyTask, Lineage, PopulationRecord, Stage, UnifiedEvent
 from hub.domain.topics import UNIFIED_TOPIC_OF, AgencyTopic, SourceTopic
@@ -60,6 +61,7 @@ SeenLookup = Callable[[str], str | None]
 class PipelineConfig:
     identity_mode: IdentityMode = IdentityMode.FLAG
     freshness: timedelta = timedelta(minutes=5)
+    register_max_age: timedelta = timedelta(days=365)
 
 
 def validation_reason(exc: ValidationError) -> tuple[str, str]:
@@ -93,6 +95,17 @@ class Pipeline:
             reason, detail = validation_reason(exc)
             return Rejected(Stage.VALIDATE, reason, detail)
 
+    def province_of(self, msg: Incoming) -> str:
+        """Best effort, for scoring a dead letter: the 2025 province the message names, else
+        "unknown" (it may not even be Avro)."""
+        try:
+            _, record = self.codec.decode(msg.value or b"")
+            system = CodeSystem(record["code_system"])
+            province, commune = str(record["province_code"]), str(record["commune_code"])
+            return self.units.to_2025(system, province, commune)[0]
+        except (CodecError, KeyError, ValueError, TypeError, UnknownUnit, UnresolvedSplit):
+            return "unknown"
+
     def process(self, msg: Incoming, lookup: Lookup, seen: SeenLookup, now: datetime) -> Outcome:
         event = self.decode(msg)
         if isinstance(event, Rejected):
@@ -109,12 +122,22 @@ class Pipeline:
             )
         except (UnknownUnit, UnresolvedSplit) as exc:
             return Rejected(Stage.CONVERT, exc.reason, str(exc))
-        identity_issues = verify(event, lookup)
+        subject = subject_claimed(event)
+        person = lookup(subject) if subject is not None else None
+        identity_issues = verify(event, lambda _: person)  # one register lookup per event
         if identity_issues and self.config.identity_mode is IdentityMode.DEAD_LETTER:
             return Rejected(Stage.VERIFY, identity_issues[0], ", ".join(identity_issues))
         first_seen = seen(str(event.event_id))
         duplicate = first_seen is not None and first_seen != msg.lineage
-        quality = score(event, identity_issues, duplicate, now, self.config.freshness)
+        quality = score(
+            event,
+            identity_issues,
+            duplicate,
+            now,
+            self.config.freshness,
+            person.updated_at if person else None,
+            self.config.register_max_age,
+        )
         key = event.subject_id()
         envelope = UnifiedEvent(
             event_id=event.event_id,

@@ -7,6 +7,7 @@ import asyncio
 import json
 import shutil
 import subprocess
+import sys
 import time
 import urllib.parse
 import urllib.request
@@ -38,19 +39,21 @@ def query(port: int, promql: str) -> list[dict[str, Any]]:
     return list(body["data"]["result"])
 
 
-def start_prometheus(tmp: Path, worker_port: int) -> tuple[subprocess.Popen[bytes], int]:
+def start_prometheus(tmp: Path, worker_port: int,
+                     kpi_port: int) -> tuple[subprocess.Popen[bytes], int]:  # fmt: skip
     binary = shutil.which("prometheus")
     if binary is None:
         pytest.skip("prometheus missing: apt-get install prometheus")  # fails in CI
     config = yaml.safe_load((PROM / "prometheus.yml").read_text())
     config["global"]["scrape_interval"] = "1s"
     config["rule_files"] = [str(PROM / "rules" / "hub.rules.yml")]
+    targets = {"hub-worker": worker_port, "hub-kpi": kpi_port}
     for job in config["scrape_configs"]:
-        if job["job_name"] == "hub-worker":
+        if job["job_name"] in targets:
             job.pop("dns_sd_configs", None)
-            job["static_configs"] = [{"targets": [f"127.0.0.1:{worker_port}"]}]
+            job["static_configs"] = [{"targets": [f"127.0.0.1:{targets[job['job_name']]}"]}]
     config["scrape_configs"] = [j for j in config["scrape_configs"]
-                                if j["job_name"] == "hub-worker"]  # fmt: skip
+                                if j["job_name"] in targets]  # fmt: skip
     path = tmp / "prometheus.yml"
     path.write_text(yaml.safe_dump(config))
     port = free_port()
@@ -78,7 +81,13 @@ async def test_prometheus_scrapes_throughput_quality_and_kpis(
     group, traffic = await traffic_for_new_group(bootstrap, "prom", Codec(), 3, 500)
     worker = WorkerProcess(tmp_path / "w", group)
     worker.start()
-    prom, port = start_prometheus(tmp_path, worker.port)
+    kpi_port = free_port()
+    kpi = subprocess.Popen(
+        [sys.executable, "-m", "hub", "kpi", "serve", "--port", str(kpi_port)], cwd=REPO,
+        env={**worker.env, "HUB_STORE_URL": f"sqlite:///{worker.store_path}"},
+        stdout=(tmp_path / "kpi.log").open("wb"), stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    prom, port = start_prometheus(tmp_path, worker.port, kpi_port)
     try:
         await produce(bootstrap, traffic.stream(3000), rate=200)  # ~15 s of live traffic
         deadline = time.monotonic() + 60
@@ -101,10 +110,19 @@ async def test_prometheus_scrapes_throughput_quality_and_kpis(
         assert {r["metric"]["dimension"] for r in quality} == {
             "correct", "sufficient", "clean", "alive", "unified", "shared",
         }  # fmt: skip
-        kpi = query(port, f'hub_dossiers_received_total{{province=~"{provinces}"}}')
-        assert {r["metric"]["province"] for r in kpi} == set(traffic.province_codes)
+        # Hub-wide indicators come from the one KPI exporter, read from the central store.
+        figures: list[dict[str, Any]] = []
+        for _ in range(30):
+            figures = query(port, f'hub_kpi_dossiers_received{{period="year", '
+                                  f'province=~"{provinces}"}}')  # fmt: skip
+            if {r["metric"]["province"] for r in figures} == set(traffic.province_codes):
+                break
+            await asyncio.sleep(1)
+        assert {r["metric"]["province"] for r in figures} == set(traffic.province_codes)
         assert query(port, 'ALERTS{alertname="HubWorkerDown"}') == []
     finally:
         prom.terminate()
         prom.wait(timeout=30)
+        kpi.terminate()
+        kpi.wait(timeout=30)
         worker.stop()

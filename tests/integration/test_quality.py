@@ -1,0 +1,53 @@
+"""Quality over every event that arrived (issue 14): a source sending 30% invalid events shows
+"correct" at 70% for that source; the dead letters are scored, not ignored."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from pathlib import Path
+
+import pytest
+
+from hub.domain.topics import SourceTopic
+from hub.settings import Settings
+from hub.sim.simulator import produce
+from hub.wire.codec import Codec
+from tests.integration.workers import WorkerProcess, traffic_for_new_group
+
+pytestmark = pytest.mark.integration
+
+
+def correct_counts(metrics: str) -> tuple[float, float]:
+    ok = bad = 0.0
+    pattern = r'hub_quality_events_total\{dimension="correct",ok="(true|false)",province="[^"]*",source="civil.birth"\} ([0-9.e+]+)'  # noqa: E501
+    for flag, value in re.findall(pattern, metrics):
+        if flag == "true":
+            ok += float(value)
+        else:
+            bad += float(value)
+    return ok, bad
+
+
+async def test_a_source_with_30_percent_invalid_events_is_70_percent_correct(
+    kafka_broker: Settings, tmp_path: Path
+) -> None:
+    bootstrap = kafka_broker.kafka_bootstrap
+    group, traffic = await traffic_for_new_group(bootstrap, "quality", Codec(), 2, 300)
+    messages = [traffic.message(traffic.event(SourceTopic.BIRTH)) for _ in range(700)]
+    messages += [traffic.poison("invalid_personal_id") for _ in range(300)]
+    traffic.rng.shuffle(messages)
+    await produce(bootstrap, messages)
+    worker = WorkerProcess(tmp_path / "w", group, {"HUB_DLQ_MAX_RATIO": "0.9"})
+    worker.start()
+    try:
+        ok = bad = 0.0
+        for _ in range(120):
+            ok, bad = correct_counts(worker.metrics_text() or "")
+            if ok + bad >= 1000:
+                break
+            await asyncio.sleep(1)
+    finally:
+        worker.stop()
+    assert (ok, bad) == (700, 300), "births assert no identity: every valid one is correct"
+    assert ok / (ok + bad) == pytest.approx(0.7)
