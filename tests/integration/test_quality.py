@@ -4,10 +4,10 @@
 from __future__ import annotations
 
 import asyncio
-import re
 from pathlib import Path
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from hub.domain.topics import SourceTopic
 from hub.settings import Settings
@@ -20,12 +20,16 @@ pytestmark = pytest.mark.integration
 
 def correct_counts(metrics: str) -> tuple[float, float]:
     ok = bad = 0.0
-    pattern = r'hub_quality_events_total\{dimension="correct",ok="(true|false)",province="[^"]*",source="civil.birth"\} ([0-9.e+]+)'  # noqa: E501
-    for flag, value in re.findall(pattern, metrics):
-        if flag == "true":
-            ok += float(value)
-        else:
-            bad += float(value)
+    for family in text_string_to_metric_families(metrics):
+        for s in family.samples:
+            if s.name != "hub_quality_events_total" or s.labels.get("dimension") != "correct":
+                continue
+            if s.labels.get("source") != "civil.birth":
+                continue
+            if s.labels["ok"] == "true":
+                ok += s.value
+            else:
+                bad += s.value
     return ok, bad
 
 
