@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Callable, Generator, Iterator
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 
@@ -82,6 +83,16 @@ def postgres_url() -> str:
     if done.returncode != 0:
         pytest.skip(f"PostgreSQL could not start: {done.stderr.strip()}")
     return done.stdout.strip().splitlines()[-1]
+
+
+def new_pg_schema(base_url: str, prefix: str = "t") -> str:
+    """A URL of ``base_url`` whose search path is a fresh schema: a store of the test's own."""
+    import psycopg
+
+    schema = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(base_url, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    return f"{base_url}?options={quote(f'-csearch_path={schema}')}"
 
 
 @pytest.fixture

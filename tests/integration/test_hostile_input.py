@@ -7,10 +7,8 @@ from __future__ import annotations
 import asyncio
 import urllib.error
 import urllib.request
-import uuid
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import pytest
 
@@ -20,6 +18,7 @@ from hub.settings import Settings
 from hub.sim.simulator import produce
 from hub.sim.traffic import Message
 from hub.wire.codec import Codec
+from tests.conftest import new_pg_schema
 from tests.integration.test_pipeline import read_all
 from tests.integration.workers import WorkerProcess, traffic_for_new_group
 
@@ -33,10 +32,7 @@ def pg_schema_url(base: str, refuse_subject: str) -> str:
 
     from hub.store.sql import open_store
 
-    schema = f"hostile_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(base, autocommit=True) as conn:
-        conn.execute(f"CREATE SCHEMA {schema}")
-    url = f"{base}?options={quote(f'-csearch_path={schema}')}"
+    url = new_pg_schema(base, "hostile")
     open_store(url).close()  # the store's own tables
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(

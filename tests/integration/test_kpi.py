@@ -8,10 +8,8 @@ import json
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
@@ -23,6 +21,7 @@ from hub.settings import Settings
 from hub.sim.simulator import produce
 from hub.store.sql import open_store
 from hub.wire.codec import Codec
+from tests.conftest import new_pg_schema
 from tests.integration.workers import REPO, WorkerProcess, traffic_for_new_group
 from tests.unit.test_indicators import expected_from_plans
 
@@ -33,13 +32,7 @@ pytestmark = pytest.mark.integration
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'shared-store.sqlite3'}"
-    import psycopg
-
-    base = request.getfixturevalue("postgres_url")
-    schema = f"kpi_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(base, autocommit=True) as conn:
-        conn.execute(f"CREATE SCHEMA {schema}")
-    return f"{base}?options={quote(f'-csearch_path={schema}')}"
+    return new_pg_schema(request.getfixturevalue("postgres_url"), "kpi")
 
 
 def history_rows(url: str) -> int:

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from urllib.parse import quote
 
 import pytest
 
@@ -19,6 +17,7 @@ from hub.store.sql import Store, StoreError, batch_from, open_store
 from hub.stream.pipeline import Accepted, Pipeline, PipelineConfig
 from hub.types import Incoming
 from hub.wire.codec import Codec
+from tests.conftest import new_pg_schema
 
 pytestmark = pytest.mark.integration
 CODEC = Codec()
@@ -30,13 +29,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path / 'store.sqlite3'}"
     else:
-        import psycopg
-
-        base = request.getfixturevalue("postgres_url")
-        schema = f"t_{uuid.uuid4().hex[:10]}"
-        with psycopg.connect(base, autocommit=True) as conn:
-            conn.execute(f"CREATE SCHEMA {schema}")
-        url = f"{base}?options={quote(f'-csearch_path={schema}')}"
+        url = new_pg_schema(request.getfixturevalue("postgres_url"))
     s = open_store(url)
     yield s
     s.close()
