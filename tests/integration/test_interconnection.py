@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from connectors.ingest.importer import import_file
 from hub.domain.enums import BeneficiaryCategory, BirthProcedure, DeathProcedure, RecordOrigin
@@ -64,6 +65,13 @@ def expected_steps(event: SourceEvent) -> set[tuple[AgencyAction, Agency]]:
         ):
             steps.add((AgencyAction[p.value], PAYER[category]))
     return steps
+
+
+def skipped_counts(metrics: str) -> dict[tuple[str, str], float]:
+    """hub_interconnection_skipped_total by (workflow, reason)."""
+    return {(s.labels["workflow"], s.labels["reason"]): s.value
+            for f in text_string_to_metric_families(metrics) for s in f.samples
+            if s.name == "hub_interconnection_skipped_total"}  # fmt: skip
 
 
 def answer(task: AgencyTask, outcome: AckOutcome, note: str | None = None) -> Message:
@@ -157,10 +165,7 @@ async def test_live_registrations_fan_out_the_chosen_steps_and_outcomes_reach_th
         assert any(n.reason == reason and reason in n.message_vi for n in mine)
         metrics = worker.metrics_text() or ""
         assert 'hub_interconnection_cases_overdue{workflow="birth"} 1.0' in metrics
-        assert (
-            f'hub_interconnection_skipped_total{{workflow="birth",'
-            f'reason="registration_only"}} {float(skipped_births)}'
-        ) in metrics
+        assert skipped_counts(metrics).get(("birth", "registration_only")) == skipped_births
     finally:
         worker.stop()
 
@@ -188,7 +193,13 @@ async def test_digitised_books_open_no_case_through_import_or_kafka(
     births = [historic_birth(traffic, date(1978, 1, 1) + timedelta(days=i * days // 200))
               for i in range(200)]  # fmt: skip
     straight, from_csv = births[:100], births[100:]
-    await produce(bootstrap, (traffic.message(e) for e in straight))
+    deaths = [
+        traffic.event(SourceTopic.DEATH).model_copy(
+            update={"origin": RecordOrigin.DIGITISED, "interconnection": None}
+        )
+        for _ in range(50)
+    ]
+    await produce(bootstrap, (traffic.message(e) for e in [*straight, *deaths]))
     path = tmp_path / "so-khai-sinh-1978-1999.csv"
     with path.open("w", newline="", encoding="utf-8") as f:
         rows = [
@@ -200,15 +211,17 @@ async def test_digitised_books_open_no_case_through_import_or_kafka(
     state = await import_file(path, "civil.birth", bootstrap)
     assert (state.produced, state.rejected) == (100, 0)
 
-    ids = [str(e.event_id) for e in births]
+    ids = [str(e.event_id) for e in [*births, *deaths]]
     worker = WorkerProcess(tmp_path / "w", group)
     worker.start()
     try:
-        assert worker.wait_stored(ids) == 200, "every record is stored"
-        tasks = await tasks_of(bootstrap, codec, {e.event_id for e in births}, 1, wait_s=5)
+        assert worker.wait_stored(ids) == 250, "every record is stored"
+        tasks = await tasks_of(bootstrap, codec, {e.event_id for e in [*births, *deaths]}, 1,
+                               wait_s=5)  # fmt: skip
         metrics = worker.metrics_text() or ""
     finally:
         worker.stop()
     assert tasks == {}, "no agency task for a digitised record"
     assert worker.query("SELECT count(*) FROM interconnection_cases") == [(0,)]
-    assert 'hub_interconnection_skipped_total{workflow="birth",reason="digitised"} 200.0' in metrics
+    assert skipped_counts(metrics).get(("birth", "digitised")) == 200
+    assert skipped_counts(metrics).get(("death", "digitised")) == 50

@@ -111,18 +111,34 @@ def test_a_dossier_row_never_moves_back_in_time(store: Store) -> None:
     ]
 
 
-def test_case_rows_are_upserted_by_case_id(store: Store) -> None:
+def test_case_rows_and_their_steps_are_upserted_by_case_id(store: Store) -> None:
+    from hub.domain.enums import BirthProcedure
+    from hub.domain.records import AckOutcome, AgencyAcknowledgement
     from hub.domain.workflows import expand
 
-    _, event = envelopes(1, SourceTopic.BIRTH)[0]
-    tasks = [t for _, t in expand(event, "01", "00004", NOW, timedelta(hours=1))]  # type: ignore[arg-type]
+    births = [e for _, e in envelopes(40, SourceTopic.BIRTH)]
+    event = next(e for e in births if getattr(e, "interconnection", None) is not None)
+    assert event.interconnection is not None  # type: ignore[attr-defined]
+    chosen = event.interconnection.model_copy(  # type: ignore[attr-defined]
+        update={"procedures": list(BirthProcedure), "received_at": NOW - timedelta(days=30)}
+    )
+    event = event.model_copy(update={"interconnection": chosen})
+    tasks = [t for _, t in expand(event, "01", "00004", NOW)[0]]
     state = None
     for task in tasks:
-        state = cases.on_task(state, task)
+        state, _ = cases.on_task(state, task)
     assert state is not None
-    store.upsert_cases([cases.store_row(state, NOW)])
-    store.upsert_cases([cases.store_row(state, NOW + timedelta(hours=2))])
+    store.upsert_cases([cases.store_row(state, NOW)], cases.step_rows(state))
     assert store.query("SELECT status FROM interconnection_cases") == [("overdue",)]
+    ack = AgencyAcknowledgement(case_id=tasks[0].case_id, task_id=tasks[0].task_id,
+                                agency=tasks[0].agency, outcome=AckOutcome.REJECTED,
+                                acknowledged_at=NOW, note="sai địa chỉ")  # fmt: skip
+    state, _ = cases.on_ack(state, ack)
+    store.upsert_cases([cases.store_row(state, NOW)], cases.step_rows(state))
+    assert store.query("SELECT status FROM interconnection_cases") == [("rejected",)]
+    steps = store.query("SELECT task_id, state, reason FROM case_steps ORDER BY task_id")
+    assert len(steps) == 2
+    assert (tasks[0].task_id, "REJECTED", "sai địa chỉ") in steps
 
 
 def test_an_unreachable_store_is_a_clear_error() -> None:
