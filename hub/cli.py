@@ -459,6 +459,44 @@ def kpi(ctx: click.Context, period: str | None, province: str | None, procedure:
     Console(width=140).print(kpi_table(report))
 
 
+@cli.command()
+@click.option("--period", default=None,
+              help="2026-11, 2026-Q4, 2026 or FROM..TO dates; default this month.")  # fmt: skip
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.pass_obj
+def quality(settings: Settings, period: str | None, as_json: bool) -> None:
+    """Data quality (correct, sufficient, clean, alive, unified, shared) per source and province,
+    over every event that arrived in the period, stored or dead-lettered, from the central store.
+    """
+    import json
+
+    from hub.domain.indicators import Period
+    from hub.ops.quality import quality_report
+    from hub.store.sql import StoreError, open_store
+
+    now = datetime.now(UTC)
+    try:
+        chosen = Period.parse(period) if period else Period.current_month(now)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--period") from exc
+    try:
+        store = open_store(settings.resolved_store_url)
+    except StoreError as exc:
+        raise click.ClickException(str(exc)) from exc
+    try:
+        report = quality_report(store, chosen, now)
+    finally:
+        store.close()
+    if as_json:
+        click.echo(json.dumps(report, ensure_ascii=False, indent=2))
+        return
+    from rich.console import Console
+
+    from hub.ops.view import quality_table
+
+    Console(width=140).print(quality_table(report))
+
+
 @kpi.command("serve")
 @click.option("--port", type=int, default=None, help="Port (default HUB_KPI_PORT).")
 @click.pass_obj

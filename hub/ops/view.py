@@ -57,3 +57,15 @@ def kpi_table(report: dict[str, Any]) -> Table:
                       str(f["resolved_on_time"]), share(f["on_time_share"]),
                       str(f["overdue_now"]))  # fmt: skip
     return table
+
+
+def quality_table(report: dict[str, Any]) -> Table:
+    """``hub quality``: one row per source and province, shares OK per dimension."""
+    dims = list(report["dimensions"])
+    table = Table(title=f"Data quality {report['period']}: {report['events']} events arrived")
+    for col in ("source", "province", "events", "dead letters", *dims):
+        table.add_column(col, justify="left" if col in ("source", "province") else "right")
+    for g in report["by_source_and_province"]:
+        table.add_row(g["source"], g["province"], str(g["events"]), str(g["dead_letters"]),
+                      *(f"{g['dimensions'][d]:.1%}" for d in dims))  # fmt: skip
+    return table

@@ -11,7 +11,7 @@ from hub.domain.indicators import HistoryRow
 from hub.store.sql import Store
 
 
-def _moment(value: Any) -> datetime:
+def as_moment(value: Any) -> datetime:
     """SQLite hands timestamps back as ISO text, PostgreSQL as datetimes."""
     moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
@@ -33,7 +33,7 @@ def dossier_history(store: Store, until: datetime, province: str | None = None,
         sql += " AND procedure_code = ?"
         params.append(procedure)
     return [
-        HistoryRow(code, prov, proc, channel, status, _moment(at), _moment(received),
-                   _moment(due), _moment(done) if done is not None else None)
+        HistoryRow(code, prov, proc, channel, status, as_moment(at), as_moment(received),
+                   as_moment(due), as_moment(done) if done is not None else None)
         for code, prov, proc, channel, status, at, received, due, done in store.query(sql, params)
     ]  # fmt: skip

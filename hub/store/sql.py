@@ -148,6 +148,11 @@ CREATE TABLE IF NOT EXISTS interconnection_cases (
   case_id TEXT PRIMARY KEY, workflow TEXT NOT NULL, province_code TEXT NOT NULL,
   opened_at {ts} NOT NULL, due_at {ts} NOT NULL, pending TEXT NOT NULL,
   status TEXT NOT NULL, closed_at {ts});
+CREATE TABLE IF NOT EXISTS dead_letters (
+  source_topic TEXT NOT NULL, source_partition INTEGER NOT NULL, source_offset BIGINT NOT NULL,
+  province_code TEXT NOT NULL, stage TEXT NOT NULL, reason TEXT NOT NULL,
+  failed_at {ts} NOT NULL, PRIMARY KEY (source_topic, source_partition, source_offset));
+CREATE INDEX IF NOT EXISTS dead_letters_failed ON dead_letters (failed_at);
 CREATE TABLE IF NOT EXISTS case_steps (
   case_id TEXT NOT NULL, task_id TEXT NOT NULL, agency TEXT NOT NULL, action TEXT NOT NULL,
   state TEXT NOT NULL, reason TEXT, due_at {ts}, updated_at {ts},
@@ -187,6 +192,11 @@ UPSERT_DOSSIER = (
 INSERT_DOSSIER_HISTORY = (
     "INSERT INTO dossier_history VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT (event_id) DO NOTHING"
 )
+# A message re-read after a crash is dead-lettered again: recorded once.
+INSERT_DEAD_LETTER = (
+    "INSERT INTO dead_letters VALUES (?,?,?,?,?,?,?) "
+    "ON CONFLICT (source_topic, source_partition, source_offset) DO NOTHING"
+)
 UPSERT_CASE_STEP = (
     "INSERT INTO case_steps VALUES (?,?,?,?,?,?,?,?) ON CONFLICT (case_id, task_id) DO UPDATE "
     "SET agency = excluded.agency, action = excluded.action, state = excluded.state, "
@@ -223,6 +233,7 @@ class Store(Protocol):
         self, rows: Sequence[tuple[Any, ...]], steps: Sequence[tuple[Any, ...]] = ()
     ) -> None: ...
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]: ...
+    def record_dead_letters(self, rows: Sequence[tuple[Any, ...]]) -> int: ...
     def transaction(self) -> AbstractContextManager[Transaction]: ...
     def count_present(self, event_ids: Sequence[str]) -> int: ...
     def missing(self, event_ids: Sequence[str]) -> list[str]: ...
@@ -291,6 +302,11 @@ class SqlStore:
             tx.executemany(UPSERT_CASE, rows)
             if steps:
                 tx.executemany(UPSERT_CASE_STEP, steps)
+
+    def record_dead_letters(self, rows: Sequence[tuple[Any, ...]]) -> int:
+        """Where each dead letter came from, why, and its province (the quality reports)."""
+        with self.transaction() as tx:
+            return tx.executemany(INSERT_DEAD_LETTER, rows)
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         cur = self.conn.cursor()

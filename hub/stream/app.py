@@ -51,7 +51,12 @@ from hub.metrics import Children, HubMetrics, source_label
 from hub.redaction import redact
 from hub.settings import EventLoop, Settings
 from hub.store.sql import Store, StoreError, batch_from, open_store, write_isolating
-from hub.stream.dead_letters import DeadLetterLimit, DeadLetterLimitExceeded, dead_letter
+from hub.stream.dead_letters import (
+    DeadLetterLimit,
+    DeadLetterLimitExceeded,
+    dead_letter,
+    dead_letter_row,
+)
 from hub.stream.pipeline import Accepted, Pipeline, PipelineConfig, Rejected
 from hub.types import Incoming
 from hub.wire.codec import Codec
@@ -199,7 +204,8 @@ def build_app(settings: Settings) -> faust.App:
     async def handle(msg: Incoming, decoded: SourceEvent | Rejected, known: dict[str, str],
                      pending: list[Awaitable[Any]],
                      accepted: list[tuple[UnifiedEvent, SourceEvent]],
-                     origin: dict[str, Incoming]) -> bool:  # fmt: skip
+                     origin: dict[str, Incoming],
+                     letters: list[tuple[Any, ...]]) -> bool:  # fmt: skip
         """One source message through the pipeline; False when the dead-letter limit tripped.
 
         ``known`` maps event ids already stored (or accepted earlier in this batch) to where
@@ -225,6 +231,7 @@ def build_app(settings: Settings) -> faust.App:
             source, province = source_label(msg.topic), pipeline.province_of(msg)
             for dim in DIMENSIONS:
                 quality(dim, source, province, "false").inc()
+            letters.append(dead_letter_row(msg, outcome, province, now))
             log.info("dead letter %s@%s/%s: %s %s", msg.topic, msg.partition, msg.offset,
                      outcome.stage, outcome.reason)  # fmt: skip
         try:
@@ -253,11 +260,13 @@ def build_app(settings: Settings) -> faust.App:
             pending: list[Awaitable[Any]] = []
             accepted: list[tuple[UnifiedEvent, SourceEvent]] = []
             origin: dict[str, Incoming] = {}
+            letters: list[tuple[Any, ...]] = []  # the batch's dead letters, for the store
             for (event, msg), event_or_rejection in zip(batch, decoded, strict=True):
                 # Tables route changelog writes by the current event's partition; a batch
                 # has many events, so say which one each write belongs to.
                 set_current_event(weakref.ref(event))
-                if not await handle(msg, event_or_rejection, known, pending, accepted, origin):
+                if not await handle(msg, event_or_rejection, known, pending, accepted, origin,
+                                    letters):  # fmt: skip
                     return
             set_current_event(None)
             # The batch's output is in Kafka and in the central store before its source offsets
@@ -266,10 +275,12 @@ def build_app(settings: Settings) -> faust.App:
             with metrics.stage_seconds.labels("produce").time():
                 await asyncio.gather(*pending)
             if accepted:
-                stored = await store_batch(accepted, origin)
+                stored = await store_batch(accepted, origin, letters)
                 if stored is None:
                     return
                 accepted = stored
+            if letters and await with_store_retry("dead letters", partial(record, letters)) is None:
+                return
             count_quality(accepted)
             acknowledge(app, reread)
             yield None
@@ -294,6 +305,9 @@ def build_app(settings: Settings) -> faust.App:
         if "s" not in store_box:
             store_box["s"] = open_store(settings.resolved_store_url)
         return store_box["s"]
+
+    def record(letters: list[tuple[Any, ...]]) -> int:
+        return store().record_dead_letters(letters)
 
     def stored_lineages(event_ids: list[str]) -> dict[str, str]:
         return store().lineages(event_ids)
@@ -322,7 +336,9 @@ def build_app(settings: Settings) -> faust.App:
         return None
 
     async def store_batch(
-        accepted: list[tuple[UnifiedEvent, SourceEvent]], origin: dict[str, Incoming]
+        accepted: list[tuple[UnifiedEvent, SourceEvent]],
+        origin: dict[str, Incoming],
+        letters: list[tuple[Any, ...]],
     ) -> list[tuple[UnifiedEvent, SourceEvent]] | None:
         """Write the batch's accepted events; return those stored, None when the store failed
         for good. Rows the store refuses (a data error, not an outage) are dead-lettered with
@@ -341,19 +357,20 @@ def build_app(settings: Settings) -> faust.App:
         metrics.store_rows.inc(inserted)
         stored = datetime.now(UTC)
         refused_ids = set()
-        letters = []
+        sends = []
         for (env, _), message in refused:
             refused_ids.add(env.event_id)
             msg = origin[str(env.event_id)]
             rejected = Rejected(Stage.STORE, "store_rejected", message)
             letter = dead_letter(msg, rejected, stored, worker_name)
-            letters.append(await send(dead_letter_topic(msg.topic), msg.key,
-                                      codec.encode(DeadLetter.SCHEMA, letter.to_avro()),
-                                      list(msg.headers)))  # fmt: skip
+            sends.append(await send(dead_letter_topic(msg.topic), msg.key,
+                                    codec.encode(DeadLetter.SCHEMA, letter.to_avro()),
+                                    list(msg.headers)))  # fmt: skip
             metrics.dead_letters.labels(dead_letter_topic(msg.topic), "store_rejected").inc()
+            letters.append(dead_letter_row(msg, rejected, env.province_code, stored))
             log.warning("store refused %s (%s); dead-lettered: %s", env.event_id,
                         msg.lineage, redact(message))  # fmt: skip
-        await asyncio.gather(*letters)
+        await asyncio.gather(*sends)
         kept = [pair for pair in accepted if pair[0].event_id not in refused_ids]
         for env, _ in kept:
             metrics.latency.observe(max(0.0, (stored - env.occurred_at).total_seconds()))

@@ -31,6 +31,14 @@ def dead_letter(msg: Incoming, rejected: Rejected, now: datetime, worker: str) -
     )
 
 
+def dead_letter_row(msg: Incoming, rejected: Rejected, province: str,
+                    now: datetime) -> tuple[object, ...]:  # fmt: skip
+    """The store's record of a dead letter (``dead_letters`` table): where it came from, why,
+    and the province it names, so quality reports cover every event that arrived."""
+    return (msg.topic, msg.partition, msg.offset, province, rejected.stage.value,
+            rejected.reason, now)  # fmt: skip
+
+
 class DeadLetterLimit:
     """Raises when more than ``max_ratio`` of the last ``window`` events were dead-lettered."""
 

@@ -4,6 +4,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,7 +16,7 @@ from hub.domain.topics import SourceTopic
 from hub.settings import Settings
 from hub.sim.simulator import produce
 from hub.wire.codec import Codec
-from tests.integration.workers import WorkerProcess, traffic_for_new_group
+from tests.integration.workers import REPO, WorkerProcess, traffic_for_new_group
 
 pytestmark = pytest.mark.integration
 
@@ -55,3 +58,17 @@ async def test_a_source_with_30_percent_invalid_events_is_70_percent_correct(
         worker.stop()
     assert (ok, bad) == (700, 300), "births assert no identity: every valid one is correct"
     assert ok / (ok + bad) == pytest.approx(0.7)
+
+    # The same from the central store, for the whole hub: `hub quality`.
+    done = subprocess.run(
+        [sys.executable, "-m", "hub", "quality", "--json"], cwd=REPO, check=True, text=True,
+        capture_output=True, env={"PATH": "/usr/bin:/bin", "HUB_HOME": str(worker.home),
+                                  "HUB_STORE_URL": f"sqlite:///{worker.store_path}"},
+    )  # fmt: skip
+    report = json.loads(done.stdout)
+    births = [g for g in report["by_source_and_province"] if g["source"] == "civil.birth"]
+    assert sum(g["events"] for g in births) == 1000
+    assert sum(g["dead_letters"] for g in births) == 300
+    correct = sum(g["dimensions"]["correct"] * g["events"] for g in births)
+    assert correct == pytest.approx(700)
+    assert report["dead_letters_by_reason"] == {"invalid_personal_id": 300}
