@@ -28,8 +28,6 @@ import faust
 from aiohttp.web import Response
 from aiokafka.errors import KafkaError
 from faust.sensors.prometheus import setup_prometheus_sensors
-from faust.streams import _current_event as current_event_var
-from faust.types import TP, Message
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from hub.domain import cases as case_logic
@@ -46,6 +44,14 @@ from hub.domain.records import (
 )
 from hub.domain.topics import NOTIFICATION_TOPIC, AgencyTopic, SourceTopic, dead_letter_topic
 from hub.kafka.admin import committed_offsets
+from hub.kafka.faust_compat import (
+    QuietWorker,
+    acknowledge_records,
+    disable_gap_filling,
+    on_recovery_completed,
+    set_current_event,
+    set_producer_buffer,
+)
 from hub.kafka.offset_guard import OffsetGuard
 from hub.metrics import Children, HubMetrics, source_label
 from hub.redaction import redact
@@ -70,16 +76,7 @@ STORE_RETRIES = 5
 TABLE_BUFFER = 20_000
 
 
-class Worker(faust.Worker):
-    """faust's worker without its start-up spinner.
-
-    For the spinner faust sets the root logger to DEBUG, so every debug call in aiokafka and
-    faust (several per message) builds a log record that the handler then drops: 7% of a busy
-    worker's time in py-spy (docs/BENCHMARKS.md). The root logger keeps the chosen level.
-    """
-
-    def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
-        self.spinner = None
+Worker = QuietWorker  # `hub worker` runs this (hub/kafka/faust_compat.py)
 
 
 def use_event_loop(loop: EventLoop) -> None:
@@ -135,7 +132,7 @@ def build_app(settings: Settings) -> faust.App:
         serve_metrics(app, registry)
     # Dossier events and registrations write tables; faust's default buffer of 100 pending
     # changelog messages makes the stream wait on one-by-one flushes (~0.1 s each) too often.
-    app.producer.buffer.max_messages = TABLE_BUFFER
+    set_producer_buffer(app, TABLE_BUFFER)
     app.hub_metrics = metrics  # type: ignore[attr-defined]
     guard = OffsetGuard(settings.kafka_bootstrap)
     _guard_offsets(app, metrics, guard, settings)
@@ -282,7 +279,7 @@ def build_app(settings: Settings) -> faust.App:
             if letters and await with_store_retry("dead letters", partial(record, letters)) is None:
                 return
             count_quality(accepted)
-            acknowledge(app, reread)
+            acknowledge_records(app, reread)
             yield None
 
     def count_quality(accepted: list[tuple[UnifiedEvent, SourceEvent]]) -> None:
@@ -416,7 +413,7 @@ def build_app(settings: Settings) -> faust.App:
             for r in skipped:
                 await notify(on_agency_message(r.topic, r.partition, r.offset, r.key or b"",
                                                r.value))  # fmt: skip
-            acknowledge(app, skipped)
+            acknowledge_records(app, skipped)
             await notify(on_agency_message(m.topic, m.partition, m.offset, m.key or b"",
                                            m.value))  # fmt: skip
             yield None
@@ -449,19 +446,6 @@ def serve_metrics(app: faust.App, registry: CollectorRegistry) -> None:
         return Response(body=generate_latest(registry), headers=headers, status=200)
 
 
-def set_current_event(ref: Any) -> None:
-    current_event_var.set(ref)
-
-
-def acknowledge(app: faust.App, records: list[Any]) -> None:
-    """Ack records the guard read back (faust never delivered them) so commits move past them."""
-    for r in records:
-        message = Message(r.topic, r.partition, r.offset, r.timestamp / 1000.0,
-                          r.timestamp_type, r.headers, r.key, r.value, None,
-                          tp=TP(r.topic, r.partition))  # fmt: skip
-        app.consumer.ack(message)
-
-
 def _guard_offsets(app: faust.App, metrics: HubMetrics, guard: OffsetGuard,
                    settings: Settings) -> None:  # fmt: skip
     """Give the offset guard the committed offsets before stream partitions resume.
@@ -473,15 +457,10 @@ def _guard_offsets(app: faust.App, metrics: HubMetrics, guard: OffsetGuard,
     skipped message, and committing past it would lose it on the next crash.
     """
 
-    async def no_gaps(tp: Any, offset_from: int, offset_to: int) -> None:
-        return None
-
-    app.consumer._add_gap = no_gaps  # type: ignore[attr-defined]
-    recovery = app.tables.recovery  # type: ignore[attr-defined]
-    original = recovery.on_recovery_completed
+    disable_gap_filling(app)
     topics = {t.value for t in SourceTopic} | {t.value for t in AgencyTopic}
 
-    async def on_recovery_completed(generation_id: int = 0) -> None:
+    async def before() -> None:
         metrics.ready.set(0)
         try:
             committed = await committed_offsets(settings.kafka_bootstrap, settings.app_id, topics)
@@ -490,10 +469,8 @@ def _guard_offsets(app: faust.App, metrics: HubMetrics, guard: OffsetGuard,
                         exc)  # fmt: skip
             committed = {}
         guard.reset(committed)
-        await original(generation_id)
-        metrics.ready.set(1)
 
-    recovery.on_recovery_completed = on_recovery_completed
+    on_recovery_completed(app, before, lambda: metrics.ready.set(1))
 
     @app.on_before_shutdown.connect  # type: ignore[arg-type]
     async def stop_guard(sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:

@@ -243,3 +243,63 @@ async def test_hostile_names_are_a_422_naming_the_field_and_reason(
         assert errors[0]["field"] == "child_full_name" and errors[0]["reason"] == reason
     store.close()
     assert await count_on_topic(tenants.bootstrap, {birth["event_id"]}) == 0
+
+
+def hostile_strings(seed: int, n: int) -> list[str]:
+    """Strings an adversary or an old export would send: control and format characters,
+    surrogates, overlong text, decomposed Vietnamese, mixed scripts (seeded, reproducible)."""
+    import random
+    import unicodedata
+
+    rng = random.Random(seed)
+    bad = ["\x00", "\x07", "\x1b", "\u202e", "\u200b", "\ufeff", "\u2066", "\x7f", "\u00ad"]
+    base = ["Nguyễn Văn An", "Trần Thị Bích", "Lê Hoa", "Phạm Quốc Việt"]
+    out = []
+    for i in range(n):
+        name = rng.choice(base)
+        kind = i % 5
+        if kind == 0:
+            cut = rng.randrange(len(name))
+            out.append(name[:cut] + rng.choice(bad) + name[cut:])
+        elif kind == 1:
+            out.append("".join(rng.choice([*bad, " "]) for _ in range(rng.randrange(1, 8))))
+        elif kind == 2:
+            out.append((name + " ") * rng.randrange(30, 300))
+        elif kind == 3:
+            out.append(unicodedata.normalize("NFD", name))
+        else:
+            out.append(name + rng.choice(["Иван", "王", "محمد", "😀"]))
+    return out
+
+
+STRING_FIELDS = ["child_full_name", "place_of_birth", "registration_number", "source_system"]
+
+
+async def test_hostile_strings_in_every_birth_string_field_are_produced_once_or_refused(
+    tenants: Tenants,
+) -> None:
+    """The gateway's door for a stream of hostile strings: every request is 202 and its event
+    produced exactly once and clean, or refused with a 4xx naming a specific reason."""
+    import unicodedata
+
+    gw, store = tenants.gateway()
+    accepted: dict[str, str] = {}
+    reasons: set[str] = set()
+    async with TestClient(TestServer(gw.app())) as c:
+        for i, value in enumerate(hostile_strings(11, 120)):
+            field = STRING_FIELDS[i % len(STRING_FIELDS)]
+            birth = {**birth_json(PROVINCE), field: value}
+            r = await c.post(URL, json=birth, headers=auth(tenants.a))
+            body = await r.json()
+            if r.status == 202:
+                accepted[birth["event_id"]] = field
+                continue
+            assert r.status in (400, 422), (r.status, body)
+            reason = body["errors"][0]["reason"] if r.status == 422 else "malformed_json"
+            reasons.add(reason)
+            if any(unicodedata.category(ch) in ("Cc", "Cf") for ch in value):
+                assert reason == "control_character", (value, body)
+    store.close()
+    assert {"control_character", "field_too_long"} <= reasons
+    assert accepted, "clean text (NFD, mixed scripts) is accepted, normalised"
+    assert await count_on_topic(tenants.bootstrap, set(accepted)) == len(accepted)

@@ -1,0 +1,75 @@
+"""Every reach into faust's private parts, in one place (faust-streaming 0.15, pinned to the
+minor in pyproject.toml). tests/unit/test_faust_compat.py checks each assumption against the
+installed faust, so an upgrade that breaks one fails there, loudly, not in production.
+
+Why each is needed:
+- ``set_current_event``: tables route a changelog write by the *current event's* partition;
+  a batch holds many events, so the worker says which one each write belongs to.
+- ``disable_gap_filling``: faust counts offsets it jumped over as acknowledged; on these topics a
+  jump is a skipped message, and committing past it would lose it on the next crash.
+- ``acknowledge_records``: records the offset guard read back were never delivered by faust;
+  they must be acknowledged for commits to move past them.
+- ``on_recovery_completed``: the worker must learn the committed offsets after table recovery and
+  before streams resume (the offset guard).
+- ``set_producer_buffer``: faust's default 100 pending changelog messages makes a batch wait on
+  one-by-one flushes.
+- ``quiet_root_logger``: for its start-up spinner faust sets the root logger to DEBUG.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import faust
+from faust.streams import _current_event
+from faust.types import TP, Message
+
+
+def set_current_event(ref: Any) -> None:
+    """``ref``: a weak reference to the faust Event the next table writes belong to (or None)."""
+    _current_event.set(ref)
+
+
+def disable_gap_filling(app: faust.App) -> None:
+    async def no_gaps(tp: Any, offset_from: int, offset_to: int) -> None:
+        return None
+
+    app.consumer._add_gap = no_gaps  # type: ignore[attr-defined]
+
+
+def acknowledge_records(app: faust.App, records: list[Any]) -> None:
+    """Ack aiokafka records faust never delivered, so its commits move past them."""
+    for r in records:
+        message = Message(r.topic, r.partition, r.offset, r.timestamp / 1000.0,
+                          r.timestamp_type, r.headers, r.key, r.value, None,
+                          tp=TP(r.topic, r.partition))  # fmt: skip
+        app.consumer.ack(message)
+
+
+def on_recovery_completed(app: faust.App, before: Callable[[], Awaitable[None]],
+                          after: Callable[[], None]) -> None:  # fmt: skip
+    """Run ``before`` when table recovery completes (streams not yet resumed), then faust's own
+    completion, then ``after``."""
+    recovery = app.tables.recovery  # type: ignore[attr-defined]
+    original = recovery.on_recovery_completed
+
+    async def completed(generation_id: int = 0) -> None:
+        await before()
+        await original(generation_id)
+        after()
+
+    recovery.on_recovery_completed = completed
+
+
+def set_producer_buffer(app: faust.App, max_messages: int) -> None:
+    app.producer.buffer.max_messages = max_messages
+
+
+class QuietWorker(faust.Worker):
+    """faust's worker without its start-up spinner (which forces the root logger to DEBUG: every
+    debug call in aiokafka and faust then builds a record the handler drops, 7% of a busy
+    worker's time in py-spy; docs/BENCHMARKS.md)."""
+
+    def on_setup_root_logger(self, logger: Any, level: int) -> None:
+        self.spinner = None

@@ -1,0 +1,94 @@
+"""Contract tests of every assumption hub/kafka/faust_compat.py makes about faust's private
+parts: an upgrade that changes one fails here, by name."""
+
+from __future__ import annotations
+
+import contextvars
+import inspect
+import weakref
+from types import SimpleNamespace
+from typing import Any
+
+import faust
+import pytest
+from faust.streams import _current_event
+from faust.tables.recovery import Recovery
+from faust.transport.consumer import Consumer
+from faust.transport.producer import ProducerBuffer
+from faust.types import TP, Message
+
+from hub.kafka import faust_compat
+
+
+def test_faust_is_the_minor_version_these_contracts_cover() -> None:
+    assert faust.__version__.startswith("0.15."), faust.__version__
+
+
+def test_the_current_event_is_a_context_variable_holding_a_weak_reference() -> None:
+    assert isinstance(_current_event, contextvars.ContextVar)
+
+    class Event:
+        pass
+
+    event = Event()
+    ctx = contextvars.copy_context()
+
+    def inside() -> Any:
+        faust_compat.set_current_event(weakref.ref(event))
+        return _current_event.get()()
+
+    assert ctx.run(inside) is event
+
+
+def test_gap_filling_is_a_coroutine_method_with_tp_and_offsets() -> None:
+    params = list(inspect.signature(Consumer._add_gap).parameters)
+    assert params == ["self", "tp", "offset_from", "offset_to"]
+    assert inspect.iscoroutinefunction(Consumer._add_gap)
+    app = SimpleNamespace(consumer=SimpleNamespace())
+    faust_compat.disable_gap_filling(app)  # type: ignore[arg-type]
+    assert inspect.iscoroutinefunction(app.consumer._add_gap)
+
+
+def test_messages_can_be_built_for_records_faust_never_delivered() -> None:
+    acked: list[Message] = []
+    record = SimpleNamespace(topic="src.civil.birth.v1", partition=2, offset=41,
+                             timestamp=1_790_000_000_000, timestamp_type=0, headers=[],
+                             key=b"k", value=b"v")  # fmt: skip
+    app = SimpleNamespace(consumer=SimpleNamespace(ack=acked.append))
+    faust_compat.acknowledge_records(app, [record])  # type: ignore[arg-type]
+    assert acked[0].tp == TP("src.civil.birth.v1", 2) and acked[0].offset == 41
+
+
+def test_recovery_completion_is_a_coroutine_taking_the_generation() -> None:
+    signature = inspect.signature(Recovery.on_recovery_completed)
+    assert list(signature.parameters) == ["self", "generation_id"]
+    assert inspect.iscoroutinefunction(Recovery.on_recovery_completed)
+
+
+async def test_the_completion_hook_runs_before_and_after_fausts_own() -> None:
+    calls: list[str] = []
+
+    async def original(generation_id: int = 0) -> None:
+        calls.append(f"faust {generation_id}")
+
+    async def before() -> None:
+        calls.append("before")
+
+    recovery = SimpleNamespace(on_recovery_completed=original)
+    app = SimpleNamespace(tables=SimpleNamespace(recovery=recovery))
+    faust_compat.on_recovery_completed(app, before, lambda: calls.append("after"))  # type: ignore[arg-type]
+    await recovery.on_recovery_completed(7)
+    assert calls == ["before", "faust 7", "after"]
+
+
+def test_the_producer_buffer_has_a_max_messages_setting() -> None:
+    assert ProducerBuffer().max_messages == 100  # faust's default, which the worker raises
+
+
+@pytest.mark.parametrize("name", ["on_setup_root_logger"])
+def test_the_worker_spinner_is_set_up_where_the_quiet_worker_expects(name: str) -> None:
+    assert list(inspect.signature(getattr(faust.Worker, name)).parameters) == [
+        "self", "logger", "level",
+    ]  # fmt: skip
+    assert "spinner" in inspect.getsource(faust.Worker)
+    assert faust_compat.QuietWorker.on_setup_root_logger is not faust.Worker.on_setup_root_logger
