@@ -121,3 +121,11 @@ class BeneficiaryCategory(StrEnum):
     SOCIAL_INSURANCE = "SOCIAL_INSURANCE"  # insured people and pensioners: Social Insurance
     SOCIAL_PROTECTION = "SOCIAL_PROTECTION"  # Decree 20/2021 beneficiaries: commune committee
     MERITORIOUS = "MERITORIOUS"  # Decree 131/2021 (người có công): provincial Home Affairs
+
+
+class ReceivingLevel(StrEnum):
+    """Avro ``ReceivingLevel``: the one-stop shop that received a dossier (2-level government
+    from July 2025: province or commune)."""
+
+    PROVINCE = "PROVINCE"
+    COMMUNE = "COMMUNE"

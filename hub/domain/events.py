@@ -35,6 +35,7 @@ from hub.domain.enums import (
     EventType,
     Interpretation,
     ObservationStatus,
+    ReceivingLevel,
     RecordOrigin,
     ReferralPriority,
     Sex,
@@ -169,6 +170,7 @@ class ProcedureDossierEvent(SourceEvent):
     received_at: datetime
     due_at: datetime
     completed_at: datetime | None = None
+    receiving_level: ReceivingLevel | None = None
 
     @model_validator(mode="after")
     def _dossier_rules(self) -> Self:

@@ -86,6 +86,7 @@ class HistoryRow:
     received_at: datetime
     due_at: datetime
     completed_at: datetime | None
+    receiving_level: str = "UNKNOWN"
 
 
 @dataclass
@@ -116,6 +117,7 @@ class DossierFacts:
 
     province_code: str
     procedure_code: str
+    receiving_level: str
     channel: str
     received_at: datetime
     status: str
@@ -139,7 +141,8 @@ def fold(rows: Iterable[HistoryRow], now: datetime) -> dict[str, DossierFacts]:
         last = history[-1]
         completed = next((r.completed_at or r.at for r in reversed(history)
                           if r.status == DossierStatus.COMPLETED.value), None)  # fmt: skip
-        facts[code] = DossierFacts(last.province_code, last.procedure_code, history[0].channel,
+        facts[code] = DossierFacts(last.province_code, last.procedure_code,
+                                   last.receiving_level, history[0].channel,
                                    history[0].received_at, last.status, completed,
                                    last.due_at + paused)  # fmt: skip
     return facts
@@ -147,7 +150,8 @@ def fold(rows: Iterable[HistoryRow], now: datetime) -> dict[str, DossierFacts]:
 
 def indicators(rows: Iterable[HistoryRow], period: Period, now: datetime,
                key: str = "province_code") -> dict[str, Indicators]:  # fmt: skip
-    """Indicators per ``key`` (province_code or procedure_code) for ``period``, as of ``now``."""
+    """Indicators per ``key`` (province_code, procedure_code or receiving_level) for
+    ``period``, as of ``now``."""
     out: dict[str, Indicators] = defaultdict(Indicators)
     for facts in fold(rows, now).values():
         group = out[getattr(facts, key)]

@@ -40,6 +40,7 @@ def kpi_report(store: Store, period: Period, now: datetime, province: str | None
     rows = dossier_history(store, period.end, province, procedure)
     by_province = indicators(rows, period, now, "province_code")
     by_procedure = indicators(rows, period, now, "procedure_code")
+    by_level = indicators(rows, period, now, "receiving_level")
     return {
         "period": period.label,
         "from": period.start.isoformat(),
@@ -49,6 +50,7 @@ def kpi_report(store: Store, period: Period, now: datetime, province: str | None
         "total": total(by_province).as_dict(),
         "by_province": {k: v.as_dict() for k, v in by_province.items()},
         "by_procedure": {k: v.as_dict() for k, v in by_procedure.items()},
+        "by_receiving_level": {k: v.as_dict() for k, v in by_level.items()},
     }
 
 

@@ -15,15 +15,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from hub.domain import calendar
-from hub.domain.enums import Channel, DossierStatus
+from hub.domain.enums import Channel, DossierStatus, ReceivingLevel
 
-# (procedure code, processing time in working days, share of dossiers)
-PROCEDURES: list[tuple[str, int, float]] = [
-    ("2.000815", 0, 0.30),  # certified copies: the same working day
-    ("1.001612", 3, 0.25),  # household business registration
-    ("2.001035", 10, 0.20),  # judicial record certificate
-    ("1.010732", 15, 0.15),  # construction permit, detached house
-    ("1.004873", 5, 0.10),  # land-use certificate correction
+# (procedure code, processing time in working days, share of dossiers, receiving level)
+PROCEDURES: list[tuple[str, int, float, ReceivingLevel]] = [
+    ("2.000815", 0, 0.30, ReceivingLevel.COMMUNE),  # certified copies: the same working day
+    ("1.001612", 3, 0.25, ReceivingLevel.COMMUNE),  # household business registration
+    ("2.001035", 10, 0.20, ReceivingLevel.PROVINCE),  # judicial record certificate
+    ("1.010732", 15, 0.15, ReceivingLevel.COMMUNE),  # construction permit, detached house
+    ("1.004873", 5, 0.10, ReceivingLevel.PROVINCE),  # land-use certificate correction
 ]
 # How dossiers arrive (simulation shares).
 CHANNELS: list[tuple[Channel, float]] = [
@@ -43,6 +43,7 @@ class DossierPlan:
     province_code: str
     commune_code: str
     procedure_code: str
+    receiving_level: ReceivingLevel
     channel: Channel
     applicant_id: str
     received_at: datetime
@@ -61,7 +62,7 @@ def _pick(rng: random.Random, weighted: list[tuple[object, float]]) -> object:
 def plan_dossier(rng: random.Random, now: datetime, code: str, province: str, commune: str,
                  applicant: str) -> DossierPlan:  # fmt: skip
     """A dossier received in the last 40 days, its steps drawn until (and past) ``now``."""
-    procedure, days, _ = rng.choices(PROCEDURES, weights=[w for *_, w in PROCEDURES])[0]
+    procedure, days, _, level = rng.choices(PROCEDURES, weights=[p[2] for p in PROCEDURES])[0]
     channel = _pick(rng, CHANNELS)  # type: ignore[arg-type]
     assert isinstance(channel, Channel)
     received = (now - timedelta(days=rng.uniform(0, 40))).replace(microsecond=0)
@@ -88,6 +89,7 @@ def plan_dossier(rng: random.Random, now: datetime, code: str, province: str, co
     end = max(end, at + timedelta(minutes=1))
     final = DossierStatus.RETURNED if rng.random() < RETURNED_SHARE else DossierStatus.COMPLETED
     steps.append((final, end))
-    return DossierPlan(code, province, commune, procedure, channel, applicant, received, due,
+    return DossierPlan(code, province, commune, procedure, level, channel, applicant, received,
+                       due,
                        tuple((s, t.replace(microsecond=t.microsecond // 1000 * 1000))
                              for s, t in steps))  # fmt: skip

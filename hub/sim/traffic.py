@@ -402,7 +402,7 @@ class Traffic:
                 commune_code=plan.commune_code, dossier_code=plan.code,
                 procedure_code=plan.procedure_code, status=status, channel=plan.channel,
                 applicant_id=plan.applicant_id, received_at=plan.received_at,
-                due_at=plan.due_at, completed_at=completed,
+                due_at=plan.due_at, completed_at=completed, receiving_level=plan.receiving_level,
             ))  # fmt: skip
         return events
 

@@ -23,7 +23,7 @@ def dossier_history(store: Store, until: datetime, province: str | None = None,
     or one procedure's)."""
     sql = (
         "SELECT dossier_code, province_code, procedure_code, channel, status, at, received_at, "
-        "due_at, completed_at FROM dossier_history WHERE received_at < ?"
+        "due_at, completed_at, receiving_level FROM dossier_history WHERE received_at < ?"
     )
     params: list[Any] = [until.astimezone(UTC)]
     if province is not None:
@@ -34,6 +34,8 @@ def dossier_history(store: Store, until: datetime, province: str | None = None,
         params.append(procedure)
     return [
         HistoryRow(code, prov, proc, channel, status, as_moment(at), as_moment(received),
-                   as_moment(due), as_moment(done) if done is not None else None)
-        for code, prov, proc, channel, status, at, received, due, done in store.query(sql, params)
+                   as_moment(due), as_moment(done) if done is not None else None,
+                   level or "UNKNOWN")
+        for code, prov, proc, channel, status, at, received, due, done, level
+        in store.query(sql, params)
     ]  # fmt: skip

@@ -111,6 +111,7 @@ def batch_from(accepted: Iterable[tuple[UnifiedEvent, SourceEvent]], stored_at: 
                 event.procedure_code, str(event.channel), str(event.status),
                 utc(event.occurred_at), utc(event.received_at), utc(event.due_at),
                 utc(event.completed_at) if event.completed_at else None,
+                event.receiving_level.value if event.receiving_level else "UNKNOWN",
             ))  # fmt: skip
         elif isinstance(event, BirthRegistration):
             batch.citizens.append((
@@ -141,7 +142,7 @@ CREATE TABLE IF NOT EXISTS dossiers (
 CREATE TABLE IF NOT EXISTS dossier_history (
   event_id TEXT PRIMARY KEY, dossier_code TEXT NOT NULL, province_code TEXT NOT NULL,
   procedure_code TEXT NOT NULL, channel TEXT NOT NULL, status TEXT NOT NULL, at {ts} NOT NULL,
-  received_at {ts} NOT NULL, due_at {ts} NOT NULL, completed_at {ts});
+  received_at {ts} NOT NULL, due_at {ts} NOT NULL, completed_at {ts}, receiving_level TEXT);
 CREATE INDEX IF NOT EXISTS dossier_history_dossier ON dossier_history (dossier_code, at);
 CREATE INDEX IF NOT EXISTS dossier_history_received ON dossier_history (received_at);
 CREATE TABLE IF NOT EXISTS interconnection_cases (
@@ -190,7 +191,7 @@ UPSERT_DOSSIER = (
 )
 # Every status change of a dossier, once (unique on the event id): the indicators' source.
 INSERT_DOSSIER_HISTORY = (
-    "INSERT INTO dossier_history VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT (event_id) DO NOTHING"
+    "INSERT INTO dossier_history VALUES (?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (event_id) DO NOTHING"
 )
 # A message re-read after a crash is dead-lettered again: recorded once.
 INSERT_DEAD_LETTER = (

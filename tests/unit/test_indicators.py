@@ -103,7 +103,8 @@ def expected_from_plans(plans: list[DossierPlan], period: Period,
 def rows_of(plans: list[DossierPlan], now: datetime) -> list[HistoryRow]:
     return [
         HistoryRow(p.code, p.province_code, p.procedure_code, p.channel.value, s.value, at,
-                   p.received_at, p.due_at, at if s is DossierStatus.COMPLETED else None)
+                   p.received_at, p.due_at, at if s is DossierStatus.COMPLETED else None,
+                   p.receiving_level.value)
         for p in plans for s, at in p.until(now)
     ]  # fmt: skip
 
@@ -125,3 +126,18 @@ def test_indicators_equal_what_the_generated_lifecycles_say(period_text: str) ->
         ), province  # fmt: skip
     if NOW in period:
         assert any(c["overdue"] for c in expected.values()), "some dossiers are late now"
+
+
+def test_indicators_per_receiving_level_add_up_to_the_whole() -> None:
+    rng = random.Random(7)
+    plans = [plan_dossier(rng, NOW, f"H79.{i}", "79", "00001", "001303000042")
+             for i in range(300)]  # fmt: skip
+    period = Period.parse("2026")
+    levels = indicators(rows_of(plans, NOW), period, NOW, "receiving_level")
+    whole = indicators(rows_of(plans, NOW), period, NOW)["79"]
+    assert set(levels) == {"PROVINCE", "COMMUNE"}
+    assert sum(g.received for g in levels.values()) == whole.received
+    assert sum(g.resolved for g in levels.values()) == whole.resolved
+    assert levels["COMMUNE"].received == sum(
+        1 for p in plans if p.receiving_level.value == "COMMUNE" and p.received_at in period
+    )

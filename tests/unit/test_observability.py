@@ -76,9 +76,9 @@ def kpi_exposition(tmp: Path) -> str:
         for s, at in plan.steps
     ]  # fmt: skip
     with store.transaction() as tx:
-        tx.executemany("INSERT INTO dossier_history VALUES (?,?,?,?,?,?,?,?,?,?)",
+        tx.executemany("INSERT INTO dossier_history VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                        [(f"e{i}", r.dossier_code, r.province_code, r.procedure_code, r.channel,
-                         r.status, r.at, r.received_at, r.due_at, r.completed_at)
+                         r.status, r.at, r.received_at, r.due_at, r.completed_at, "COMMUNE")
                         for i, r in enumerate(rows)])  # fmt: skip
     store.close()
     registry = CollectorRegistry()
