@@ -1,13 +1,13 @@
 """`hub deliver`: agency tasks from the ``agency.*`` topics to each agency's HTTPS endpoint.
 
-Every task is POSTed as JSON, signed (connectors/delivery/signing.py), with an ``Idempotency-
-Key`` equal to the task id (delivery is at-least-once: an agency deduplicates on it). Failures
-that may pass (timeouts, refused connections, 5xx, 408, 425, 429) are retried with exponential
-backoff and full jitter up to a budget; a definite refusal (other 4xx) or an exhausted budget
-sends the task to ``dlq.<agency topic>`` with the reason. A 2xx becomes an acknowledgement on
-``agency.ack.v1``, which closes the task in the worker's interconnection case. Offsets are
-committed only after every task of a batch was acknowledged or dead-lettered: nothing is
-dropped.
+Every task is POSTed as JSON, signed as a Standard Webhook (connectors/delivery/signing.py:
+``webhook-id`` is the task id, which agencies deduplicate on; ``Idempotency-Key`` repeats it).
+Failures that may pass (timeouts, refused connections, 5xx, 408, 425, 429) are retried with
+exponential backoff and full jitter up to a budget; a definite refusal (other 4xx), a redirect
+(never followed) or an exhausted budget sends the task to ``dlq.<agency topic>`` with the reason.
+A 2xx becomes an acknowledgement on the agency's own topic ``agency.ack.<agency>.v1``, which
+closes the task in the worker's interconnection case. Offsets are committed only after every
+task of a batch was acknowledged or dead-lettered: nothing is dropped.
 
 Each agency has its own consumer group and concurrency limit, so a slow agency delays only its
 own tasks.
@@ -42,7 +42,7 @@ from hub.domain.records import (
     DeadLetter,
     Stage,
 )
-from hub.domain.topics import AgencyTopic, dead_letter_topic
+from hub.domain.topics import ack_topic_of, dead_letter_topic
 from hub.domain.workflows import WORKFLOWS
 from hub.stream.dead_letters import dead_letter
 from hub.stream.pipeline import Rejected
@@ -323,7 +323,7 @@ class DeliveryWorker:
                                     outcome=AckOutcome.DONE, acknowledged_at=datetime.now(UTC),
                                     reference=reference)  # fmt: skip
         await self.producer.send_and_wait(
-            AgencyTopic.ACK.value,
+            ack_topic_of(task.agency.value),
             key=str(task.case_id).encode(),
             value=self.codec.encode(AgencyAcknowledgement.SCHEMA, ack.to_avro()),
         )

@@ -63,16 +63,33 @@ def on_task(state: CaseState | None, task: AgencyTask) -> tuple[CaseState, list[
     for task_id in task.case_task_ids or [task.task_id]:
         _step(case, task_id)
     step = _step(case, task.task_id)
+    if step.get("agency") not in (None, task.agency.value):
+        # An answer that came before its task, from an agency the task is not for: void.
+        step.update(state=PENDING, reason=None, updated_at=None)
     step.update(agency=task.agency.value, action=task.action.value, due_at=task.due_at.isoformat())
     notes = [_note(case, None, OPEN, None, task.issued_at)] if opening else []
     return case, notes + _settle(case, task.issued_at)
 
 
+class WrongAgency(ValueError):
+    """An acknowledgement for a step of another agency (reason ``ack_wrong_agency``)."""
+
+    reason = "ack_wrong_agency"
+
+
 def on_ack(
-    state: CaseState | None, ack: AgencyAcknowledgement
+    state: CaseState | None, ack: AgencyAcknowledgement, from_agency: str | None = None
 ) -> tuple[CaseState, list[CaseNotification]]:
-    """An agency answered for one step."""
+    """An agency answered for one step. ``from_agency``: the agency whose own acknowledgement
+    topic it came on (None: the shared topic of before); an answer for another agency's step,
+    or naming another agency, is refused."""
     case: CaseState = _copy(state) if state else _new(str(ack.case_id))
+    known = case["steps"].get(ack.task_id, {}).get("agency")
+    if from_agency is not None and (
+        ack.agency.value != from_agency or (known is not None and known != from_agency)
+    ):
+        raise WrongAgency(f"{from_agency} answered for a {known or ack.agency.value} step "
+                          f"({ack.task_id})")  # fmt: skip
     step = _step(case, ack.task_id)
     if step["state"] == ack.outcome.value and step.get("reason") == ack.note:
         return case, []  # a redelivered acknowledgement changes nothing

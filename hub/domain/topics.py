@@ -39,6 +39,22 @@ class AgencyTopic(StrEnum):
     ACK = "agency.ack.v1"
 
 
+class AckTopic(StrEnum):
+    """One acknowledgement topic per agency (named by the agency): only that agency's principal
+    (and delivery) may write it, so the topic proves who answered. ``agency.ack.v1`` above is the
+    shared topic of before, still read during the migration (docs/OPERATIONS.md)."""
+
+    POLICE = "agency.ack.police.v1"
+    SOCIAL_INSURANCE = "agency.ack.social_insurance.v1"
+    COMMUNE_PEOPLES_COMMITTEE = "agency.ack.commune_peoples_committee.v1"
+    PROVINCIAL_HOME_AFFAIRS = "agency.ack.provincial_home_affairs.v1"
+
+
+def ack_topic_of(agency: str) -> str:
+    """The acknowledgement topic of ``agency`` (an Agency value)."""
+    return AckTopic[agency].value
+
+
 POPULATION_TOPIC = "ref.population.v1"
 # Citizen-facing changes of interconnection cases (CaseNotification), for portals and VNeID.
 NOTIFICATION_TOPIC = "hub.notification.v1"
@@ -80,6 +96,8 @@ def topic_plan(partitions: int) -> list[TopicSpec]:
     specs += [TopicSpec(dead_letter_topic(t.value), partitions) for t in SourceTopic]
     specs += [TopicSpec(t.value, partitions) for t in AgencyTopic]
     specs += [TopicSpec(dead_letter_topic(t.value), partitions) for t in AgencyTopic]
+    specs += [TopicSpec(t.value, partitions) for t in AckTopic]
+    specs += [TopicSpec(dead_letter_topic(t.value), partitions) for t in AckTopic]
     specs.append(TopicSpec(NOTIFICATION_TOPIC, partitions))
     specs.append(TopicSpec(POPULATION_TOPIC, partitions, dict(_COMPACTED)))
     return specs

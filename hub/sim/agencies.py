@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from hub.domain.records import AckOutcome, AgencyAcknowledgement, AgencyTask
-from hub.domain.topics import AgencyTopic
+from hub.domain.topics import AgencyTopic, ack_topic_of
 from hub.wire.codec import Codec, CodecError
 
 # What simulated agencies answer besides DONE (shares for the demo, not statistics).
@@ -68,7 +68,7 @@ async def run_agencies(
                         draw -= share
                     ack = acknowledgement(task, datetime.now(UTC), outcome, note)
                     value = codec.encode(AgencyAcknowledgement.SCHEMA, ack.to_avro())
-                    await producer.send(AgencyTopic.ACK.value, key=r.key, value=value)
+                    await producer.send(ack_topic_of(task.agency.value), key=r.key, value=value)
                     sent += 1
     finally:
         await producer.stop()

@@ -42,7 +42,13 @@ from hub.domain.records import (
     Stage,
     UnifiedEvent,
 )
-from hub.domain.topics import NOTIFICATION_TOPIC, AgencyTopic, SourceTopic, dead_letter_topic
+from hub.domain.topics import (
+    NOTIFICATION_TOPIC,
+    AckTopic,
+    AgencyTopic,
+    SourceTopic,
+    dead_letter_topic,
+)
 from hub.kafka.admin import committed_offsets
 from hub.kafka.faust_compat import (
     QuietWorker,
@@ -373,8 +379,9 @@ def build_app(settings: Settings) -> faust.App:
             metrics.latency.observe(max(0.0, (stored - env.occurred_at).total_seconds()))
         return kept
 
-    case_in = app.topic(*[t.value for t in AgencyTopic], key_serializer="raw",
+    case_in = app.topic(*[t.value for t in (*AgencyTopic, *AckTopic)], key_serializer="raw",
                         value_serializer="raw")  # fmt: skip
+    ack_agency = {t.value: t.name for t in AckTopic}
 
     def on_agency_message(topic: str, partition: int, offset: int, key: bytes,
                           value: bytes | None) -> list[CaseNotification]:  # fmt: skip
@@ -382,12 +389,18 @@ def build_app(settings: Settings) -> faust.App:
         last_offset[(topic, partition)] = offset
         try:
             _, record = codec.decode(value or b"")
-            if topic == AgencyTopic.ACK.value:
+            if topic == AgencyTopic.ACK.value or topic in ack_agency:
                 ack = AgencyAcknowledgement.model_validate(record)
-                state, notes = case_logic.on_ack(case_table.get(key), ack)
+                state, notes = case_logic.on_ack(case_table.get(key), ack, ack_agency.get(topic))
             else:
                 task = AgencyTask.model_validate(record)
                 state, notes = case_logic.on_task(case_table.get(key), task)
+        except case_logic.WrongAgency as exc:
+            log.warning("refused acknowledgement %s/%s: %s", topic, offset, exc)
+            metrics.dead_letters.labels(dead_letter_topic(topic), exc.reason).inc()
+            refused.append((Incoming(topic, partition, offset, key, value),
+                            Rejected(Stage.ROUTE, exc.reason, str(exc))))  # fmt: skip
+            return []
         except Exception as exc:  # noqa: BLE001 - any bad ack is dead-lettered, never fatal
             log.warning("unreadable agency message %s/%s: %s", topic, offset, exc)
             metrics.dead_letters.labels(dead_letter_topic(topic), "invalid_agency_message").inc()
@@ -396,11 +409,19 @@ def build_app(settings: Settings) -> faust.App:
         dirty_cases[state["case_id"]] = state
         return notes
 
+    refused: list[tuple[Incoming, Rejected]] = []  # acknowledgements of the wrong agency
+
     async def notify(notes: list[CaseNotification]) -> None:
-        """Citizen-facing notifications, in Kafka before the message that caused them is acked."""
+        """Citizen-facing notifications (and dead letters of refused acknowledgements), in Kafka
+        before the message that caused them is acked."""
         pending = [await send(NOTIFICATION_TOPIC, str(n.case_id).encode(),
                               codec.encode(CaseNotification.SCHEMA, n.to_avro()))
                    for n in notes]  # fmt: skip
+        while refused:
+            msg, rejected = refused.pop()
+            letter = dead_letter(msg, rejected, datetime.now(UTC), worker_name)
+            value = codec.encode(DeadLetter.SCHEMA, letter.to_avro())
+            pending.append(await send(dead_letter_topic(msg.topic), msg.key, value))
         for note in notes:
             metrics.notifications.labels(note.workflow, note.state).inc()
         await asyncio.gather(*pending)

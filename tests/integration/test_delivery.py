@@ -19,7 +19,7 @@ from connectors.delivery.webhook import DeliveryWorker, Endpoint, Endpoints, Ret
 from hub.domain.enums import BeneficiaryCategory, BirthProcedure, DeathProcedure
 from hub.domain.events import BirthInterconnection, DeathInterconnection
 from hub.domain.records import Agency, AgencyAcknowledgement, AgencyTask, DeadLetter
-from hub.domain.topics import AgencyTopic, SourceTopic, dead_letter_topic
+from hub.domain.topics import AckTopic, AgencyTopic, SourceTopic, dead_letter_topic
 from hub.domain.workflows import expand
 from hub.kafka.admin import end_offsets, start_group_at_end
 from hub.settings import Settings
@@ -31,6 +31,7 @@ from tests.integration.workers import free_port
 pytestmark = pytest.mark.integration
 
 SECRETS = {"police-k1": new_secret(), "bhxh-k1": new_secret(), "ldtbxh-k1": new_secret()}
+ACK_TOPICS = [t.value for t in AckTopic]  # each agency acknowledges on its own topic
 POLICY = RetryPolicy(attempts=3, base_s=0.05, cap_s=0.2, timeout_s=0.5)
 
 
@@ -146,7 +147,7 @@ async def test_tasks_are_delivered_signed_retried_acknowledged_or_dead_lettered(
     for agency in endpoints.agencies:
         await start_group_at_end(bootstrap, f"{group}-{agency.value.lower()}", topics_of(agency))
     watched = [
-        AgencyTopic.ACK.value,
+        *(t.value for t in AckTopic),
         *(dead_letter_topic(t.value) for t in AgencyTopic if t is not AgencyTopic.ACK),
     ]
     before = await end_offsets(bootstrap, watched)
@@ -189,7 +190,7 @@ async def test_tasks_are_delivered_signed_retried_acknowledged_or_dead_lettered(
     letters: dict[str, DeadLetter] = {}
     for r in records:
         _, data = codec.decode(r.value)  # type: ignore[attr-defined]
-        if r.topic == AgencyTopic.ACK.value:  # type: ignore[attr-defined]
+        if r.topic in ACK_TOPICS:  # type: ignore[attr-defined]
             ack = AgencyAcknowledgement.model_validate(data)
             acks[ack.task_id] = ack
         else:
@@ -246,7 +247,7 @@ async def test_redirects_are_never_followed_nor_taken_as_acknowledgements(
         url=f"{base}/police", secret=SECRETS["police-k1"])})  # type: ignore[dict-item]  # fmt: skip
     group = f"redirect-{uuid.uuid4().hex[:8]}"
     await start_group_at_end(bootstrap, f"{group}-police", topics_of(Agency.POLICE))
-    watched = [AgencyTopic.ACK.value, dead_letter_topic(AgencyTopic.RESIDENCE.value)]
+    watched = [*ACK_TOPICS, dead_letter_topic(AgencyTopic.RESIDENCE.value)]
     before = await end_offsets(bootstrap, watched)
     await produce_tasks(bootstrap, [(AgencyTopic.RESIDENCE, t) for t in police])
     worker = DeliveryWorker(bootstrap, group, endpoints, POLICY, "test", seed=1)
@@ -263,7 +264,7 @@ async def test_redirects_are_never_followed_nor_taken_as_acknowledgements(
                 if r.offset < before.get((r.topic, r.partition), 0):  # type: ignore[attr-defined]
                     continue
                 _, data = codec.decode(r.value)  # type: ignore[attr-defined]
-                if r.topic == AgencyTopic.ACK.value:  # type: ignore[attr-defined]
+                if r.topic in ACK_TOPICS:  # type: ignore[attr-defined]
                     acked.add(AgencyAcknowledgement.model_validate(data).task_id)
                 else:
                     letter = DeadLetter.model_validate(data)

@@ -26,8 +26,15 @@ from hub.domain.records import (
     AgencyAction,
     AgencyTask,
     CaseNotification,
+    DeadLetter,
 )
-from hub.domain.topics import NOTIFICATION_TOPIC, AgencyTopic, SourceTopic
+from hub.domain.topics import (
+    NOTIFICATION_TOPIC,
+    AgencyTopic,
+    SourceTopic,
+    ack_topic_of,
+    dead_letter_topic,
+)
 from hub.settings import Settings
 from hub.sim.simulator import produce
 from hub.sim.traffic import Message, Traffic
@@ -74,12 +81,13 @@ def skipped_counts(metrics: str) -> dict[tuple[str, str], float]:
             if s.name == "hub_interconnection_skipped_total"}  # fmt: skip
 
 
-def answer(task: AgencyTask, outcome: AckOutcome, note: str | None = None) -> Message:
+def answer(task: AgencyTask, outcome: AckOutcome, note: str | None = None,
+           topic: str | None = None) -> Message:  # fmt: skip
     ack = AgencyAcknowledgement(
         case_id=task.case_id, task_id=task.task_id, agency=task.agency, outcome=outcome,
         acknowledged_at=datetime.now(UTC), note=note,
     )  # fmt: skip
-    return Message(AgencyTopic.ACK.value, str(task.case_id).encode(),
+    return Message(topic or ack_topic_of(task.agency.value), str(task.case_id).encode(),
                    Codec().encode(AgencyAcknowledgement.SCHEMA, ack.to_avro()), None)  # fmt: skip
 
 
@@ -141,6 +149,10 @@ async def test_live_registrations_fan_out_the_chosen_steps_and_outcomes_reach_th
             answer(t, AckOutcome.REJECTED, reason) if t is rejected else answer(t, AckOutcome.DONE)
             for t in tasks.values() if t.task_id not in held
         ]  # fmt: skip
+        # A forged answer: the late birth's card task "done", on the police's own topic.
+        card = next(t for t in tasks.values()
+                    if t.task_id in held and t.agency is Agency.SOCIAL_INSURANCE)  # fmt: skip
+        acks.append(answer(card, AckOutcome.DONE, topic=ack_topic_of(Agency.POLICE.value)))
         await produce(bootstrap, acks)
 
         cases_with_tasks = {t.case_id for t in tasks.values()}
@@ -152,7 +164,13 @@ async def test_live_registrations_fan_out_the_chosen_steps_and_outcomes_reach_th
             if status == expected_status:
                 break
             time.sleep(1)
-        assert status == expected_status
+        assert status == expected_status, "the forged answer closed nothing"
+        late_steps = worker.query(f"SELECT state FROM case_steps WHERE task_id = '{card.task_id}'")
+        assert late_steps == [("PENDING",)]
+        letters = [DeadLetter.model_validate(codec.decode(r.value)[1])  # type: ignore[attr-defined]
+                   for r in await read_all(bootstrap, [dead_letter_topic(
+                       ack_topic_of(Agency.POLICE.value))], idle_ms=1000)]  # fmt: skip
+        assert any(d.reason == "ack_wrong_agency" and card.task_id in d.detail for d in letters)
         step = worker.query(f"SELECT state, reason FROM case_steps "
                             f"WHERE task_id = '{rejected.task_id}'")  # fmt: skip
         assert step == [("REJECTED", reason)]

@@ -297,3 +297,29 @@ def test_v1_and_v2_births_still_decode_and_mean_registration_only() -> None:
         assert again.origin is RecordOrigin.LIVE and again.interconnection is None
         assert plan(again).skipped == ["registration_only"]
     assert BirthInterconnection.model_fields and DeathInterconnection.model_fields
+
+
+def test_an_answer_on_another_agencys_topic_is_refused_and_closes_nothing() -> None:
+    tasks = [t for _, t in expand(birth(BIRTH_COMBINATIONS[-1]), "79", "26734", NOW)[0]]
+    card = next(t for t in tasks if t.agency is Agency.SOCIAL_INSURANCE)
+    state, _ = run(tasks, [])
+    with pytest.raises(cases.WrongAgency):
+        cases.on_ack(state, ack(card, AckOutcome.DONE), from_agency=Agency.POLICE.value)
+    forged = AgencyAcknowledgement(case_id=card.case_id, task_id=card.task_id,
+                                   agency=Agency.POLICE, outcome=AckOutcome.DONE,
+                                   acknowledged_at=NOW)  # fmt: skip
+    with pytest.raises(cases.WrongAgency):  # naming itself the police does not help
+        cases.on_ack(state, forged, from_agency=Agency.POLICE.value)
+    state, _ = cases.on_ack(state, ack(card, AckOutcome.DONE), Agency.SOCIAL_INSURANCE.value)
+    assert state["steps"][card.task_id]["state"] == "DONE"
+
+
+def test_a_forged_answer_that_overtakes_its_task_is_voided_when_the_task_arrives() -> None:
+    tasks = [t for _, t in expand(birth([BirthProcedure.HEALTH_INSURANCE_CARD]), "79", "26734",
+                                  NOW)[0]]  # fmt: skip
+    forged = AgencyAcknowledgement(case_id=tasks[0].case_id, task_id=tasks[0].task_id,
+                                   agency=Agency.POLICE, outcome=AckOutcome.DONE,
+                                   acknowledged_at=NOW)  # fmt: skip
+    state, _ = cases.on_ack(None, forged, from_agency=Agency.POLICE.value)
+    state, _ = cases.on_task(state, tasks[0])
+    assert cases.status(state, NOW) == "open"
