@@ -30,7 +30,7 @@ from typing import Any
 
 from aiokafka.errors import KafkaError
 
-from hub.domain.topics import AgencyTopic, SourceTopic, TopicSpec, UnifiedTopic
+from hub.domain.topics import AckTopic, AgencyTopic, SourceTopic, TopicSpec, UnifiedTopic
 from hub.kafka import local as kafka_local
 from hub.kafka.admin import (
     commit_offsets,
@@ -46,7 +46,7 @@ from hub.sim.traffic import Traffic
 from hub.wire.codec import Codec
 
 SOURCES = [t.value for t in SourceTopic]
-DOWNSTREAM = [t.value for t in (*UnifiedTopic, *AgencyTopic)]
+DOWNSTREAM = [t.value for t in (*UnifiedTopic, *AgencyTopic, *AckTopic)]
 PERF_TOPIC = "bench.perf"
 
 

@@ -16,11 +16,11 @@ from pathlib import Path
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from hub.domain.records import DeadLetter
-from hub.domain.topics import AgencyTopic, SourceTopic, dead_letter_topic
+from hub.domain.topics import AckTopic, AgencyTopic, SourceTopic, dead_letter_topic
 from hub.kafka.admin import topic_partitions
 from hub.wire.codec import Codec, CodecError
 
-DLQ_TOPICS = [dead_letter_topic(t.value) for t in (*SourceTopic, *AgencyTopic)]
+DLQ_TOPICS = [dead_letter_topic(t.value) for t in (*SourceTopic, *AgencyTopic, *AckTopic)]
 
 
 @dataclass(frozen=True)

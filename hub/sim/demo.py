@@ -24,7 +24,7 @@ from rich.live import Live
 from rich.table import Table
 
 from hub.domain.indicators import Period
-from hub.domain.topics import AgencyTopic, SourceTopic, UnifiedTopic, topic_plan
+from hub.domain.topics import AckTopic, AgencyTopic, SourceTopic, UnifiedTopic, topic_plan
 from hub.kafka import local as kafka_local
 from hub.kafka.admin import broker_answers, create_topics, start_group_at_end
 from hub.ops.kpi import kpi_report
@@ -169,7 +169,7 @@ class Demo:
         created = asyncio.run(create_topics(self.settings.kafka_bootstrap, plan,
                                             self.settings.replication_factor))  # fmt: skip
         self.say(f"topics: {len(created)} created, {len(plan) - len(created)} already there")
-        watched = [t.value for t in (*SourceTopic, *UnifiedTopic, *AgencyTopic)]
+        watched = [t.value for t in (*SourceTopic, *UnifiedTopic, *AgencyTopic, *AckTopic)]
         if asyncio.run(start_group_at_end(self.settings.kafka_bootstrap, self.settings.app_id,
                                           watched)):  # fmt: skip
             self.say(

@@ -129,10 +129,10 @@ class WorkerProcess:
 async def start_group_at_end(bootstrap: str, group: str) -> None:
     """Start a fresh group at the end of every topic the worker reads, so a test counts
     exactly its own traffic."""
-    from hub.domain.topics import AgencyTopic, SourceTopic, UnifiedTopic
+    from hub.domain.topics import AckTopic, AgencyTopic, SourceTopic, UnifiedTopic
     from hub.kafka.admin import start_group_at_end as start_at_end
 
-    topics = [t.value for t in (*SourceTopic, *UnifiedTopic, *AgencyTopic)]
+    topics = [t.value for t in (*SourceTopic, *UnifiedTopic, *AgencyTopic, *AckTopic)]
     assert await start_at_end(bootstrap, group, topics), f"group {group} is not new"
 
 
