@@ -167,7 +167,7 @@ def nth_working_day_after(start: date, n: int) -> date:
 
 
 def friday_before_tet(year: int) -> date:
-    vn = holidays.country_holidays("VN", years=year)
+    vn = holidays.country_holidays("VN", years=year, language="en_US")  # names: any locale
     first = min(d for d, name in vn.items() if "Lunar New Year" in name)
     day = first - timedelta(days=1)
     while day.weekday() != 4:
