@@ -479,7 +479,7 @@ def _guard_offsets(app: faust.App, metrics: HubMetrics, guard: OffsetGuard,
     """
 
     disable_gap_filling(app)
-    topics = {t.value for t in SourceTopic} | {t.value for t in AgencyTopic}
+    topics = {t.value for t in (*SourceTopic, *AgencyTopic, *AckTopic)}
 
     async def before() -> None:
         metrics.ready.set(0)
