@@ -33,4 +33,5 @@ bench: $(STAMP)
 
 clean:
 	-$(BIN)/hub kafka stop
+	-HUB_HOME=.hub/secure-broker HUB_KAFKA_BOOTSTRAP=127.0.0.1:9192 HUB_KAFKA_CONTROLLER_PORT=9193 $(BIN)/hub kafka stop
 	rm -rf .hub

@@ -15,8 +15,20 @@ from aiokafka.errors import KafkaError
 
 from hub.domain.topics import SourceTopic
 from hub.kafka import local as kafka_local
+from hub.kafka.access import (
+    ROLE_HELP,
+    AccessError,
+    add_user,
+    check_name,
+    default_group,
+    list_access,
+    new_password,
+    remove_user,
+)
+from hub.kafka.client import KafkaConnection, KafkaSettingsError, connection
 from hub.redaction import install_log_redaction
-from hub.settings import Settings, load_settings
+from hub.settings import KafkaSecurity, Settings, load_settings
+from hub.tls import TlsError, write_private
 
 T = TypeVar("T")
 
@@ -40,14 +52,27 @@ def kafka() -> None:
 
 
 @kafka.command("start")
+@click.option(
+    "--secure",
+    is_flag=True,
+    help="SASL_SSL (SCRAM) with ACLs and TLS on the controller listener; also when "
+    "HUB_KAFKA_SECURITY_PROTOCOL=SASL_SSL. Creates a local CA and an admin user once.",
+)
 @click.pass_obj
-def kafka_start(settings: Settings) -> None:
+def kafka_start(settings: Settings, secure: bool) -> None:
     """Resolve the jars if needed, start the broker and wait until it answers."""
     try:
-        st = kafka_local.start(settings)
-    except kafka_local.BrokerError as exc:
+        st = kafka_local.start(settings, secure=secure)
+    except (kafka_local.BrokerError, TlsError) as exc:
         raise click.ClickException(str(exc)) from exc
-    click.echo(f"kafka {st.version or '?'} running at {st.address} (pid {st.pid})")
+    click.echo(f"kafka {st.version or '?'} running at {st.address} ({st.security.value}, "
+               f"pid {st.pid})")  # fmt: skip
+    if st.security is not KafkaSecurity.PLAINTEXT:
+        m = kafka_local.secure_material(settings)
+        click.echo("admin client: HUB_KAFKA_SECURITY_PROTOCOL=SASL_SSL HUB_KAFKA_USERNAME=admin "
+                   f"HUB_KAFKA_PASSWORD_FILE={m.admin_password_file.resolve()} "
+                   f"HUB_KAFKA_CA_FILE={m.ca.cert_file.resolve()}")  # fmt: skip
+        click.echo("users: hub kafka users add NAME --role ROLE (hub kafka users --help)")
 
 
 @kafka.command("stop")
@@ -64,10 +89,113 @@ def kafka_status(settings: Settings) -> None:
     """Say whether the local broker runs, and where. Exit 1 when it does not."""
     st = kafka_local.status(settings)
     if st.running:
-        click.echo(f"kafka {st.version or '?'} running at {st.address} (pid {st.pid})")
+        click.echo(f"kafka {st.version or '?'} running at {st.address} ({st.security.value}, "
+                   f"pid {st.pid})")  # fmt: skip
     else:
         click.echo(f"kafka not running at {st.address}")
         sys.exit(1)
+
+
+@kafka.group("users")
+def kafka_users() -> None:
+    """Principals of a secured cluster: a SCRAM credential and exactly its role's ACLs.
+
+    Runs as HUB_KAFKA_USERNAME when set, else as the local secure broker's admin.
+    Roles: gateway, importer, worker, delivery, agency:NAME, central, operator
+    (docs/SECURITY.md has the table).
+    """
+
+
+def _admin(settings: Settings) -> tuple[KafkaConnection, Path]:
+    if settings.kafka_username:
+        admin = _conn(settings)
+    elif kafka_local.local_security(settings) is KafkaSecurity.SASL_SSL:
+        admin = kafka_local.admin_connection(settings)
+    else:
+        raise click.ClickException(
+            "no secure broker to administer: set HUB_KAFKA_USERNAME/HUB_KAFKA_PASSWORD_FILE "
+            "(an admin principal) or start one with `hub kafka start --secure`"
+        )
+    try:
+        return admin, kafka_local.resolve_jars()
+    except kafka_local.BrokerError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+@kafka_users.command("add")
+@click.argument("name")
+@click.option("--role", required=True, help=ROLE_HELP)
+@click.option(
+    "--group",
+    default="",
+    help="Consumer group of the user's clients (worker: its app id, default "
+    "HUB_APP_ID; others: a prefix, default by role).",
+)
+@click.option(
+    "--password-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Use this password; default: a new random one written to "
+    "<HUB_HOME>/kafka/users/NAME.password (0600).",
+)
+@click.pass_obj
+def kafka_users_add(settings: Settings, name: str, role: str, group: str,
+                    password_file: Path | None) -> None:  # fmt: skip
+    """Create (or update) user NAME with exactly the ACLs of ROLE."""
+    admin, classpath = _admin(settings)
+    try:
+        group = group or default_group(role, settings.app_id)
+        if password_file is not None:
+            password = password_file.read_text().strip()
+            if not password:
+                raise click.ClickException(f"{password_file} is empty")
+        else:
+            password_file = settings.kafka_dir / "users" / f"{check_name(name)}.password"
+            password = new_password()
+            write_private(password_file, password + "\n")
+        acls = add_user(admin, classpath, name, password, role, group)
+    except (AccessError, OSError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"user {name} ({role}): {len(acls)} ACLs; password in {password_file}")
+
+
+@kafka_users.command("remove")
+@click.argument("name")
+@click.pass_obj
+def kafka_users_remove(settings: Settings, name: str) -> None:
+    """Delete user NAME's credentials and every ACL of its principal."""
+    admin, classpath = _admin(settings)
+    try:
+        remove_user(admin, classpath, name)
+    except AccessError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"user {name} removed")
+
+
+@kafka_users.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_obj
+def kafka_users_list(settings: Settings, as_json: bool) -> None:
+    """Every user and every ACL the cluster applies, per principal."""
+    import json
+
+    admin, classpath = _admin(settings)
+    try:
+        access = list_access(admin, classpath)
+    except AccessError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if as_json:
+        click.echo(json.dumps({
+            "users": access.users,
+            "acls": {p: [{"resource": a.resource, "pattern": a.pattern, "name": a.name,
+                          "operation": a.operation, "permission": perm} for a, perm in acls]
+                     for p, acls in access.acls.items()},
+        }, indent=2))  # fmt: skip
+        return
+    from rich.console import Console
+
+    from hub.ops.view import access_table
+
+    Console().print(access_table(access))
 
 
 @cli.group()
@@ -84,12 +212,10 @@ def topics_create(settings: Settings) -> None:
 
     plan = topic_plan(settings.partitions)
     try:
-        created = asyncio.run(
-            create_topics(settings.kafka_bootstrap, plan, settings.replication_factor)
-        )
-    except OSError as exc:
+        created = asyncio.run(create_topics(_conn(settings), plan, settings.replication_factor))
+    except (OSError, KafkaError) as exc:
         raise click.ClickException(
-            f"cannot reach Kafka at {settings.kafka_bootstrap}: {exc}"
+            f"cannot reach Kafka at {_conn(settings).describe()}: {exc}"
         ) from exc
     if not created:
         click.echo(f"nothing to do: all {len(plan)} topics exist")
@@ -160,6 +286,7 @@ def worker(settings: Settings, loglevel: str) -> None:
     """
     from hub.stream.app import Worker, build_app, use_event_loop
 
+    _conn(settings)  # a wrong Kafka setting: one line naming it, before faust starts
     use_event_loop(settings.event_loop)
     app = build_app(settings)
     Worker(app, loglevel=loglevel, quiet=True).execute_from_commandline()
@@ -226,7 +353,7 @@ def simulate(
             task = bar.add_task("register", total=len(traffic.people), rate="")
             asyncio.run(
                 produce(
-                    settings.kafka_bootstrap,
+                    _conn(settings),
                     traffic.register_messages(),
                     progress=lambda n: bar.advance(task, n),
                     report=report,
@@ -242,7 +369,7 @@ def simulate(
 
         asyncio.run(
             produce(
-                settings.kafka_bootstrap,
+                _conn(settings),
                 traffic.stream(count, poison),
                 rate=rate or None,
                 progress=advance,
@@ -336,7 +463,7 @@ def dlq_list(settings: Settings, as_json: bool) -> None:
 
     from hub.ops.dlq import group_letters, read_letters
 
-    groups = group_letters(_kafka(settings, read_letters(settings.kafka_bootstrap)))
+    groups = group_letters(_kafka(settings, read_letters(_conn(settings))))
     if as_json:
         click.echo(json.dumps([asdict(g) for g in groups], ensure_ascii=False, indent=2))
         return
@@ -372,13 +499,13 @@ def dlq_replay(settings: Settings, topic: str, reason: str | None, dry_run: bool
         raise click.BadParameter(f"{topic!r} has no dead letters to replay; one of: "
                                  f"{', '.join(valid)}")  # fmt: skip
     ledger = Ledger(settings.home / "dlq-replayed.json")
-    letters = _kafka(settings, read_letters(settings.kafka_bootstrap, [dead_letter_topic(topic)]))
+    letters = _kafka(settings, read_letters(_conn(settings), [dead_letter_topic(topic)]))
     chosen = select(letters, topic, reason, ledger)
     what = f"{len(chosen)} dead letter(s) of {topic}" + (f" with reason {reason}" if reason else "")
     if dry_run or not chosen:
         click.echo(f"would replay {what}" if dry_run else f"nothing to replay: 0 new {what[2:]}")
         return
-    sent = _kafka(settings, replay(settings.kafka_bootstrap, chosen, ledger))
+    sent = _kafka(settings, replay(_conn(settings), chosen, ledger))
     click.echo(f"replayed {sent} dead letter(s) into {topic}")
 
 
@@ -392,6 +519,7 @@ def status(settings: Settings, as_json: bool) -> None:
     from hub.ops.status import gather
     from hub.ops.view import status_tables
 
+    _conn(settings)
     st = asyncio.run(gather(settings))
     if as_json:
         click.echo(json.dumps(st.as_dict(), ensure_ascii=False, indent=2, default=str))
@@ -558,7 +686,7 @@ def gateway(ctx: click.Context) -> None:
     ledger = IngestLedger(store, timedelta(days=settings.gateway_idempotency_days))
     limits = Limits(max_body=settings.gateway_max_body, max_events=settings.gateway_max_events,
                     rate=settings.gateway_rate)  # fmt: skip
-    gw = Gateway(settings.kafka_bootstrap, creds, settings.gateway_max_body, fhir,
+    gw = Gateway(_conn(settings), creds, settings.gateway_max_body, fhir,
                  ledger=ledger, limits=limits, credentials_path=path)  # fmt: skip
 
     async def on_start(_: web.Application) -> None:
@@ -684,7 +812,7 @@ def deliver(settings: Settings, group: str | None, new_secret: bool) -> None:
 
     try:
         asyncio.run(run_delivery(settings, group or f"{settings.app_id}-delivery"))
-    except EndpointsError as exc:
+    except (EndpointsError, KafkaSettingsError) as exc:
         raise click.ClickException(str(exc)) from exc
     except KeyboardInterrupt:
         pass
@@ -716,7 +844,7 @@ def import_(settings: Settings, file: Path, source: str) -> None:
             bar.update(task, info=f"{produced} produced, {rejected} rejected, {rate:,.0f} rows/s")
 
         try:
-            state = _kafka(settings, import_file(file, source, settings.kafka_bootstrap, progress))
+            state = _kafka(settings, import_file(file, source, _conn(settings), progress))
         except ImportFailed as exc:
             raise click.ClickException(str(exc)) from exc
     click.echo(f"{file.name}: {state.produced} rows produced, {state.rejected} rejected "
@@ -763,7 +891,7 @@ def demo(
                           seed=seed)  # fmt: skip
     try:
         result = Demo(settings, options, console).run()
-    except (kafka_local.BrokerError, RuntimeError, OSError, KafkaError) as exc:
+    except (kafka_local.BrokerError, RuntimeError, OSError, KafkaError, KafkaSettingsError) as exc:
         raise click.ClickException(f"demo stopped: {exc}") from exc
     for table in summary_tables(result, options):
         console.print(table)
@@ -861,13 +989,21 @@ def bench(
     click.echo(json.dumps(payload, indent=2) if as_json else table)
 
 
+def _conn(settings: Settings) -> KafkaConnection:
+    """The Kafka connection of the settings; a wrong setting is one line naming it."""
+    try:
+        return connection(settings)
+    except KafkaSettingsError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
 def _kafka(settings: Settings, coro: Coroutine[Any, Any, T]) -> T:
     """Run a Kafka coroutine; an unreachable broker is a one-line error, not a traceback."""
     try:
         return asyncio.run(coro)
     except (OSError, KafkaError) as exc:
         raise click.ClickException(
-            f"cannot reach Kafka at {settings.kafka_bootstrap}: {exc} (is it running? "
+            f"cannot reach Kafka at {_conn(settings).describe()}: {exc} (is it running? "
             "`hub kafka status`)"
         ) from exc
 

@@ -20,6 +20,14 @@ class IdentityMode(StrEnum):
     DEAD_LETTER = "dead_letter"
 
 
+class KafkaSecurity(StrEnum):
+    """How Kafka clients connect (docs/SECURITY.md)."""
+
+    PLAINTEXT = "PLAINTEXT"
+    SSL = "SSL"
+    SASL_SSL = "SASL_SSL"
+
+
 class EventLoop(StrEnum):
     UVLOOP = "uvloop"
     ASYNCIO = "asyncio"
@@ -35,6 +43,30 @@ class Settings(BaseSettings):
     )
     kafka_bootstrap: str = Field(
         default="127.0.0.1:9092", description="Kafka bootstrap servers (host:port[,host:port])."
+    )
+    kafka_security_protocol: KafkaSecurity = Field(
+        default=KafkaSecurity.PLAINTEXT,
+        description="PLAINTEXT (the embedded local demo only), SSL, or SASL_SSL (SCRAM over "
+        "TLS, the production setting). `hub kafka start` starts a SASL_SSL broker when this "
+        "is SASL_SSL.",
+    )
+    kafka_sasl_mechanism: str = Field(
+        default="SCRAM-SHA-512", description="SASL mechanism: SCRAM-SHA-512 or SCRAM-SHA-256."
+    )
+    kafka_username: str = Field(default="", description="SASL principal of this client.")
+    kafka_password_file: Path | None = Field(
+        default=None, description="File holding the SASL password of HUB_KAFKA_USERNAME."
+    )
+    kafka_ca_file: Path | None = Field(
+        default=None,
+        description="PEM CA bundle the broker's certificate is verified against "
+        "(default: the system's trust store).",
+    )
+    kafka_cert_file: Path | None = Field(
+        default=None, description="PEM client certificate for mutual TLS (with the key file)."
+    )
+    kafka_key_file: Path | None = Field(
+        default=None, description="PEM private key of HUB_KAFKA_CERT_FILE."
     )
     kafka_controller_port: int = Field(
         default=9093, description="KRaft controller port of the local development broker."

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Callable, Generator, Iterator
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import quote
@@ -14,6 +15,7 @@ from urllib.parse import quote
 import pytest
 
 from hub.kafka import local as kafka_local
+from hub.kafka.client import Connectable, connection
 from hub.settings import Settings
 from hub.store.ingest import IngestLedger
 from hub.store.sql import open_store
@@ -70,6 +72,93 @@ def kafka_broker(settings: Settings, pytestconfig: pytest.Config) -> Generator[S
     yield settings
     if started_here and os.environ.get("HUB_KEEP_BROKER") != "1":
         run_hub("kafka", "stop")
+
+
+SECURE_HOME = REPO / ".hub" / "secure-broker"
+SECURE_ENV = {"HUB_HOME": str(SECURE_HOME), "HUB_KAFKA_BOOTSTRAP": "127.0.0.1:9192",
+              "HUB_KAFKA_CONTROLLER_PORT": "9193"}  # fmt: skip
+
+
+@dataclass
+class Broker:
+    """A broker the tests run against: ``kafka`` is the test harness's own (super user on the
+    secure broker); :meth:`client_env` gives a hub process its own principal of a role."""
+
+    name: str
+    settings: Settings
+    kafka: Connectable
+    secure: bool = False
+    _users: dict[tuple[str, str], dict[str, str]] = field(default_factory=dict)
+
+    def client_env(self, role: str, group: str = "") -> dict[str, str]:
+        """Environment of a hub process as a new principal of ``role`` (PLAINTEXT: nothing)."""
+        if not self.secure:
+            return {}
+        if (role, group) not in self._users:
+            name = f"{role.replace(':', '-').lower()}-{uuid.uuid4().hex[:6]}"
+            args = ["kafka", "users", "add", name, "--role", role]
+            run_hub(*args, *(["--group", group] if group else []), env=SECURE_ENV)
+            self._users[(role, group)] = {
+                "HUB_KAFKA_BOOTSTRAP": self.settings.kafka_bootstrap,
+                "HUB_KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+                "HUB_KAFKA_USERNAME": name,
+                "HUB_KAFKA_PASSWORD_FILE": str(
+                    SECURE_HOME / "kafka" / "users" / f"{name}.password"
+                ),
+                "HUB_KAFKA_CA_FILE": str(SECURE_HOME / "kafka" / "secure" / "ca.pem"),
+            }
+        return self._users[(role, group)]
+
+    def connection(self, role: str, group: str = "") -> Connectable:
+        """A client connection as a principal of ``role`` (the harness's own on PLAINTEXT)."""
+        if not self.secure:
+            return self.kafka
+        env = self.client_env(role, group)
+        return connection(Settings(
+            kafka_bootstrap=env["HUB_KAFKA_BOOTSTRAP"], kafka_security_protocol="SASL_SSL",
+            kafka_username=env["HUB_KAFKA_USERNAME"],
+            kafka_password_file=Path(env["HUB_KAFKA_PASSWORD_FILE"]),
+            kafka_ca_file=Path(env["HUB_KAFKA_CA_FILE"]),
+        ))  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def secure_broker(pytestconfig: pytest.Config) -> Generator[Broker]:
+    """The local broker started with `hub kafka start --secure` (SASL_SSL, ACLs), beside the
+    PLAINTEXT one, with the hub's topics created by its admin."""
+    secure_settings = Settings(home=SECURE_HOME, kafka_bootstrap=SECURE_ENV["HUB_KAFKA_BOOTSTRAP"],
+                               kafka_controller_port=9193)  # fmt: skip
+    started_here = False
+    if not kafka_local.status(secure_settings).running:
+        try:
+            run_hub("kafka", "start", "--secure", env=SECURE_ENV)
+        except subprocess.CalledProcessError as exc:
+            pytest.skip(f"secure local Kafka broker could not start: {exc.stderr.strip()}")
+        started_here = True
+    admin = kafka_local.admin_connection(secure_settings)
+    material = kafka_local.secure_material(secure_settings)
+    admin_env = {**SECURE_ENV, "HUB_KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+                 "HUB_KAFKA_USERNAME": "admin",
+                 "HUB_KAFKA_PASSWORD_FILE": str(material.admin_password_file),
+                 "HUB_KAFKA_CA_FILE": str(material.ca.cert_file)}  # fmt: skip
+    run_hub("topics", "create", env=admin_env)
+    reporter = pytestconfig.pluginmanager.getplugin("terminalreporter")
+    if reporter is not None:
+        line = run_hub("kafka", "status", env=SECURE_ENV).stdout.strip()
+        reporter.write_line(f"secure broker: {line}")
+    yield Broker("secure", secure_settings, admin, secure=True)
+    if started_here and os.environ.get("HUB_KEEP_BROKER") != "1":
+        run_hub("kafka", "stop", env=SECURE_ENV)
+
+
+@pytest.fixture(params=["plaintext", "sasl_ssl"])
+def any_broker(request: pytest.FixtureRequest) -> Broker:
+    """The test runs twice: on the PLAINTEXT broker and on the secure one (issue 12)."""
+    if request.param == "plaintext":
+        plain: Settings = request.getfixturevalue("kafka_broker")
+        return Broker("plaintext", plain, plain.kafka_bootstrap)
+    secure: Broker = request.getfixturevalue("secure_broker")
+    return secure
 
 
 @pytest.fixture(scope="session")

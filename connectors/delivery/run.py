@@ -10,6 +10,7 @@ import socket
 from prometheus_client import start_http_server
 
 from connectors.delivery.webhook import DeliveryWorker, Endpoints, RetryPolicy
+from hub.kafka.client import connection
 from hub.settings import Settings
 
 
@@ -25,7 +26,7 @@ def retry_policy(settings: Settings) -> RetryPolicy:
 async def run_delivery(settings: Settings, group: str) -> None:
     """Deliver until SIGINT/SIGTERM; the batch in hand finishes before the process exits."""
     endpoints = Endpoints.load(settings.resolved_delivery_endpoints)
-    worker = DeliveryWorker(settings.kafka_bootstrap, group, endpoints, retry_policy(settings),
+    worker = DeliveryWorker(connection(settings), group, endpoints, retry_policy(settings),
                             f"{socket.gethostname()}:{os.getpid()}")  # fmt: skip
     if settings.delivery_metrics_port:
         start_http_server(settings.delivery_metrics_port, addr=settings.metrics_bind,

@@ -43,7 +43,8 @@ from hub.domain.records import (
     Stage,
 )
 from hub.domain.topics import ack_topic_of, dead_letter_topic
-from hub.domain.workflows import WORKFLOWS
+from hub.domain.workflows import topics_of
+from hub.kafka.client import Connectable, options
 from hub.stream.dead_letters import dead_letter
 from hub.stream.pipeline import Rejected
 from hub.types import Incoming
@@ -164,11 +165,6 @@ def backoff(attempt: int, policy: RetryPolicy, rng: Callable[[], float]) -> floa
     return rng() * min(policy.cap_s, policy.base_s * 2.0**attempt)
 
 
-def topics_of(agency: Agency) -> list[str]:
-    """The agency topics whose tasks go to ``agency`` (from the declared workflows)."""
-    return sorted({s.topic.value for w in WORKFLOWS for s in w.steps if s.agency is agency})
-
-
 def task_body(task: AgencyTask) -> bytes:
     """The JSON an agency receives: the task, with only the fields its workflow step declares."""
     return json.dumps(task.model_dump(mode="json"), ensure_ascii=False, sort_keys=True).encode()
@@ -197,9 +193,9 @@ class DeliveryWorker:
 
     name = "delivery"
 
-    def __init__(self, bootstrap: str, group: str, endpoints: Endpoints, policy: RetryPolicy,
+    def __init__(self, kafka: Connectable, group: str, endpoints: Endpoints, policy: RetryPolicy,
                  worker: str, seed: int | None = None) -> None:  # fmt: skip
-        self.bootstrap = bootstrap
+        self.kafka = kafka
         self.group = group
         self.endpoints = endpoints.agencies
         self.policy = policy
@@ -212,7 +208,7 @@ class DeliveryWorker:
         self._running = 0
 
     async def start(self) -> None:
-        self.producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, linger_ms=5)
+        self.producer = AIOKafkaProducer(**options(self.kafka), linger_ms=5)
         await self.producer.start()
         timeout = aiohttp.ClientTimeout(total=self.policy.timeout_s)
         self.session = aiohttp.ClientSession(timeout=timeout)
@@ -234,7 +230,7 @@ class DeliveryWorker:
 
     async def _agency_loop(self, agency: Agency, endpoint: Endpoint, stop: asyncio.Event) -> None:
         consumer = AIOKafkaConsumer(
-            *topics_of(agency), bootstrap_servers=self.bootstrap,
+            *topics_of(agency), **options(self.kafka),
             group_id=f"{self.group}-{agency.value.lower()}", enable_auto_commit=False,
             auto_offset_reset="earliest",
         )  # fmt: skip

@@ -34,6 +34,7 @@ from connectors.ingest.fhir import FhirConfig, FhirMapper
 from hub.domain.errors import field_errors
 from hub.domain.events import SOURCE_MODELS, SourceEvent
 from hub.domain.units import UnknownUnit, UnresolvedSplit, admin_units
+from hub.kafka.client import Connectable, options
 from hub.metrics import source_label
 from hub.store.ingest import AuditEntry, Conflict, Fresh, IngestLedger, KeyReused, Replay
 from hub.wire.codec import Codec
@@ -128,11 +129,11 @@ class Gateway:
 
     name = "gateway"
 
-    def __init__(self, bootstrap: str, credentials: Credentials, max_body: int,
+    def __init__(self, kafka: Connectable, credentials: Credentials, max_body: int,
                  fhir: FhirConfig | None = None, *, ledger: IngestLedger,
                  limits: Limits | None = None,
                  credentials_path: Path | None = None) -> None:  # fmt: skip
-        self.bootstrap = bootstrap
+        self.kafka = kafka
         self.credentials = credentials
         self.credentials_path = credentials_path
         self.limits = limits or Limits(max_body=max_body)
@@ -150,7 +151,7 @@ class Gateway:
 
     # ---- lifecycle -----------------------------------------------------------------------
     async def start(self) -> None:
-        producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, acks="all",
+        producer = AIOKafkaProducer(**options(self.kafka), acks="all",
                                     enable_idempotence=True, request_timeout_ms=10_000)  # fmt: skip
         await producer.start()
         self.producer = producer

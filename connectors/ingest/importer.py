@@ -31,6 +31,7 @@ from connectors.ingest.gateway import SOURCES
 from hub.domain.enums import RecordOrigin
 from hub.domain.errors import field_errors
 from hub.domain.events import SourceEvent
+from hub.kafka.client import Connectable, options
 from hub.wire.codec import Codec
 
 BATCH = 1000
@@ -107,7 +108,7 @@ def check(model: type[SourceEvent], record: dict[str, Any]) -> SourceEvent | lis
 async def import_file(
     path: Path,
     source: str,
-    bootstrap: str,
+    kafka: Connectable,
     progress: Callable[[int, int], None] | None = None,
     max_batches: int | None = None,
 ) -> ImportState:
@@ -127,7 +128,7 @@ async def import_file(
     codec = Codec()
     provenance = [("hub-import-file", path.name.encode()),
                   ("hub-import-sha256", file_sha256(path).encode())]  # fmt: skip
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True,
+    producer = AIOKafkaProducer(**options(kafka), acks="all", enable_idempotence=True,
                                 linger_ms=10)  # fmt: skip
     await producer.start()
     batches = 0

@@ -22,6 +22,7 @@ from typing import Any
 import faust
 
 from hub.domain.topics import SourceTopic
+from hub.kafka.client import connection, faust_broker
 from hub.settings import load_settings
 from hub.stream.app import Worker, use_event_loop
 
@@ -32,7 +33,7 @@ def build(count: int, out: Path) -> faust.App:
     settings.home.mkdir(parents=True, exist_ok=True)
     app = faust.App(
         settings.app_id,
-        broker=f"kafka://{settings.kafka_bootstrap}",
+        **faust_broker(connection(settings)),
         store="memory://",
         web_enabled=False,
         datadir=str(settings.home / "ceiling"),

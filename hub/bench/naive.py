@@ -14,6 +14,7 @@ import faust
 
 from hub.domain.records import AgencyTask, UnifiedEvent
 from hub.domain.topics import AgencyTopic, SourceTopic, UnifiedTopic, dead_letter_topic
+from hub.kafka.client import connection, faust_broker
 from hub.settings import load_settings
 from hub.store.sql import batch_from, open_store
 from hub.stream.pipeline import Accepted, Pipeline, PipelineConfig
@@ -25,7 +26,7 @@ codec = Codec()
 pipeline = Pipeline(codec, PipelineConfig())
 app = faust.App(
     settings.app_id,
-    broker=f"kafka://{settings.kafka_bootstrap}",
+    **faust_broker(connection(settings)),
     store="memory://",
     web_port=settings.metrics_port,
     web_host="127.0.0.1",

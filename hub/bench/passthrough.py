@@ -15,15 +15,17 @@ import time
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from hub.domain.topics import SourceTopic
+from hub.kafka.client import Connectable, connection, options
+from hub.settings import load_settings
 
 SINK = "bench.passthrough"
 
 
-async def run(bootstrap: str, group: str, count: int) -> dict[str, float]:
-    consumer = AIOKafkaConsumer(*[t.value for t in SourceTopic], bootstrap_servers=bootstrap,
+async def run(kafka: Connectable, group: str, count: int) -> dict[str, float]:
+    consumer = AIOKafkaConsumer(*[t.value for t in SourceTopic], **options(kafka),
                                 group_id=group, enable_auto_commit=False,
                                 max_poll_records=2000)  # fmt: skip
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5,
+    producer = AIOKafkaProducer(**options(kafka), linger_ms=5,
                                 max_batch_size=256 * 1024)  # fmt: skip
     await consumer.start()
     await producer.start()
@@ -49,8 +51,9 @@ async def run(bootstrap: str, group: str, count: int) -> dict[str, float]:
 
 
 def main() -> None:
-    bootstrap, group, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
-    print(json.dumps(asyncio.run(run(bootstrap, group, count))))
+    group, count = sys.argv[1], int(sys.argv[2])
+    kafka = connection(load_settings())  # the same HUB_KAFKA_* settings as the bench
+    print(json.dumps(asyncio.run(run(kafka, group, count))))
 
 
 if __name__ == "__main__":

@@ -17,12 +17,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from quixstreams import Application, State
+from quixstreams.kafka.configuration import ConnectionConfig
 from quixstreams.models import Topic
 from quixstreams.models.serializers import SerializationContext, Serializer
 from quixstreams.sinks import BatchingSink, SinkBatch
 
 from hub.domain.records import AgencyTask, UnifiedEvent
 from hub.domain.topics import UNIFIED_TOPIC_OF, AgencyTopic, SourceTopic, dead_letter_topic
+from hub.kafka.client import connection, librdkafka_config
 from hub.settings import load_settings
 from hub.store.sql import Store, batch_from, open_store
 from hub.stream.pipeline import Accepted, Pipeline, PipelineConfig, Rejected
@@ -104,7 +106,9 @@ def build(app: Application, store_url: str) -> None:
 def main() -> None:
     settings = load_settings()
     app = Application(
-        broker_address=settings.kafka_bootstrap,
+        broker_address=ConnectionConfig.from_librdkafka_dict(
+            librdkafka_config(connection(settings))
+        ),
         consumer_group=settings.app_id,
         auto_offset_reset="earliest",
         state_dir=str(settings.home / "quix-state"),

@@ -39,6 +39,7 @@ from hub.kafka.admin import (
     end_offsets,
     start_group_at_end,
 )
+from hub.kafka.client import connection, java_client_properties
 from hub.ops.scrape import fetch
 from hub.settings import Settings
 from hub.sim.simulator import produce
@@ -179,7 +180,7 @@ class Bench:
         self.runs = runs
         self.cap_s = cap_s
         self.say = say
-        self.bootstrap = settings.kafka_bootstrap
+        self.kafka = connection(settings)
         self.tmp = Path(tempfile.mkdtemp(prefix="hub-bench-"))
         # The bench's own register topic: a worker's start-up (loading the register) then does
         # not depend on what earlier runs and tests left in ref.population.v1.
@@ -191,39 +192,49 @@ class Bench:
         codec = Codec()
         traffic = Traffic(codec, seed=42, provinces=5, population=3000, stale_share=0)
         spec = TopicSpec(self.population, self.settings.partitions, {"cleanup.policy": "compact"})
-        asyncio.run(create_topics(self.bootstrap, [spec], self.settings.replication_factor))
-        asyncio.run(produce(self.bootstrap, traffic.register_messages(self.population)))
-        start = asyncio.run(end_offsets(self.bootstrap, SOURCES))
+        asyncio.run(create_topics(self.kafka, [spec], self.settings.replication_factor))
+        asyncio.run(produce(self.kafka, traffic.register_messages(self.population)))
+        start = asyncio.run(end_offsets(self.kafka, SOURCES))
         messages = list(traffic.stream(self.events))
         size = sum(len(m.value) for m in messages) // len(messages)
         self.say(f"pre-loading {self.events} encoded events (mean {size} bytes)")
-        asyncio.run(produce(self.bootstrap, messages))
+        asyncio.run(produce(self.kafka, messages))
         return Preload(self.events, start, size)
 
     def close(self) -> None:
         """Delete the bench's register topic (its consumer groups expire on their own)."""
         with contextlib.suppress(KafkaError, OSError):
-            asyncio.run(delete_topics(self.bootstrap, [self.population]))
+            asyncio.run(delete_topics(self.kafka, [self.population]))
 
     def group_at(self, preload: Preload, prefix: str) -> str:
         group = f"bench-{prefix}-{uuid.uuid4().hex[:8]}"
-        asyncio.run(start_group_at_end(self.bootstrap, group, DOWNSTREAM))
-        asyncio.run(commit_offsets(self.bootstrap, group, preload.start))
+        asyncio.run(start_group_at_end(self.kafka, group, DOWNSTREAM))
+        asyncio.run(commit_offsets(self.kafka, group, preload.start))
         return group
+
+    def client_config(self) -> Path:
+        """The connection as a Java client properties file (0600: it may hold a password)."""
+        path = self.tmp / "client.properties"
+        if not path.exists():
+            path.touch(mode=0o600)
+            props = java_client_properties(self.kafka)
+            path.write_text("".join(f"{k}={v}\n" for k, v in props.items()))
+        return path
 
     # ---- (a) Kafka's own tools -------------------------------------------------------------
     def kafka_perf(self, preload: Preload) -> Figures:
         java = kafka_local._require("java", "a JDK 17+")
         cp = f"{kafka_local.resolve_jars()}/*"
-        asyncio.run(create_topics(self.bootstrap, [TopicSpec(PERF_TOPIC, 4, {})], 1))
+        asyncio.run(create_topics(self.kafka, [TopicSpec(PERF_TOPIC, 4, {})], 1))
         base = [java, "-Xmx512m", "-cp", cp]
         producer_rates, consumer_rates, cpu, rss = [], [], 0.0, 0.0
         for _ in range(self.runs):
             prod = spawn(
                 [*base, "org.apache.kafka.tools.ProducerPerformance", "--topic", PERF_TOPIC,
                  "--num-records", str(preload.events), "--record-size", str(preload.record_bytes),
-                 "--throughput", "-1", "--producer-props", f"bootstrap.servers={self.bootstrap}",
-                 "acks=1", "linger.ms=5"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                 "--throughput", "-1", "--producer.config", str(self.client_config()),
+                 "--producer-props", "acks=1", "linger.ms=5"],
+                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
             )  # fmt: skip
             out = prod.stdout.read().decode() if prod.stdout else ""
             usage = reap(prod)
@@ -231,7 +242,8 @@ class Bench:
             producer_rates.append(float(match[-1]) if match else 0.0)
             cons = spawn(
                 [*base, "org.apache.kafka.tools.ConsumerPerformance", "--bootstrap-server",
-                 self.bootstrap, "--topic", PERF_TOPIC, "--messages", str(preload.events),
+                 self.kafka.bootstrap, "--consumer.config", str(self.client_config()),
+                 "--topic", PERF_TOPIC, "--messages", str(preload.events),
                  "--group", f"bench-perf-{uuid.uuid4().hex[:8]}"],
                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
             )  # fmt: skip
@@ -253,12 +265,12 @@ class Bench:
 
     # ---- (b) bare aiokafka ---------------------------------------------------------------------
     def passthrough(self, preload: Preload) -> Figures:
-        asyncio.run(create_topics(self.bootstrap, [TopicSpec("bench.passthrough", 4, {})], 1))
+        asyncio.run(create_topics(self.kafka, [TopicSpec("bench.passthrough", 4, {})], 1))
         rates, cpu, rss = [], [], 0.0
         for _ in range(self.runs):
             group = self.group_at(preload, "b")
             proc = spawn(
-                [sys.executable, "-m", "hub.bench.passthrough", self.bootstrap, group,
+                [sys.executable, "-m", "hub.bench.passthrough", group,
                  str(preload.events)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
             )  # fmt: skip
             out = json.loads((proc.stdout.read() if proc.stdout else b"{}") or b"{}")
@@ -348,7 +360,7 @@ class Bench:
     def latency(self, rate: float, seconds: float) -> Figures:
         """(c) at a fixed offered rate with the simulator producing live: occurred → stored."""
         group = f"bench-lat-{uuid.uuid4().hex[:8]}"
-        asyncio.run(start_group_at_end(self.bootstrap, group, [*SOURCES, *DOWNSTREAM]))
+        asyncio.run(start_group_at_end(self.kafka, group, [*SOURCES, *DOWNSTREAM]))
         home = self.tmp / "latency"
         home.mkdir()
         port = free_port()
@@ -360,9 +372,9 @@ class Bench:
         url = f"http://127.0.0.1:{port}/metrics"
         wait_ready(url, proc)  # start-up (table recovery) is not latency
         traffic = Traffic(Codec(), seed=7, provinces=5, population=3000, stale_share=0)
-        asyncio.run(produce(self.bootstrap, traffic.register_messages(self.population)))
+        asyncio.run(produce(self.kafka, traffic.register_messages(self.population)))
         count = int(rate * seconds)
-        report = asyncio.run(produce(self.bootstrap, traffic.stream(count), rate=rate))
+        report = asyncio.run(produce(self.kafka, traffic.stream(count), rate=rate))
         offered = (report.sent - report.register) / max(report.seconds, 1e-9)
         self._watch_store(home / "store.sqlite3", count, [proc])
         scrape = fetch(url)

@@ -108,6 +108,11 @@ CASE_NAMESPACE = uuid.UUID("6f0d3c1e-7a52-4c1b-9a51-2d1f3b9e8c00")
 CARD_AGE_LIMIT_YEARS = 6
 
 
+def topics_of(agency: Agency) -> list[str]:
+    """The agency topics whose tasks go to ``agency`` (from the declared workflows)."""
+    return sorted({s.topic.value for w in WORKFLOWS for s in w.steps if s.agency is agency})
+
+
 def case_id_for(event_id: uuid.UUID) -> uuid.UUID:
     """Deterministic: a replayed registration reopens the same case, never a second one."""
     return uuid.uuid5(CASE_NAMESPACE, str(event_id))

@@ -11,12 +11,11 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError
 
 from hub.domain.topics import TopicSpec, missing_topics
+from hub.kafka.client import Connectable, options
 
 
-async def _list_topics(bootstrap: str, timeout_s: float) -> set[str]:
-    admin = AIOKafkaAdminClient(
-        bootstrap_servers=bootstrap, request_timeout_ms=int(timeout_s * 1000)
-    )
+async def _list_topics(kafka: Connectable, timeout_s: float) -> set[str]:
+    admin = AIOKafkaAdminClient(**options(kafka), request_timeout_ms=int(timeout_s * 1000))
     await admin.start()
     try:
         return set(await admin.list_topics())
@@ -24,14 +23,14 @@ async def _list_topics(bootstrap: str, timeout_s: float) -> set[str]:
         await admin.close()
 
 
-async def broker_answers(bootstrap: str, timeout_s: float = 3.0) -> bool:
+async def broker_answers(kafka: Connectable, timeout_s: float = 3.0) -> bool:
     """True when the cluster answers a metadata request within ``timeout_s``."""
     # A refused connection is the expected answer while the broker boots: keep it out of the log.
     aiokafka_log = logging.getLogger("aiokafka")
     level = aiokafka_log.level
     aiokafka_log.setLevel(logging.CRITICAL)
     try:
-        await asyncio.wait_for(_list_topics(bootstrap, timeout_s), timeout_s + 1)
+        await asyncio.wait_for(_list_topics(kafka, timeout_s), timeout_s + 1)
     except (KafkaError, OSError, TimeoutError):
         return False
     finally:
@@ -40,10 +39,10 @@ async def broker_answers(bootstrap: str, timeout_s: float = 3.0) -> bool:
 
 
 async def create_topics(
-    bootstrap: str, plan: Sequence[TopicSpec], replication_factor: int = 1
+    kafka: Connectable, plan: Sequence[TopicSpec], replication_factor: int = 1
 ) -> list[TopicSpec]:
     """Create the topics of ``plan`` that do not exist yet; return those created."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(**options(kafka))
     await admin.start()
     try:
         existing = set(await admin.list_topics())
@@ -65,8 +64,8 @@ async def create_topics(
         await admin.close()
 
 
-async def delete_topics(bootstrap: str, names: Sequence[str]) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+async def delete_topics(kafka: Connectable, names: Sequence[str]) -> None:
+    admin = AIOKafkaAdminClient(**options(kafka))
     await admin.start()
     try:
         await admin.delete_topics(list(names))
@@ -74,7 +73,7 @@ async def delete_topics(bootstrap: str, names: Sequence[str]) -> None:
         await admin.close()
 
 
-async def start_group_at_end(bootstrap: str, group: str, topics: list[str]) -> bool:
+async def start_group_at_end(kafka: Connectable, group: str, topics: list[str]) -> bool:
     """Commit the current end offsets of ``topics`` for ``group`` when it has none yet.
 
     A new consumer group then starts with what is published from now on instead of the whole
@@ -82,7 +81,7 @@ async def start_group_at_end(bootstrap: str, group: str, topics: list[str]) -> b
     """
     from aiokafka import AIOKafkaConsumer
 
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group,
+    consumer = AIOKafkaConsumer(**options(kafka), group_id=group,
                                 enable_auto_commit=False)  # fmt: skip
     await consumer.start()
     try:
@@ -98,11 +97,13 @@ async def start_group_at_end(bootstrap: str, group: str, topics: list[str]) -> b
         await consumer.stop()
 
 
-async def commit_offsets(bootstrap: str, group: str, offsets: dict[tuple[str, int], int]) -> None:
+async def commit_offsets(
+    kafka: Connectable, group: str, offsets: dict[tuple[str, int], int]
+) -> None:
     """Commit ``offsets`` ((topic, partition) → next offset to read) for ``group``."""
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group,
+    consumer = AIOKafkaConsumer(**options(kafka), group_id=group,
                                 enable_auto_commit=False)  # fmt: skip
     await consumer.start()
     try:
@@ -113,11 +114,11 @@ async def commit_offsets(bootstrap: str, group: str, offsets: dict[tuple[str, in
         await consumer.stop()
 
 
-async def end_offsets(bootstrap: str, topics: list[str]) -> dict[tuple[str, int], int]:
+async def end_offsets(kafka: Connectable, topics: list[str]) -> dict[tuple[str, int], int]:
     """The current end offset of every partition of ``topics``."""
     from aiokafka import AIOKafkaConsumer
 
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(**options(kafka), enable_auto_commit=False)
     await consumer.start()
     try:
         tps = await topic_partitions(consumer, topics)
@@ -137,10 +138,10 @@ async def topic_partitions(consumer: Any, topics: Iterable[str]) -> list[Any]:
 
 
 async def committed_offsets(
-    bootstrap: str, group: str, topics: set[str]
+    kafka: Connectable, group: str, topics: set[str]
 ) -> dict[tuple[str, int], int]:
     """The group's committed offsets on ``topics`` (partitions without a commit are left out)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(**options(kafka))
     await admin.start()
     try:
         offsets = await admin.list_consumer_group_offsets(group)

@@ -11,6 +11,11 @@ Why each is needed:
   they must be acknowledged for commits to move past them.
 - ``on_recovery_completed``: the worker must learn the committed offsets after table recovery and
   before streams resume (the offset guard).
+- ``seek_committed_zero``: aiokafka's ``seek_to_committed`` seeks only to offsets > 0, so a
+  partition whose committed offset is 0 (a group started at the end of a topic that was empty)
+  keeps the fetch position of before the rebalance: the messages faust fetched and dropped while
+  recovering were never read again, and a partition whose whole content was in that fetch
+  stayed unprocessed with no later message to reveal the gap.
 - ``set_producer_buffer``: faust's default 100 pending changelog messages makes a batch wait on
   one-by-one flushes.
 - ``quiet_root_logger``: for its start-up spinner faust sets the root logger to DEBUG.
@@ -60,6 +65,24 @@ def on_recovery_completed(app: faust.App, before: Callable[[], Awaitable[None]],
         after()
 
     recovery.on_recovery_completed = completed
+
+
+def seek_committed_zero(app: faust.App) -> None:
+    """Make the consumer's seek to committed offsets also seek partitions committed at 0."""
+    consumer: Any = app.consumer
+    if getattr(consumer, "_hub_seeks_zero", False):
+        return
+    original = consumer.seek_to_committed
+
+    async def seek_to_committed() -> Any:
+        committed = await original()
+        for tp, offset in committed.items():
+            if offset == 0:
+                await consumer.seek(tp, 0)
+        return committed
+
+    consumer.seek_to_committed = seek_to_committed
+    consumer._hub_seeks_zero = True
 
 
 def set_producer_buffer(app: faust.App, max_messages: int) -> None:

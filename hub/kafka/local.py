@@ -11,6 +11,7 @@ import base64
 import contextlib
 import os
 import re
+import secrets
 import shutil
 import signal
 import subprocess
@@ -19,13 +20,18 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from hub import tls
 from hub.kafka.admin import broker_answers
-from hub.settings import Settings
+from hub.kafka.client import KafkaConnection
+from hub.settings import KafkaSecurity, Settings
 
 DEPLOY_DIR = Path(__file__).resolve().parents[2] / "deploy" / "kafka"
 LIB_DIR = DEPLOY_DIR / "lib"
 POM = DEPLOY_DIR / "pom.xml"
 LOG4J_CONFIG = DEPLOY_DIR / "log4j2.yaml"
+
+ADMIN = "admin"  # the super user bootstrapped into a secure broker's metadata at format time
+BROKER_SUBJECT = "CN=hub-local-broker"  # its principal towards the controller
 
 # SIGTERM triggers a controlled shutdown; on this machine it completes in a few seconds.
 STOP_TIMEOUT_S = 60.0
@@ -41,6 +47,7 @@ class BrokerStatus:
     pid: int | None
     address: str
     version: str | None
+    security: KafkaSecurity = KafkaSecurity.PLAINTEXT
 
 
 def _require(tool: str, install_hint: str) -> str:
@@ -80,7 +87,103 @@ def kafka_version() -> str | None:
     return None
 
 
-def server_properties(settings: Settings) -> str:
+@dataclass(frozen=True)
+class SecureMaterial:
+    """What a secure local broker needs: its CA, keystore and the admin's password (0600)."""
+
+    directory: Path
+    ca: tls.Issued
+    keystore: Path
+    keystore_password: str
+    admin_password: str
+
+    @property
+    def admin_password_file(self) -> Path:
+        return self.directory / "admin.password"
+
+
+def _secret(path: Path) -> str:
+    """The secret in ``path``, created (random, 0600) the first time."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(secrets.token_hex(24) + "\n")
+    return path.read_text().strip()
+
+
+def secure_material(settings: Settings) -> SecureMaterial:
+    """The local CA, the broker's certificate and keystore, the admin password: made once."""
+    directory = settings.kafka_dir / "secure"
+    ca = tls.new_authority(directory, "Lienthong Hub local CA")
+    host, _ = settings.kafka_host_port
+    keystore = directory / "broker.p12"
+    store_password = _secret(directory / "keystore.password")
+    if not keystore.exists():
+        broker = tls.issue_certificate(ca, directory / "broker", BROKER_SUBJECT,
+                                       hosts=sorted({host, "localhost", "127.0.0.1"}),
+                                       server=True, client=True)  # fmt: skip
+        tls.pkcs12_keystore(broker, ca, keystore, store_password)
+    return SecureMaterial(directory, ca, keystore, store_password,
+                          _secret(directory / "admin.password"))  # fmt: skip
+
+
+def admin_connection(settings: Settings) -> KafkaConnection:
+    """The local secure broker's super user (what `hub kafka users` and status use)."""
+    material = secure_material(settings)
+    return KafkaConnection(settings.kafka_bootstrap, KafkaSecurity.SASL_SSL, "SCRAM-SHA-512",
+                           ADMIN, material.admin_password, material.ca.cert_file)  # fmt: skip
+
+
+def _mode_file(settings: Settings) -> Path:
+    return settings.kafka_dir / "security"
+
+
+def local_security(settings: Settings) -> KafkaSecurity:
+    """How the local broker in HUB_HOME was formatted (PLAINTEXT before it says otherwise)."""
+    try:
+        return KafkaSecurity(_mode_file(settings).read_text().strip())
+    except (FileNotFoundError, ValueError):
+        return KafkaSecurity.PLAINTEXT
+
+
+def _local_connection(settings: Settings) -> KafkaConnection | str:
+    if local_security(settings) is KafkaSecurity.SASL_SSL:
+        return admin_connection(settings)
+    return settings.kafka_bootstrap
+
+
+def _secure_properties(settings: Settings, material: SecureMaterial) -> dict[str, str]:
+    host, port = settings.kafka_host_port
+    cport = settings.kafka_controller_port
+    jaas = ("org.apache.kafka.common.security.scram.ScramLoginModule required "
+            f'username="{ADMIN}" password="{material.admin_password}";')  # fmt: skip
+    return {
+        "listeners": f"SASL_SSL://{host}:{port},CONTROLLER://{host}:{cport}",
+        "advertised.listeners": f"SASL_SSL://{host}:{port}",
+        "inter.broker.listener.name": "SASL_SSL",
+        "listener.security.protocol.map": "SASL_SSL:SASL_SSL,CONTROLLER:SSL",
+        "sasl.enabled.mechanisms": "SCRAM-SHA-512,SCRAM-SHA-256",
+        "sasl.mechanism.inter.broker.protocol": "SCRAM-SHA-512",
+        # A JAAS entry per enabled mechanism (the broker refuses to start without one).
+        "listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config": jaas,
+        "listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config": jaas,
+        "ssl.keystore.type": "PKCS12",
+        "ssl.keystore.location": str(material.keystore.resolve()),
+        "ssl.keystore.password": material.keystore_password,
+        "ssl.key.password": material.keystore_password,
+        "ssl.truststore.type": "PEM",
+        "ssl.truststore.location": str(material.ca.cert_file.resolve()),
+        # The controller listener takes only certificates of this CA: its principal is the
+        # broker's certificate subject, a super user like the admin.
+        "listener.name.controller.ssl.client.auth": "required",
+        "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+        "allow.everyone.if.no.acl.found": "false",
+        "super.users": f"User:{ADMIN};User:{BROKER_SUBJECT}",
+    }
+
+
+def server_properties(settings: Settings, material: SecureMaterial | None = None) -> str:
     """The broker+controller configuration of a single combined KRaft node."""
     host, port = settings.kafka_host_port
     cport = settings.kafka_controller_port
@@ -107,6 +210,8 @@ def server_properties(settings: Settings) -> str:
         # Topics are created explicitly by `hub topics create`; typos must not create topics.
         "auto.create.topics.enable": "false",
     }
+    if material is not None:
+        lines |= _secure_properties(settings, material)
     return "".join(f"{k}={v}\n" for k, v in lines.items())
 
 
@@ -137,13 +242,27 @@ def _cluster_id() -> str:
 
 def status(settings: Settings) -> BrokerStatus:
     pid = _read_pid(settings)
-    answers = asyncio.run(broker_answers(settings.kafka_bootstrap)) if pid else False
-    return BrokerStatus(bool(pid and answers), pid, settings.kafka_bootstrap, kafka_version())
+    answers = asyncio.run(broker_answers(_local_connection(settings))) if pid else False
+    return BrokerStatus(bool(pid and answers), pid, settings.kafka_bootstrap, kafka_version(),
+                        local_security(settings))  # fmt: skip
 
 
-def start(settings: Settings) -> BrokerStatus:
-    """Start the broker unless it runs; return once it answers a metadata request."""
+def start(settings: Settings, secure: bool = False) -> BrokerStatus:
+    """Start the broker unless it runs; return once it answers a metadata request.
+
+    ``secure`` (or HUB_KAFKA_SECURITY_PROTOCOL=SASL_SSL): SASL_SSL with SCRAM on the bootstrap
+    port, TLS with client certificates on the controller port, the StandardAuthorizer with
+    nothing allowed that no ACL allows, and the ``admin`` super user (docs/SECURITY.md).
+    """
     java = _require("java", "a JDK 17+ (Debian: apt-get install openjdk-17-jre-headless)")
+    secure = secure or settings.kafka_security_protocol is KafkaSecurity.SASL_SSL
+    wanted = KafkaSecurity.SASL_SSL if secure else KafkaSecurity.PLAINTEXT
+    formatted = (settings.kafka_dir / "data" / "meta.properties").exists()
+    if formatted and local_security(settings) is not wanted:
+        raise BrokerError(
+            f"the broker in {settings.kafka_dir} was set up {local_security(settings).value}, not "
+            f"{wanted.value}: use another HUB_HOME (and ports), or delete {settings.kafka_dir}"
+        )
     current = status(settings)
     if current.running:
         return current
@@ -156,16 +275,22 @@ def start(settings: Settings) -> BrokerStatus:
     kdir = settings.kafka_dir
     kdir.mkdir(parents=True, exist_ok=True)
     props = kdir / "server.properties"
-    props.write_text(server_properties(settings))
+    material = secure_material(settings) if secure else None
+    props.touch(mode=0o600)  # it holds the keystore and admin passwords when secure
+    props.chmod(0o600)
+    props.write_text(server_properties(settings, material))
     classpath = f"{LIB_DIR}/*"
     if not (kdir / "data" / "meta.properties").exists():
         fmt = subprocess.run(
             [java, "-cp", classpath, "kafka.tools.StorageTool", "format",
-             "-t", _cluster_id(), "-c", str(props), "--ignore-formatted"],
+             "-t", _cluster_id(), "-c", str(props), "--ignore-formatted",
+             *(["--add-scram", f"SCRAM-SHA-512=[name={ADMIN},password={material.admin_password}]"]
+               if material else [])],
             capture_output=True, text=True, check=False,
         )  # fmt: skip
         if fmt.returncode != 0:
             raise BrokerError("formatting broker storage failed: " + fmt.stderr.strip()[-300:])
+        _mode_file(settings).write_text(wanted.value + "\n")
     log = _log_file(settings).open("ab")
     proc = subprocess.Popen(
         [java, *settings.kafka_heap.split(), f"-Dlog4j2.configurationFile={LOG4J_CONFIG}",
@@ -179,8 +304,8 @@ def start(settings: Settings) -> BrokerStatus:
             raise BrokerError(
                 f"broker exited with code {proc.returncode}; see {_log_file(settings)}"
             )
-        if asyncio.run(broker_answers(settings.kafka_bootstrap, timeout_s=2.0)):
-            return BrokerStatus(True, proc.pid, settings.kafka_bootstrap, kafka_version())
+        if asyncio.run(broker_answers(_local_connection(settings), timeout_s=2.0)):
+            return BrokerStatus(True, proc.pid, settings.kafka_bootstrap, kafka_version(), wanted)
         time.sleep(0.5)
     proc.terminate()
     raise BrokerError(

@@ -19,6 +19,8 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from hub.kafka.client import Connectable, options
+
 log = logging.getLogger("hub.worker")
 
 Partition = tuple[str, int]
@@ -38,8 +40,8 @@ def skipped(expected: int | None, offset: int) -> range:
 class OffsetGuard:
     """Tracks the next offset each agent expects per partition; re-reads what was skipped."""
 
-    def __init__(self, bootstrap: str) -> None:
-        self.bootstrap = bootstrap
+    def __init__(self, kafka: Connectable) -> None:
+        self.kafka = kafka
         self.expected: dict[Partition, int] = {}
         self._consumer: AIOKafkaConsumer | None = None
         self._lock = asyncio.Lock()  # agents share the reading consumer
@@ -87,7 +89,7 @@ class OffsetGuard:
     async def _ensure_consumer(self) -> AIOKafkaConsumer:
         if self._consumer is None:
             self._consumer = AIOKafkaConsumer(
-                bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False,
+                **options(self.kafka), group_id=None, enable_auto_commit=False,
                 auto_offset_reset="earliest",
             )  # fmt: skip
             await self._consumer.start()

@@ -18,6 +18,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from hub.domain.records import DeadLetter
 from hub.domain.topics import AckTopic, AgencyTopic, SourceTopic, dead_letter_topic
 from hub.kafka.admin import topic_partitions
+from hub.kafka.client import Connectable, options
 from hub.wire.codec import Codec, CodecError
 
 DLQ_TOPICS = [dead_letter_topic(t.value) for t in (*SourceTopic, *AgencyTopic, *AckTopic)]
@@ -37,10 +38,10 @@ class Letter:
         return f"{self.dlq_topic}:{self.partition}:{self.offset}"
 
 
-async def read_letters(bootstrap: str, topics: Iterable[str] = DLQ_TOPICS) -> list[Letter]:
+async def read_letters(kafka: Connectable, topics: Iterable[str] = DLQ_TOPICS) -> list[Letter]:
     """Every dead letter now in ``topics`` (from the beginning up to the current end)."""
     codec = Codec()
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
+    consumer = AIOKafkaConsumer(**options(kafka), enable_auto_commit=False,
                                 group_id=None)  # fmt: skip
     await consumer.start()
     letters: list[Letter] = []
@@ -117,9 +118,9 @@ def select(
     ]
 
 
-async def replay(bootstrap: str, letters: list[Letter], ledger: Ledger) -> int:
+async def replay(kafka: Connectable, letters: list[Letter], ledger: Ledger) -> int:
     """Send each letter's original message to its source topic; record it in the ledger."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
+    producer = AIOKafkaProducer(**options(kafka), acks="all", enable_idempotence=True)
     await producer.start()
     try:
         for letter in letters:

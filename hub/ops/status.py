@@ -10,6 +10,7 @@ from aiokafka import AIOKafkaConsumer
 
 from hub.domain.topics import AgencyTopic, SourceTopic, UnifiedTopic, dead_letter_topic
 from hub.kafka.admin import topic_partitions
+from hub.kafka.client import connection, options
 from hub.redaction import redact
 from hub.settings import Settings
 from hub.store.sql import StoreError, open_store
@@ -40,13 +41,14 @@ WATCHED = [
 
 
 async def kafka_figures(settings: Settings, status: HubStatus) -> None:
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap,
+    kafka = connection(settings)
+    consumer = AIOKafkaConsumer(**options(kafka),
                                 group_id=settings.app_id, enable_auto_commit=False,
                                 request_timeout_ms=5000)  # fmt: skip
     try:
         await consumer.start()
     except Exception as exc:  # noqa: BLE001 - any failure means the broker is not usable
-        status.errors.append(f"kafka at {settings.kafka_bootstrap}: {exc}")
+        status.errors.append(f"kafka at {kafka.describe()}: {exc}")
         return
     try:
         status.broker_up = True

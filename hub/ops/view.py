@@ -6,6 +6,7 @@ from typing import Any
 
 from rich.table import Table
 
+from hub.kafka.access import Access
 from hub.ops.status import HubStatus
 from hub.redaction import redact
 
@@ -68,4 +69,24 @@ def quality_table(report: dict[str, Any]) -> Table:
     for g in report["by_source_and_province"]:
         table.add_row(g["source"], g["province"], str(g["events"]), str(g["dead_letters"]),
                       *(f"{g['dimensions'][d]:.1%}" for d in dims))  # fmt: skip
+    return table
+
+
+def access_table(access: Access) -> Table:
+    """Users and the ACLs applied to their principals (`hub kafka users list`)."""
+    table = Table(title="Kafka principals and ACLs", title_justify="left")
+    for col in ("principal", "SCRAM", "resource", "pattern", "name", "operations"):
+        table.add_column(col)
+    principals = sorted(set(access.users) | set(access.acls))
+    for principal in principals:
+        rows: dict[tuple[str, str, str], list[str]] = {}
+        for acl, permission in access.acls.get(principal, []):
+            op = acl.operation if permission == "ALLOW" else f"{acl.operation} ({permission})"
+            rows.setdefault((acl.resource, acl.pattern, acl.name), []).append(op)
+        mechanisms = ", ".join(access.users.get(principal, [])) or "-"
+        if not rows:
+            table.add_row(principal, mechanisms, "-", "-", "-", "(super user or none)")
+        for i, ((resource, pattern, name), ops) in enumerate(sorted(rows.items())):
+            table.add_row(principal if i == 0 else "", mechanisms if i == 0 else "", resource,
+                          pattern, name, ", ".join(sorted(ops)))  # fmt: skip
     return table

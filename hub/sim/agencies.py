@@ -14,6 +14,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from hub.domain.records import AckOutcome, AgencyAcknowledgement, AgencyTask
 from hub.domain.topics import AgencyTopic, ack_topic_of
+from hub.kafka.client import Connectable, options
 from hub.wire.codec import Codec, CodecError
 
 # What simulated agencies answer besides DONE (shares for the demo, not statistics).
@@ -37,15 +38,15 @@ def acknowledgement(task: AgencyTask, now: datetime, outcome: AckOutcome = AckOu
 
 
 async def run_agencies(
-    bootstrap: str, group: str, ack_share: float, stop: asyncio.Event, seed: int = 1
+    kafka: Connectable, group: str, ack_share: float, stop: asyncio.Event, seed: int = 1
 ) -> int:
     """Acknowledge about ``ack_share`` of the tasks until ``stop`` is set; return acks sent."""
     codec = Codec()
     rng = random.Random(seed)
     topics = [t.value for t in AgencyTopic if t is not AgencyTopic.ACK]
-    consumer = AIOKafkaConsumer(*topics, bootstrap_servers=bootstrap, group_id=group,
+    consumer = AIOKafkaConsumer(*topics, **options(kafka), group_id=group,
                                 auto_offset_reset="latest")  # fmt: skip
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=20)
+    producer = AIOKafkaProducer(**options(kafka), linger_ms=20)
     await consumer.start()
     await producer.start()
     sent = 0

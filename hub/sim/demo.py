@@ -27,6 +27,7 @@ from hub.domain.indicators import Period
 from hub.domain.topics import AckTopic, AgencyTopic, SourceTopic, UnifiedTopic, topic_plan
 from hub.kafka import local as kafka_local
 from hub.kafka.admin import broker_answers, create_topics, start_group_at_end
+from hub.kafka.client import connection
 from hub.ops.kpi import kpi_report
 from hub.ops.scrape import Scrape, fetch
 from hub.ops.view import kpi_table
@@ -75,8 +76,9 @@ class Demo:
 
     # ---- lifecycle ---------------------------------------------------------------------
     def start_broker(self) -> None:
-        if asyncio.run(broker_answers(self.settings.kafka_bootstrap)):
-            self.say(f"using the running broker at {self.settings.kafka_bootstrap}")
+        kafka = connection(self.settings)
+        if asyncio.run(broker_answers(kafka)):
+            self.say(f"using the running broker at {kafka.describe()}")
             return
         self.say("starting the local Kafka broker (first run resolves its jars from Maven)…")
         st = kafka_local.start(self.settings)
@@ -123,7 +125,7 @@ class Demo:
     ) -> tuple[SimulationReport, int]:
         o = self.options
         gen = Traffic(Codec(), seed=o.seed, provinces=o.provinces, population=o.population)
-        bootstrap = self.settings.kafka_bootstrap
+        bootstrap = connection(self.settings)
         report = SimulationReport()
         self.say(f"seeding ref.population.v1 with {len(gen.people)} people")
         await produce(bootstrap, gen.register_messages(), report=report)
@@ -166,11 +168,11 @@ class Demo:
         o = self.options
         self.start_broker()
         plan = topic_plan(self.settings.partitions)
-        created = asyncio.run(create_topics(self.settings.kafka_bootstrap, plan,
+        created = asyncio.run(create_topics(connection(self.settings), plan,
                                             self.settings.replication_factor))  # fmt: skip
         self.say(f"topics: {len(created)} created, {len(plan) - len(created)} already there")
         watched = [t.value for t in (*SourceTopic, *UnifiedTopic, *AgencyTopic, *AckTopic)]
-        if asyncio.run(start_group_at_end(self.settings.kafka_bootstrap, self.settings.app_id,
+        if asyncio.run(start_group_at_end(connection(self.settings), self.settings.app_id,
                                           watched)):  # fmt: skip
             self.say(
                 f"new consumer group {self.settings.app_id}: starting at the end of the topics"

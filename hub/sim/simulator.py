@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaProducer
 
+from hub.kafka.client import Connectable, options
 from hub.sim.traffic import Message
 
 Progress = Callable[[int], None]
@@ -27,7 +28,7 @@ class SimulationReport:
 
 
 async def produce(
-    bootstrap: str,
+    kafka: Connectable,
     messages: Iterable[Message],
     rate: float | None = None,
     progress: Progress | None = None,
@@ -36,7 +37,7 @@ async def produce(
     """Send ``messages`` (at ``rate`` per second when given) and wait for every acknowledgement."""
     report = report or SimulationReport()
     producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, linger_ms=10, max_batch_size=256 * 1024, acks="all",
+        **options(kafka), linger_ms=10, max_batch_size=256 * 1024, acks="all",
         enable_idempotence=True,
     )  # fmt: skip
     await producer.start()

@@ -50,11 +50,13 @@ from hub.domain.topics import (
     dead_letter_topic,
 )
 from hub.kafka.admin import committed_offsets
+from hub.kafka.client import connection, faust_broker
 from hub.kafka.faust_compat import (
     QuietWorker,
     acknowledge_records,
     disable_gap_filling,
     on_recovery_completed,
+    seek_committed_zero,
     set_current_event,
     set_producer_buffer,
 )
@@ -94,6 +96,7 @@ def use_event_loop(loop: EventLoop) -> None:
 
 
 def build_app(settings: Settings) -> faust.App:
+    kafka = connection(settings)  # a wrong Kafka setting stops here, named
     codec = Codec()
     pipeline = Pipeline(
         codec,
@@ -109,7 +112,7 @@ def build_app(settings: Settings) -> faust.App:
     metrics = HubMetrics.create(registry)
     app = faust.App(
         settings.app_id,
-        broker=[f"kafka://{s.strip()}" for s in settings.kafka_bootstrap.split(",")],
+        **faust_broker(kafka),
         store="memory://",
         datadir=str(settings.home / "worker" / settings.app_id),
         web_port=settings.metrics_port,
@@ -140,7 +143,7 @@ def build_app(settings: Settings) -> faust.App:
     # changelog messages makes the stream wait on one-by-one flushes (~0.1 s each) too often.
     set_producer_buffer(app, TABLE_BUFFER)
     app.hub_metrics = metrics  # type: ignore[attr-defined]
-    guard = OffsetGuard(settings.kafka_bootstrap)
+    guard = OffsetGuard(kafka)
     _guard_offsets(app, metrics, guard, settings)
 
     source = app.topic(
@@ -483,8 +486,9 @@ def _guard_offsets(app: faust.App, metrics: HubMetrics, guard: OffsetGuard,
 
     async def before() -> None:
         metrics.ready.set(0)
+        seek_committed_zero(app)
         try:
-            committed = await committed_offsets(settings.kafka_bootstrap, settings.app_id, topics)
+            committed = await committed_offsets(guard.kafka, settings.app_id, topics)
         except KafkaError as exc:
             log.warning("could not read committed offsets (%s); guarding from the first message",
                         exc)  # fmt: skip

@@ -15,12 +15,12 @@ from aiokafka import AIOKafkaProducer
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from connectors.delivery.signing import new_secret
-from connectors.delivery.webhook import DeliveryWorker, Endpoint, Endpoints, RetryPolicy, topics_of
+from connectors.delivery.webhook import DeliveryWorker, Endpoint, Endpoints, RetryPolicy
 from hub.domain.enums import BeneficiaryCategory, BirthProcedure, DeathProcedure
 from hub.domain.events import BirthInterconnection, DeathInterconnection
 from hub.domain.records import Agency, AgencyAcknowledgement, AgencyTask, DeadLetter
 from hub.domain.topics import AckTopic, AgencyTopic, SourceTopic, dead_letter_topic
-from hub.domain.workflows import expand
+from hub.domain.workflows import expand, topics_of
 from hub.kafka.admin import end_offsets, start_group_at_end
 from hub.settings import Settings
 from hub.sim.traffic import Traffic

@@ -12,18 +12,19 @@ from aiokafka import AIOKafkaConsumer
 
 from hub.domain.records import DeadLetter
 from hub.domain.topics import SourceTopic, dead_letter_topic
-from hub.settings import Settings
+from hub.kafka.client import Connectable, options
 from hub.sim.simulator import produce
 from hub.sim.traffic import POISON_REASONS
 from hub.wire.codec import Codec
+from tests.conftest import Broker
 from tests.integration.workers import WorkerProcess, traffic_for_new_group
 
 pytestmark = pytest.mark.integration
 
 
-async def read_all(bootstrap: str, topics: list[str], idle_ms: int = 3000) -> list[object]:
+async def read_all(kafka: Connectable, topics: list[str], idle_ms: int = 3000) -> list[object]:
     consumer = AIOKafkaConsumer(
-        *topics, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+        *topics, **options(kafka), auto_offset_reset="earliest",
         enable_auto_commit=False, group_id=None,
     )  # fmt: skip
     await consumer.start()
@@ -40,16 +41,16 @@ async def read_all(bootstrap: str, topics: list[str], idle_ms: int = 3000) -> li
 
 
 async def test_20k_events_with_2_percent_poison_of_every_kind(
-    kafka_broker: Settings, tmp_path: Path
+    any_broker: Broker, tmp_path: Path
 ) -> None:
     codec = Codec()
-    group, traffic = await traffic_for_new_group(kafka_broker.kafka_bootstrap, "test", codec, 5,
-                                                 1000)  # fmt: skip
-    report = await produce(kafka_broker.kafka_bootstrap, traffic.stream(20_000, 0.02))
+    kafka = any_broker.kafka
+    group, traffic = await traffic_for_new_group(kafka, "test", codec, 5, 1000)
+    report = await produce(kafka, traffic.stream(20_000, 0.02))
     assert set(report.poison) == set(POISON_REASONS), "every poison kind is exercised"
     assert sum(report.poison.values()) >= 300
 
-    worker = WorkerProcess(tmp_path / "w", group)
+    worker = WorkerProcess(tmp_path / "w", group, any_broker.client_env("worker", group))
     worker.start()
     try:
         stored = worker.wait_stored(report.valid_event_ids)
@@ -62,11 +63,11 @@ async def test_20k_events_with_2_percent_poison_of_every_kind(
     ], "exactly the valid events, each once"
 
     unified_topics = ["hub.procedure.v1", "hub.civil_status.v1", "hub.health.v1"]
-    unified = await read_all(kafka_broker.kafka_bootstrap, unified_topics)
+    unified = await read_all(kafka, unified_topics)
     on_unified = {str(codec.decode(r.value)[1]["event_id"]) for r in unified}  # type: ignore[attr-defined]
     assert set(report.valid_event_ids) <= on_unified
 
-    letters = await read_all(kafka_broker.kafka_bootstrap,
+    letters = await read_all(kafka,
                              [dead_letter_topic(t.value) for t in SourceTopic])  # fmt: skip
     found: Counter[tuple[str, bytes, bytes | None, str]] = Counter()
     for r in letters:
@@ -79,14 +80,13 @@ async def test_20k_events_with_2_percent_poison_of_every_kind(
 
 
 async def test_worker_killed_three_times_loses_nothing_and_stores_nothing_twice(
-    kafka_broker: Settings, tmp_path: Path
+    any_broker: Broker, tmp_path: Path
 ) -> None:
     codec = Codec()
-    group, traffic = await traffic_for_new_group(kafka_broker.kafka_bootstrap, "crash", codec, 4,
-                                                 500)  # fmt: skip
-    report = await produce(kafka_broker.kafka_bootstrap, traffic.stream(20_000))
+    group, traffic = await traffic_for_new_group(any_broker.kafka, "crash", codec, 4, 500)
+    report = await produce(any_broker.kafka, traffic.stream(20_000))
     valid = report.valid_event_ids
-    worker = WorkerProcess(tmp_path / "w", group)
+    worker = WorkerProcess(tmp_path / "w", group, any_broker.client_env("worker", group))
     kills = []
     for fraction in (0.2, 0.45, 0.7):
         worker.start()

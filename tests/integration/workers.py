@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Iterable
 from pathlib import Path
 
+from hub.kafka.client import Connectable
 from hub.sim.simulator import produce
 from hub.sim.traffic import Traffic
 from hub.wire.codec import Codec
@@ -126,7 +127,7 @@ class WorkerProcess:
         return n
 
 
-async def start_group_at_end(bootstrap: str, group: str) -> None:
+async def start_group_at_end(bootstrap: Connectable, group: str) -> None:
     """Start a fresh group at the end of every topic the worker reads, so a test counts
     exactly its own traffic."""
     from hub.domain.topics import AckTopic, AgencyTopic, SourceTopic, UnifiedTopic
@@ -136,7 +137,7 @@ async def start_group_at_end(bootstrap: str, group: str) -> None:
     assert await start_at_end(bootstrap, group, topics), f"group {group} is not new"
 
 
-async def traffic_for_new_group(bootstrap: str, prefix: str, codec: Codec, provinces: int,
+async def traffic_for_new_group(bootstrap: Connectable, prefix: str, codec: Codec, provinces: int,
                                 population: int) -> tuple[str, Traffic]:  # fmt: skip
     """A new consumer group started at the end of the worker's topics, and traffic with a random
     seed whose population register is already published: a test then sees its own events only."""

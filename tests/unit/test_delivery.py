@@ -24,12 +24,11 @@ from connectors.delivery.webhook import (
     backoff,
     classify,
     task_body,
-    topics_of,
     url_problem,
 )
 from hub.domain.records import Agency
 from hub.domain.topics import AgencyTopic, SourceTopic
-from hub.domain.workflows import WORKFLOW_BY_NAME, expand
+from hub.domain.workflows import WORKFLOW_BY_NAME, expand, topics_of
 from hub.sim.traffic import Traffic
 from hub.wire.codec import Codec
 

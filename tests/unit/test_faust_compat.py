@@ -92,3 +92,36 @@ def test_the_worker_spinner_is_set_up_where_the_quiet_worker_expects(name: str) 
     ]  # fmt: skip
     assert "spinner" in inspect.getsource(faust.Worker)
     assert faust_compat.QuietWorker.on_setup_root_logger is not faust.Worker.on_setup_root_logger
+
+
+def test_aiokafka_does_not_seek_to_a_committed_offset_of_zero() -> None:
+    """Why ``seek_committed_zero`` exists: if this changes, the workaround can go."""
+    from aiokafka import AIOKafkaConsumer
+
+    assert "if offset and offset > 0" in inspect.getsource(AIOKafkaConsumer.seek_to_committed)
+
+
+def test_faust_seeks_through_its_consumers_seek_to_committed_and_seek() -> None:
+    from faust.transport.drivers.aiokafka import Consumer as AIOKafkaDriverConsumer
+
+    assert "self.seek_to_committed()" in inspect.getsource(Consumer.perform_seek)
+    assert inspect.iscoroutinefunction(AIOKafkaDriverConsumer.seek_to_committed)
+    assert inspect.iscoroutinefunction(Consumer.seek)
+    assert list(inspect.signature(Consumer.seek).parameters) == ["self", "partition", "offset"]
+
+
+async def test_partitions_committed_at_zero_are_sought_to_zero() -> None:
+    seeks: list[tuple[str, int]] = []
+
+    class FakeConsumer:
+        async def seek_to_committed(self) -> dict[str, int | None]:
+            return {"a": 0, "b": 5, "c": None}
+
+        async def seek(self, tp: str, offset: int) -> None:
+            seeks.append((tp, offset))
+
+    app = SimpleNamespace(consumer=FakeConsumer())
+    faust_compat.seek_committed_zero(app)  # type: ignore[arg-type]
+    faust_compat.seek_committed_zero(app)  # type: ignore[arg-type]  # twice: wrapped once
+    assert await app.consumer.seek_to_committed() == {"a": 0, "b": 5, "c": None}
+    assert seeks == [("a", 0)]
