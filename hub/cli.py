@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 import sys
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
@@ -28,7 +29,7 @@ from hub.kafka.access import (
 from hub.kafka.client import KafkaConnection, KafkaSettingsError, connection
 from hub.redaction import install_log_redaction
 from hub.settings import KafkaSecurity, Settings, load_settings
-from hub.tls import TlsError, write_private
+from hub.tls import TlsError, server_context, subject_name, write_private
 
 T = TypeVar("T")
 
@@ -695,8 +696,29 @@ def gateway(ctx: click.Context) -> None:
 
     app = gw.app()
     app.on_startup.append(on_start)
-    web.run_app(app, host=settings.gateway_bind, port=settings.gateway_port)
+    web.run_app(app, host=settings.gateway_bind, port=settings.gateway_port,
+                ssl_context=_gateway_tls(settings))  # fmt: skip
     store.close()
+
+
+def _gateway_tls(settings: Settings) -> ssl.SSLContext | None:
+    """HTTPS (and mutual TLS) of the gateway from its settings; a wrong file is named."""
+    cert, key, client_ca = (settings.gateway_tls_cert, settings.gateway_tls_key,
+                            settings.gateway_client_ca)  # fmt: skip
+    if cert is None and key is None:
+        if client_ca is not None:
+            raise click.ClickException("HUB_GATEWAY_CLIENT_CA: needs HTTPS (HUB_GATEWAY_TLS_CERT "
+                                       "and HUB_GATEWAY_TLS_KEY)")  # fmt: skip
+        return None
+    if cert is None or key is None:
+        missing = "HUB_GATEWAY_TLS_KEY" if key is None else "HUB_GATEWAY_TLS_CERT"
+        raise click.ClickException(f"{missing}: required with the other half (HTTPS needs both)")
+    try:
+        return server_context(cert, key, client_ca)
+    except (ssl.SSLError, OSError) as exc:
+        raise click.ClickException(
+            f"HUB_GATEWAY_TLS_CERT/HUB_GATEWAY_TLS_KEY/HUB_GATEWAY_CLIENT_CA: {exc}"
+        ) from exc
 
 
 def _credentials_path(settings: Settings) -> Path:
@@ -714,10 +736,14 @@ def _credentials_path(settings: Settings) -> Path:
                    "is refused.")  # fmt: skip
 @click.option("--expires", type=click.DateTime(["%Y-%m-%d"]), default=None,
               help="Last day the key works (YYYY-MM-DD).")  # fmt: skip
+@click.option("--client-cert-subject", default=None,
+              help='Bind the key to a client certificate subject (RFC 4514, e.g. '
+              '"CN=hotich-79,O=So Tu phap TP HCM"): with mutual TLS on (HUB_GATEWAY_CLIENT_CA), '
+              "the key works only on a connection with that certificate.")  # fmt: skip
 @click.pass_obj
 def gateway_add_key(settings: Settings, name: str, sources: tuple[str, ...],
                     provinces: tuple[str, ...], facilities: tuple[str, ...],
-                    expires: datetime | None) -> None:  # fmt: skip
+                    expires: datetime | None, client_cert_subject: str | None) -> None:  # fmt: skip
     """Create an API key for NAME; prints it once and stores only its hash (file mode 0600).
 
     A running gateway picks it up on SIGHUP.
@@ -727,9 +753,12 @@ def gateway_add_key(settings: Settings, name: str, sources: tuple[str, ...],
     path = _credentials_path(settings)
     try:
         last_day = expires.date() if expires else None
-        key = Credentials.load(path).add(path, name, list(sources), list(provinces),
-                                         list(facilities), last_day)  # fmt: skip
-    except CredentialsError as exc:
+        if client_cert_subject is not None:
+            client_cert_subject = subject_name(client_cert_subject).rfc4514_string()
+        creds = Credentials.load(path)
+        key = creds.add(path, name, list(sources), list(provinces), list(facilities), last_day,
+                        client_cert_subject)  # fmt: skip
+    except (CredentialsError, TlsError) as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(key)
 

@@ -136,6 +136,17 @@ class Settings(BaseSettings):
     )
     gateway_port: int = Field(default=8080, description="Port of the HTTP ingest gateway.")
     gateway_bind: str = Field(default="127.0.0.1", description="Address the gateway listens on.")
+    gateway_tls_cert: Path | None = Field(
+        default=None, description="PEM certificate (chain) the gateway serves HTTPS with."
+    )
+    gateway_tls_key: Path | None = Field(
+        default=None, description="PEM private key of HUB_GATEWAY_TLS_CERT."
+    )
+    gateway_client_ca: Path | None = Field(
+        default=None,
+        description="PEM CA of client certificates: set, every client must present one it "
+        "issued (mutual TLS), and keys bound to a subject need that certificate.",
+    )
     gateway_credentials: Path | None = Field(
         default=None,
         description="JSON file of gateway API keys (hashed) and their scopes; "
@@ -165,6 +176,16 @@ class Settings(BaseSettings):
         default=None,
         description="JSON file of agency endpoints (url, key_id, secret, concurrency); "
         "default <home>/agency-endpoints.json.",
+    )
+    delivery_ca_file: Path | None = Field(
+        default=None,
+        description="PEM CA agency endpoints are verified against (default: the system's).",
+    )
+    delivery_client_cert: Path | None = Field(
+        default=None, description="PEM client certificate `hub deliver` presents to agencies."
+    )
+    delivery_client_key: Path | None = Field(
+        default=None, description="PEM private key of HUB_DELIVERY_CLIENT_CERT."
     )
     delivery_attempts: int = Field(default=8, ge=1, description="HTTP attempts per agency task.")
     delivery_backoff_s: float = Field(

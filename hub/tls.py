@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -181,3 +182,34 @@ def pkcs12_keystore(issued: Issued, ca: Issued, path: Path, password: str) -> Pa
     )  # fmt: skip
     write_private(path, data)
     return path
+
+
+def server_context(cert: Path, key: Path, client_ca: Path | None = None) -> ssl.SSLContext:
+    """A TLS server context; with ``client_ca``, clients must present a certificate it issued."""
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.load_cert_chain(str(cert), str(key))
+    if client_ca is not None:
+        ctx.load_verify_locations(cafile=str(client_ca))
+        ctx.verify_mode = ssl.CERT_REQUIRED
+    return ctx
+
+
+def client_context(ca: Path | None = None, cert: Path | None = None,
+                   key: Path | None = None) -> ssl.SSLContext:  # fmt: skip
+    """A TLS client context: the server verified against ``ca`` (else the system's trust
+    store), presenting ``cert``/``key`` when given (mutual TLS)."""
+    ctx = ssl.create_default_context(cafile=str(ca) if ca else None)
+    if cert is not None and key is not None:
+        ctx.load_cert_chain(str(cert), str(key))
+    return ctx
+
+
+def peer_subject(ssl_object: ssl.SSLObject | ssl.SSLSocket | None) -> x509.Name | None:
+    """The verified client certificate's subject on a TLS connection (None: no certificate)."""
+    if ssl_object is None:
+        return None
+    der = ssl_object.getpeercert(binary_form=True)
+    if not der:
+        return None
+    return x509.load_der_x509_certificate(der).subject

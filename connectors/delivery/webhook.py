@@ -19,6 +19,7 @@ import asyncio
 import json
 import logging
 import random
+import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -194,7 +195,8 @@ class DeliveryWorker:
     name = "delivery"
 
     def __init__(self, kafka: Connectable, group: str, endpoints: Endpoints, policy: RetryPolicy,
-                 worker: str, seed: int | None = None) -> None:  # fmt: skip
+                 worker: str, seed: int | None = None,
+                 tls: ssl.SSLContext | None = None) -> None:  # fmt: skip
         self.kafka = kafka
         self.group = group
         self.endpoints = endpoints.agencies
@@ -205,13 +207,15 @@ class DeliveryWorker:
         self.rng = random.Random(seed).random
         self.producer: AIOKafkaProducer | None = None
         self.session: aiohttp.ClientSession | None = None
+        self.tls = tls  # agencies' CA and the hub's client certificate (mutual TLS), if any
         self._running = 0
 
     async def start(self) -> None:
         self.producer = AIOKafkaProducer(**options(self.kafka), linger_ms=5)
         await self.producer.start()
         timeout = aiohttp.ClientTimeout(total=self.policy.timeout_s)
-        self.session = aiohttp.ClientSession(timeout=timeout)
+        connector = aiohttp.TCPConnector(ssl=self.tls) if self.tls is not None else None
+        self.session = aiohttp.ClientSession(timeout=timeout, connector=connector)
 
     async def stop(self) -> None:
         if self.session is not None:

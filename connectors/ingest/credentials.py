@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+from hub.tls import TlsError, subject_name
+
 
 @dataclass(frozen=True)
 class Credential:
@@ -28,6 +30,9 @@ class Credential:
     provinces: frozenset[str]
     facilities: frozenset[str] = frozenset()
     expires: date | None = None
+    # RFC 4514 subject of the client certificate this key must arrive with (mutual TLS), e.g.
+    # "CN=hotich-79,O=So Tu phap TP HCM": a stolen key alone is then not enough.
+    client_cert_subject: str | None = None
 
     def may_publish(self, source: str) -> bool:
         return "*" in self.sources or source in self.sources
@@ -61,16 +66,24 @@ class Credentials:
             return cls([])
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
-            return cls([
+            loaded = cls([
                 Credential(
                     e["name"], e["sha256"], frozenset(e["sources"]), frozenset(e["provinces"]),
                     frozenset(e.get("facilities", [])),
                     date.fromisoformat(e["expires"]) if e.get("expires") else None,
+                    e.get("client_cert_subject"),
                 )
                 for e in data.get("keys", [])
             ])  # fmt: skip
         except (ValueError, KeyError, TypeError) as exc:
             raise CredentialsError(f"{path}: not a credentials file ({exc})") from exc
+        for entry in loaded.entries:
+            if entry.client_cert_subject is not None:
+                try:
+                    subject_name(entry.client_cert_subject)
+                except TlsError as exc:
+                    raise CredentialsError(f"{path}: key {entry.name}: {exc}") from exc
+        return loaded
 
     def find(self, key: str, today: date | None = None) -> Credential | None:
         """The credential of ``key`` if it exists and has not expired."""
@@ -82,14 +95,15 @@ class Credentials:
         return None
 
     def add(self, path: Path, name: str, sources: list[str], provinces: list[str],
-            facilities: list[str] | None = None, expires: date | None = None) -> str:  # fmt: skip
+            facilities: list[str] | None = None, expires: date | None = None,
+            client_cert_subject: str | None = None) -> str:  # fmt: skip
         """Create a key for ``name``, store its hash in ``path`` and return the key (once)."""
         if any(e.name == name for e in self.entries):
             raise CredentialsError(f"a key named {name!r} exists; revoke it first")
         key = secrets.token_urlsafe(32)
         self.entries.append(Credential(name, digest(key), frozenset(sources),
                                        frozenset(provinces), frozenset(facilities or []),
-                                       expires))  # fmt: skip
+                                       expires, client_cert_subject))  # fmt: skip
         self.save(path)
         return key
 
@@ -107,7 +121,8 @@ class Credentials:
         body = json.dumps({"keys": [
             {"name": e.name, "sha256": e.sha256, "sources": sorted(e.sources),
              "provinces": sorted(e.provinces), "facilities": sorted(e.facilities),
-             "expires": e.expires.isoformat() if e.expires else None} for e in self.entries
+             "expires": e.expires.isoformat() if e.expires else None,
+             "client_cert_subject": e.client_cert_subject} for e in self.entries
         ]}, indent=2)  # fmt: skip
         tmp = path.with_name(path.name + ".tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

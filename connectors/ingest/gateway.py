@@ -37,6 +37,7 @@ from hub.domain.units import UnknownUnit, UnresolvedSplit, admin_units
 from hub.kafka.client import Connectable, options
 from hub.metrics import source_label
 from hub.store.ingest import AuditEntry, Conflict, Fresh, IngestLedger, KeyReused, Replay
+from hub.tls import peer_subject, same_subject, subject_name
 from hub.wire.codec import Codec
 
 SOURCES = {source_label(topic.value): (topic, model) for topic, model in SOURCE_MODELS.items()}
@@ -246,6 +247,21 @@ class Gateway:
         key = key or request.headers.get("X-API-Key", "")
         return self.credentials.find(key) if key else None
 
+    @staticmethod
+    def _certificate_problem(request: web.Request, credential: Credential) -> str | None:
+        """Why the connection's client certificate does not carry ``credential`` (None: it
+        does, or the key is not bound to a certificate)."""
+        if credential.client_cert_subject is None:
+            return None
+        transport = request.transport
+        subject = peer_subject(transport.get_extra_info("ssl_object") if transport else None)
+        if subject is None:
+            return f"{credential.name} is bound to a client certificate; none was presented"
+        if not same_subject(subject, subject_name(credential.client_cert_subject)):
+            return (f"{credential.name} is bound to another client certificate than "
+                    f"{subject.rfc4514_string()}")  # fmt: skip
+        return None
+
     async def _read_json(self, request: web.Request, audit: Audit) -> Any:
         """The parsed body, or a Response that refuses it (size, nesting, malformed)."""
         if (request.content_length or 0) > self.max_body:
@@ -281,6 +297,8 @@ class Gateway:
         if credential is None:
             return problem(401, "Unauthorized", "send a valid API key: Authorization: Bearer KEY")
         audit.credential = credential.name
+        if (cert_problem := self._certificate_problem(request, credential)) is not None:
+            return problem(403, "Forbidden", cert_problem)
         if source not in SOURCES:
             return problem(404, "Unknown source", f"{source!r}; one of {', '.join(SOURCES)}")
         if not credential.may_publish(source):
@@ -328,6 +346,8 @@ class Gateway:
         if credential is None:
             return outcome(401, "login", "send a valid API key: Authorization: Bearer KEY")
         audit.credential = credential.name
+        if (cert_problem := self._certificate_problem(request, credential)) is not None:
+            return outcome(403, "forbidden", cert_problem)
         if request.content_type not in ("application/fhir+json", "application/json"):
             return outcome(415, "not-supported", "send Content-Type: application/fhir+json")
         idem = self._idempotency_key(request, audit)

@@ -7,6 +7,7 @@ import time
 import uuid
 from collections import Counter, defaultdict
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,6 +25,7 @@ from hub.domain.workflows import expand, topics_of
 from hub.kafka.admin import end_offsets, start_group_at_end
 from hub.settings import Settings
 from hub.sim.traffic import Traffic
+from hub.tls import client_context, issue_certificate, new_authority, peer_subject, server_context
 from hub.wire.codec import Codec
 from tests.integration.test_pipeline import read_all
 from tests.integration.workers import free_port
@@ -281,3 +283,74 @@ async def test_redirects_are_never_followed_nor_taken_as_acknowledgements(
     assert set(letters) == ids
     assert {letters[t].reason for t in ids} == {"delivery_redirected"}
     assert "307" in letters[police[0].task_id].detail and "302" in letters[police[1].task_id].detail
+
+
+async def test_an_agency_requiring_a_client_certificate_gets_the_hubs(
+    kafka_broker: Settings, tmp_path: Path
+) -> None:
+    """An agency endpoint on HTTPS with mutual TLS: `hub deliver`'s client certificate
+    (HUB_DELIVERY_CLIENT_CERT/KEY, the agency's CA in HUB_DELIVERY_CA_FILE) opens it; a
+    delivery worker without one is refused at the handshake and acknowledges nothing."""
+    bootstrap = kafka_broker.kafka_bootstrap
+    codec = Codec()
+    ca = new_authority(tmp_path / "ca", "Agency test CA")
+    server = issue_certificate(ca, tmp_path / "police", "CN=police", hosts=["127.0.0.1"],
+                               server=True)  # fmt: skip
+    hub_cert = issue_certificate(ca, tmp_path / "hub", "CN=lienthong-hub", client=True)
+    seen: list[str] = []
+
+    async def police(request: web.Request) -> web.Response:
+        transport = request.transport
+        subject = peer_subject(transport.get_extra_info("ssl_object") if transport else None)
+        seen.append(subject.rfc4514_string() if subject else "")
+        return web.json_response({"reference": "CA-mtls"})
+
+    app = web.Application()
+    app.router.add_post("/police", police)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port,
+                      ssl_context=server_context(server.cert_file, server.key_file,
+                                                 ca.cert_file)).start()  # fmt: skip
+    endpoints = Endpoints(agencies={"POLICE": Endpoint(
+        url=f"https://127.0.0.1:{port}/police", secret=SECRETS["police-k1"])})  # type: ignore[dict-item]  # fmt: skip
+    traffic = Traffic(codec, seed=uuid.uuid4().int % 10**6, provinces=2, population=100)
+    births = [chosen(traffic, SourceTopic.BIRTH) for _ in range(2)]
+    tasks = [pair for b in births for pair in expand(b, "01", "00004", datetime.now(UTC))[0]]
+    mine = [t for topic, t in tasks if topic is AgencyTopic.RESIDENCE]
+
+    async def deliver(tls: Any, want: int) -> set[str]:
+        group = f"mtls-{uuid.uuid4().hex[:8]}"
+        await start_group_at_end(bootstrap, f"{group}-police", topics_of(Agency.POLICE))
+        before = await end_offsets(bootstrap, ACK_TOPICS)
+        await produce_tasks(bootstrap, [(AgencyTopic.RESIDENCE, t) for t in mine])
+        worker = DeliveryWorker(bootstrap, group, endpoints, POLICY, "test", seed=1, tls=tls)
+        stop = asyncio.Event()
+        await worker.start()
+        running = asyncio.create_task(worker.run(stop))
+        acked: set[str] = set()
+        try:
+            deadline = time.monotonic() + (30 if want else 8)
+            while time.monotonic() < deadline and len(acked) < max(want, 1):
+                await asyncio.sleep(0.5)
+                for r in await read_all(bootstrap, ACK_TOPICS, idle_ms=500):
+                    if r.offset >= before.get((r.topic, r.partition), 0):  # type: ignore[attr-defined]
+                        ack = AgencyAcknowledgement.model_validate(codec.decode(r.value)[1])  # type: ignore[attr-defined]
+                        acked.add(ack.task_id)
+        finally:
+            stop.set()
+            await running
+            await worker.stop()
+        return acked & {t.task_id for t in mine}
+
+    try:
+        without = await deliver(client_context(ca.cert_file), 0)
+        assert without == set() and seen == [], "no client certificate: no delivery"
+        with_cert = await deliver(
+            client_context(ca.cert_file, hub_cert.cert_file, hub_cert.key_file), len(mine)
+        )
+        assert with_cert == {t.task_id for t in mine}
+        assert set(seen) == {"CN=lienthong-hub"}
+    finally:
+        await runner.cleanup()
