@@ -29,7 +29,17 @@ from hub.kafka.access import (
 from hub.kafka.client import KafkaConnection, KafkaSettingsError, connection
 from hub.redaction import install_log_redaction
 from hub.settings import KafkaSecurity, Settings, load_settings
-from hub.tls import TlsError, server_context, subject_name, write_private
+from hub.tls import (
+    Issued,
+    TlsError,
+    certificate,
+    issue_certificate,
+    new_authority,
+    pkcs12_keystore,
+    server_context,
+    subject_name,
+    write_private,
+)
 
 T = TypeVar("T")
 
@@ -118,7 +128,7 @@ def _admin(settings: Settings) -> tuple[KafkaConnection, Path]:
             "(an admin principal) or start one with `hub kafka start --secure`"
         )
     try:
-        return admin, kafka_local.resolve_jars()
+        return admin, settings.kafka_libs or kafka_local.resolve_jars()
     except kafka_local.BrokerError as exc:
         raise click.ClickException(str(exc)) from exc
 
@@ -159,6 +169,15 @@ def kafka_users_add(settings: Settings, name: str, role: str, group: str,
     click.echo(f"user {name} ({role}): {len(acls)} ACLs; password in {password_file}")
 
 
+@kafka_users.command("roles")
+@click.pass_obj
+def kafka_users_roles(settings: Settings) -> None:
+    """The ACLs of every role, as a Markdown table (no broker needed; docs/SECURITY.md)."""
+    from hub.kafka.access import roles_markdown
+
+    click.echo(roles_markdown(settings.app_id), nl=False)
+
+
 @kafka_users.command("remove")
 @click.argument("name")
 @click.pass_obj
@@ -197,6 +216,59 @@ def kafka_users_list(settings: Settings, as_json: bool) -> None:
     from hub.ops.view import access_table
 
     Console().print(access_table(access))
+
+
+@cli.group("tls")
+def tls_group() -> None:
+    """TLS material for the secure deployment: a CA and the certificates it issues.
+
+    Used by docker-compose's certificate init service; also for gateway and agency client
+    certificates. Private keys are written 0600 (docs/SECURITY.md, "Certificates").
+    """
+
+
+@tls_group.command("ca")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--name", default="Lienthong Hub CA", show_default=True, help="The CA's name.")
+def tls_ca(directory: Path, name: str) -> None:
+    """Create DIRECTORY/ca.pem and ca-key.pem (kept when they exist)."""
+    try:
+        ca = new_authority(directory, name)
+    except (TlsError, OSError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"CA {certificate(ca.cert_file).subject.rfc4514_string()}: {ca.cert_file}")
+
+
+@tls_group.command("issue")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("name")
+@click.option("--subject", required=True, help='RFC 4514 subject, e.g. "CN=kafka-1,O=Hub".')
+@click.option("--host", "hosts", multiple=True, help="DNS name or IP it serves (repeatable).")
+@click.option("--server", is_flag=True, help="For a TLS server (broker, gateway).")
+@click.option("--client", is_flag=True, help="For a TLS client (mutual TLS).")
+@click.option(
+    "--pkcs12",
+    is_flag=True,
+    help="Also NAME.p12 with NAME.p12.password (random): a Java keystore for brokers.",
+)
+def tls_issue(directory: Path, name: str, subject: str, hosts: tuple[str, ...], server: bool,
+              client: bool, pkcs12: bool) -> None:  # fmt: skip
+    """Issue DIRECTORY/NAME.pem and NAME-key.pem signed by DIRECTORY's CA."""
+    import secrets
+
+    try:
+        ca = Issued(directory / "ca.pem", directory / "ca-key.pem")
+        issued = issue_certificate(ca, directory / name, subject, hosts=hosts, server=server,
+                                   client=client)  # fmt: skip
+        click.echo(f"{issued.subject}: {issued.cert_file}")
+        if pkcs12:
+            password = secrets.token_hex(24)
+            write_private(directory / f"{name}.p12.password", password + "\n")
+            click.echo(
+                f"keystore: {pkcs12_keystore(issued, ca, directory / f'{name}.p12', password)}"
+            )
+    except (TlsError, OSError) as exc:
+        raise click.ClickException(str(exc)) from exc
 
 
 @cli.group()

@@ -68,6 +68,11 @@ class Settings(BaseSettings):
     kafka_key_file: Path | None = Field(
         default=None, description="PEM private key of HUB_KAFKA_CERT_FILE."
     )
+    kafka_libs: Path | None = Field(
+        default=None,
+        description="Directory of Kafka's jars for `hub kafka users` (default: resolved from "
+        "Maven Central into deploy/kafka/lib).",
+    )
     kafka_controller_port: int = Field(
         default=9093, description="KRaft controller port of the local development broker."
     )

@@ -21,11 +21,7 @@ from enum import StrEnum
 from pathlib import Path
 
 from hub.domain.records import Agency
-from hub.domain.topics import (
-    POPULATION_TOPIC,
-    AgencyTopic,
-    ack_topic_of,
-)
+from hub.domain.topics import POPULATION_TOPIC, AckTopic, AgencyTopic, ack_topic_of
 from hub.domain.workflows import topics_of
 from hub.kafka.client import KafkaConnection, java_client_properties
 
@@ -35,6 +31,10 @@ NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 class AccessError(Exception):
     """A user or ACL change was refused or could not be made; the message says why."""
+
+
+# Agencies that act today (each has its acknowledgement topic); retired ones get no principal.
+ACTING_AGENCIES = [a for a in Agency if a.name in AckTopic.__members__]
 
 
 class Role(StrEnum):
@@ -79,11 +79,11 @@ def parse_role(text: str) -> tuple[Role | None, Agency | None]:
     """``worker`` → (Role.WORKER, None); ``agency:POLICE`` → (None, Agency.POLICE)."""
     kind, _, rest = text.partition(":")
     if kind.lower() == "agency":
-        try:
-            return None, Agency(rest.upper())
-        except ValueError:
-            known = ", ".join(a.value for a in Agency)
-            raise AccessError(f"unknown agency {rest!r} in role {text!r}; one of {known}") from None
+        agency = next((a for a in ACTING_AGENCIES if a.value == rest.upper()), None)
+        if agency is None:
+            known = ", ".join(a.value for a in ACTING_AGENCIES)
+            raise AccessError(f"unknown agency {rest!r} in role {text!r}; one of {known}")
+        return None, agency
     try:
         return Role(text.lower()), None
     except ValueError:
@@ -211,3 +211,19 @@ def list_access(admin: KafkaConnection, classpath: Path) -> Access:
             principal = parts[1].removeprefix("User:")
             acls.setdefault(principal, []).append((Acl(*parts[2:6]), parts[6]))
     return Access(users, {p: sorted(a) for p, a in acls.items()})
+
+
+def roles_markdown(app_id: str = "lienthong-hub") -> str:
+    """Every role's ACLs as a Markdown table (docs/SECURITY.md is generated from it)."""
+    roles = [r.value for r in Role] + [f"agency:{a.value}" for a in ACTING_AGENCIES]
+    lines = ["| role | resource | pattern | name | operations |", "|---|---|---|---|---|"]
+    for role in roles:
+        grouped: dict[tuple[str, str, str], list[str]] = {}
+        for acl in role_acls(role, default_group(role, app_id)):
+            grouped.setdefault((acl.resource, acl.pattern, acl.name), []).append(acl.operation)
+        for i, ((resource, pattern, name), ops) in enumerate(sorted(grouped.items())):
+            first = f"`{role}`" if i == 0 else ""
+            lines.append(
+                f"| {first} | {resource} | {pattern} | `{name}` | {', '.join(sorted(ops))} |"
+            )
+    return "\n".join(lines) + "\n"
