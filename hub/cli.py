@@ -359,7 +359,7 @@ def worker(settings: Settings, loglevel: str) -> None:
     """
     from hub.stream.app import Worker, build_app, use_event_loop
 
-    _conn(settings)  # a wrong Kafka setting: one line naming it, before faust starts
+    _check_partitions(settings)  # also: a wrong Kafka setting is one line naming it
     use_event_loop(settings.event_loop)
     app = build_app(settings)
     Worker(app, loglevel=loglevel, quiet=True).execute_from_commandline()
@@ -628,16 +628,28 @@ def kpi(ctx: click.Context, period: str | None, province: str | None, procedure:
     """
     if ctx.invoked_subcommand is not None:
         return
-    import json
-
-    from hub.domain.indicators import Period
     from hub.ops.kpi import kpi_report
-    from hub.store.sql import StoreError, open_store
+    from hub.ops.view import kpi_table
 
-    settings: Settings = ctx.obj
     now = datetime.now(UTC)
     if as_of is not None:
         now = as_of if as_of.tzinfo else as_of.replace(tzinfo=UTC)
+
+    def report(store: Any, chosen: Any) -> dict[str, Any]:
+        return kpi_report(store, chosen, now, province, procedure)
+
+    _store_report(ctx.obj, period, now, as_json, kpi_table, report)
+
+
+def _store_report(settings: Settings, period: str | None, now: datetime, as_json: bool,
+                  table: Callable[[dict[str, Any]], Any],
+                  report_of: Callable[[Any, Any], dict[str, Any]]) -> None:  # fmt: skip
+    """A report over ``--period`` from the central store, as JSON or a table (kpi, quality)."""
+    import json
+
+    from hub.domain.indicators import Period
+    from hub.store.sql import StoreError, open_store
+
     try:
         chosen = Period.parse(period) if period else Period.current_month(now)
     except ValueError as exc:
@@ -647,7 +659,7 @@ def kpi(ctx: click.Context, period: str | None, province: str | None, procedure:
     except StoreError as exc:
         raise click.ClickException(str(exc)) from exc
     try:
-        report = kpi_report(store, chosen, now, province, procedure)
+        report = report_of(store, chosen)
     finally:
         store.close()
     if as_json:
@@ -655,9 +667,7 @@ def kpi(ctx: click.Context, period: str | None, province: str | None, procedure:
         return
     from rich.console import Console
 
-    from hub.ops.view import kpi_table
-
-    Console(width=140).print(kpi_table(report))
+    Console(width=140).print(table(report))
 
 
 @cli.command()
@@ -669,33 +679,12 @@ def quality(settings: Settings, period: str | None, as_json: bool) -> None:
     """Data quality (correct, sufficient, clean, alive, unified, shared) per source and province,
     over every event that arrived in the period, stored or dead-lettered, from the central store.
     """
-    import json
-
-    from hub.domain.indicators import Period
     from hub.ops.quality import quality_report
-    from hub.store.sql import StoreError, open_store
-
-    now = datetime.now(UTC)
-    try:
-        chosen = Period.parse(period) if period else Period.current_month(now)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--period") from exc
-    try:
-        store = open_store(settings.resolved_store_url)
-    except StoreError as exc:
-        raise click.ClickException(str(exc)) from exc
-    try:
-        report = quality_report(store, chosen, now)
-    finally:
-        store.close()
-    if as_json:
-        click.echo(json.dumps(report, ensure_ascii=False, indent=2))
-        return
-    from rich.console import Console
-
     from hub.ops.view import quality_table
 
-    Console(width=140).print(quality_table(report))
+    now = datetime.now(UTC)
+    _store_report(settings, period, now, as_json, quality_table,
+                  lambda store, chosen: quality_report(store, chosen, now))  # fmt: skip
 
 
 @kpi.command("serve")
@@ -1088,6 +1077,20 @@ def bench(
         (out / "results.md").write_text(table + "\n")
         chart(results, out / "throughput.png")
     click.echo(json.dumps(payload, indent=2) if as_json else table)
+
+
+def _check_partitions(settings: Settings) -> None:
+    """Refuse to start a worker whose HUB_PARTITIONS differs from the topics' partitions."""
+    from hub.kafka.admin import partition_counts, partitions_problem
+
+    kafka = _conn(settings)
+    try:
+        counts = asyncio.run(partition_counts(kafka, [t.value for t in SourceTopic]))
+    except (OSError, KafkaError):
+        return  # the broker is not there yet: faust says so, and retries
+    problem = partitions_problem(counts, settings.partitions)
+    if problem is not None:
+        raise click.ClickException(problem)
 
 
 def _conn(settings: Settings) -> KafkaConnection:

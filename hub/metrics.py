@@ -59,6 +59,8 @@ class HubMetrics:
     notifications: Counter
     identity_issues: Counter
     ready: Gauge
+    register_ready: Gauge
+    register_records: Counter
     offsets_reread: Counter
 
     @classmethod
@@ -109,6 +111,13 @@ class HubMetrics:
             ready=Gauge("hub_worker_ready",
                         "1 once the worker recovered its tables and processes streams.",
                         registry=r),
+            register_ready=Gauge("hub_register_ready",
+                                 "1 once the register in the store caught up with "
+                                 "ref.population.v1 as it was when the worker started.",
+                                 registry=r),
+            register_records=Counter("hub_register_records",
+                                     "Register feed records applied to the store, or rejected "
+                                     "(unreadable).", ["outcome"], registry=r),
             offsets_reread=Counter("hub_offsets_reread",
                                    "Messages the consumer skipped that the worker read back.",
                                    ["topic"], registry=r),

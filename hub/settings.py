@@ -83,7 +83,12 @@ class Settings(BaseSettings):
     kafka_start_timeout_s: float = Field(
         default=90.0, description="How long `hub kafka start` waits for the broker to answer."
     )
-    partitions: int = Field(default=4, ge=1, description="Partitions of every hub topic.")
+    partitions: int = Field(
+        default=12,
+        ge=1,
+        description="Partitions of every hub topic: up to this many workers share the work "
+        "(12 spreads evenly over 1, 2, 3, 4, 6 or 12; docs/OPERATIONS.md, 'Partitions').",
+    )
     replication_factor: int = Field(
         default=1, ge=1, description="Replicas of every hub topic (1 for the local broker)."
     )
@@ -98,6 +103,18 @@ class Settings(BaseSettings):
     metrics_port: int = Field(default=9108, description="Port of the worker's /metrics endpoint.")
     metrics_bind: str = Field(default="127.0.0.1", description="Address /metrics listens on.")
     kpi_port: int = Field(default=9109, description="Port of `hub kpi serve` (hub-wide KPIs).")
+    register_cache_size: int = Field(
+        default=20_000,
+        ge=0,
+        description="Register entries a worker keeps between batches (the register itself is "
+        "in the central store).",
+    )
+    register_cache_ttl_s: float = Field(
+        default=30.0,
+        ge=0,
+        description="How long a cached register entry is trusted: another worker's register "
+        "update is seen within this time.",
+    )
     register_max_age_days: float = Field(
         default=365.0,
         gt=0,
@@ -123,7 +140,8 @@ class Settings(BaseSettings):
     )
     population_topic: str = Field(
         default="ref.population.v1",
-        description="Compacted topic of the population register the worker loads as a table.",
+        description="Compacted feed of the population register; workers apply it to the "
+        "central store's citizens table and look people up there.",
     )
     app_id: str = Field(default="lienthong-hub", description="Kafka consumer group / faust app id.")
     identity_mode: IdentityMode = Field(

@@ -37,6 +37,7 @@ from hub.kafka.admin import (
     create_topics,
     delete_topics,
     end_offsets,
+    partition_counts,
     start_group_at_end,
 )
 from hub.kafka.client import connection, java_client_properties
@@ -185,7 +186,10 @@ class Bench:
         # The bench's own register topic: a worker's start-up (loading the register) then does
         # not depend on what earlier runs and tests left in ref.population.v1.
         self.population = f"bench.population.{uuid.uuid4().hex[:8]}"
-        self.env = {"HUB_POPULATION_TOPIC": self.population}
+        # Contenders run on the topics as they are: their tables partitioned the same way.
+        counts = asyncio.run(partition_counts(self.kafka, SOURCES))
+        partitions = max(counts.values(), default=settings.partitions)
+        self.env = {"HUB_POPULATION_TOPIC": self.population, "HUB_PARTITIONS": str(partitions)}
 
     # ---- preparation ---------------------------------------------------------------------
     def preload(self) -> Preload:

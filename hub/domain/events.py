@@ -41,7 +41,7 @@ from hub.domain.enums import (
     Sex,
 )
 from hub.domain.personal_id import personal_id_problems
-from hub.domain.text import MAX_CODE, MAX_FREE_TEXT, check_text, clean_name
+from hub.domain.text import clean_name, field_hygiene
 from hub.domain.topics import SourceTopic
 from hub.domain.units import admin_units
 
@@ -133,14 +133,8 @@ class SourceEvent(Record):
     def _hygiene(cls, value: Any, info: ValidationInfo) -> Any:
         """Text hygiene (hub/domain/text.py) on every string field, before its type is checked
         (other types get pydantic's type error)."""
-        field = info.field_name or "field"
-        if isinstance(value, str):
-            if field in cls.NAME_FIELDS:
-                return clean_name(value, field)
-            return check_text(value, MAX_FREE_TEXT if field in cls.FREE_TEXT else MAX_CODE, field)
-        if isinstance(value, list):
-            return [check_text(v, MAX_CODE, field) if isinstance(v, str) else v for v in value]
-        return value
+        return field_hygiene(value, info.field_name or "field", names=cls.NAME_FIELDS,
+                             free_text=cls.FREE_TEXT)  # fmt: skip
 
     @model_validator(mode="after")
     def _common_rules(self) -> Self:
@@ -213,11 +207,8 @@ class Interconnection(BaseModel):
     @field_validator("*", mode="before")
     @classmethod
     def _hygiene(cls, value: Any, info: ValidationInfo) -> Any:
-        field = info.field_name or "field"
-        if isinstance(value, str):
-            limit = MAX_FREE_TEXT if field in cls.FREE_TEXT else MAX_CODE
-            return check_text(value, limit, f"interconnection.{field}")
-        return value
+        return field_hygiene(value, info.field_name or "field", free_text=cls.FREE_TEXT,
+                             prefix="interconnection.")  # fmt: skip
 
     @model_validator(mode="after")
     def _interconnection_rules(self) -> Self:

@@ -17,6 +17,8 @@ Pure: the standard library only.
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Collection
+from typing import Any
 
 from pydantic_core import PydanticCustomError
 
@@ -92,3 +94,19 @@ def name_key(value: str) -> str:
     ``nguyễn văn an`` compare equal; diacritics are kept (``Lê`` and ``Le`` are different
     family names)."""
     return " ".join(unicodedata.normalize("NFC", value).casefold().split())
+
+
+def field_hygiene(value: Any, field: str, *, names: Collection[str] = (),
+                  free_text: Collection[str] = (), prefix: str = "") -> Any:  # fmt: skip
+    """The one text rule every model applies to every field, before its type is checked:
+    names cleaned, free text and codes checked against their limits, lists item by item;
+    other types untouched (pydantic's type check follows). ``prefix`` names a nested model's
+    fields in errors (``interconnection.``)."""
+    what = f"{prefix}{field}"
+    if isinstance(value, str):
+        if field in names:
+            return clean_name(value, what)
+        return check_text(value, MAX_FREE_TEXT if field in free_text else MAX_CODE, what)
+    if isinstance(value, list):
+        return [check_text(v, MAX_CODE, what) if isinstance(v, str) else v for v in value]
+    return value

@@ -152,3 +152,27 @@ async def committed_offsets(
         for tp, meta in offsets.items()
         if tp.topic in topics and meta.offset >= 0
     }
+
+
+async def partition_counts(kafka: Connectable, topics: list[str]) -> dict[str, int]:
+    """How many partitions each existing one of ``topics`` has (missing topics left out)."""
+    admin = AIOKafkaAdminClient(**options(kafka))
+    await admin.start()
+    try:
+        described = await admin.describe_topics(topics)
+    finally:
+        await admin.close()
+    return {t["topic"]: len(t["partitions"]) for t in described
+            if t.get("error_code", 0) == 0 and t["partitions"]}  # fmt: skip
+
+
+def partitions_problem(counts: dict[str, int], wanted: int) -> str | None:
+    """Why a worker with HUB_PARTITIONS=``wanted`` cannot run on topics of ``counts`` (faust's
+    tables are partitioned like the topics they follow), or None."""
+    other = sorted({n for n in counts.values() if n != wanted})
+    if not other:
+        return None
+    example = next(t for t, n in counts.items() if n != wanted)
+    return (f"HUB_PARTITIONS is {wanted} but the hub's topics have {', '.join(map(str, other))} "
+            f"partitions (e.g. {example}): set HUB_PARTITIONS={other[0]}, or raise the topics' "
+            "partitions first (docs/OPERATIONS.md, 'Partitions')")  # fmt: skip

@@ -3,8 +3,6 @@ minor in pyproject.toml). tests/unit/test_faust_compat.py checks each assumption
 installed faust, so an upgrade that breaks one fails there, loudly, not in production.
 
 Why each is needed:
-- ``set_current_event``: tables route a changelog write by the *current event's* partition;
-  a batch holds many events, so the worker says which one each write belongs to.
 - ``disable_gap_filling``: faust counts offsets it jumped over as acknowledged; on these topics a
   jump is a skipped message, and committing past it would lose it on the next crash.
 - ``acknowledge_records``: records the offset guard read back were never delivered by faust;
@@ -27,13 +25,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import faust
-from faust.streams import _current_event
 from faust.types import TP, Message
-
-
-def set_current_event(ref: Any) -> None:
-    """``ref``: a weak reference to the faust Event the next table writes belong to (or None)."""
-    _current_event.set(ref)
 
 
 def disable_gap_filling(app: faust.App) -> None:

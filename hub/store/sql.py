@@ -134,7 +134,11 @@ CREATE INDEX IF NOT EXISTS events_province ON events (province_code, event_type)
 CREATE TABLE IF NOT EXISTS citizens (
   personal_id TEXT PRIMARY KEY, full_name TEXT NOT NULL, sex TEXT NOT NULL,
   date_of_birth {date} NOT NULL, province_code TEXT NOT NULL, commune_code TEXT NOT NULL,
-  deceased BOOLEAN NOT NULL DEFAULT FALSE, date_of_death {date}, updated_at {ts} NOT NULL);
+  deceased BOOLEAN NOT NULL DEFAULT FALSE, date_of_death {date}, updated_at {ts} NOT NULL,
+  record {blob}, source_partition INTEGER, source_offset BIGINT);
+CREATE TABLE IF NOT EXISTS register_offsets (
+  topic TEXT NOT NULL, partition_id INTEGER NOT NULL, next_offset BIGINT NOT NULL,
+  PRIMARY KEY (topic, partition_id));
 CREATE TABLE IF NOT EXISTS dossiers (
   dossier_code TEXT PRIMARY KEY, province_code TEXT NOT NULL, status TEXT NOT NULL,
   channel TEXT NOT NULL, received_at {ts} NOT NULL, due_at {ts} NOT NULL,
@@ -175,6 +179,35 @@ CREATE INDEX IF NOT EXISTS ingest_audit_at ON ingest_audit (at);
 
 INSERT_EVENTS = (
     "INSERT INTO events VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (event_id) DO NOTHING"
+)
+# The register as the workers read it (issue 15): each citizen's latest PopulationRecord (Avro
+# bytes) from ref.population.v1, and how far each partition of that topic has been applied. A
+# record replaces the row only when it is later on its partition (workers feed redundantly), or,
+# from another partition (the topic's partitions were increased), when it is not older.
+CITIZEN_REGISTER_COLUMNS = ("record", "source_partition", "source_offset")
+UPSERT_REGISTER = (
+    "INSERT INTO citizens (personal_id, full_name, sex, date_of_birth, province_code, "
+    "commune_code, deceased, date_of_death, updated_at, record, source_partition, source_offset) "
+    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (personal_id) DO UPDATE SET "
+    "full_name = excluded.full_name, sex = excluded.sex, date_of_birth = excluded.date_of_birth, "
+    "province_code = excluded.province_code, commune_code = excluded.commune_code, "
+    "deceased = excluded.deceased, date_of_death = excluded.date_of_death, "
+    "updated_at = excluded.updated_at, record = excluded.record, "
+    "source_partition = excluded.source_partition, source_offset = excluded.source_offset "
+    "WHERE citizens.source_offset IS NULL OR (excluded.source_partition = "
+    "citizens.source_partition AND excluded.source_offset > citizens.source_offset) OR "
+    "(excluded.source_partition <> citizens.source_partition AND "
+    "excluded.updated_at >= citizens.updated_at)"
+)
+# A tombstone on the compacted topic removes the person from the register.
+DELETE_REGISTER = (
+    "DELETE FROM citizens WHERE personal_id = ? AND (source_offset IS NULL OR "
+    "source_partition <> ? OR source_offset < ?)"
+)
+UPSERT_REGISTER_OFFSET = (
+    "INSERT INTO register_offsets VALUES (?,?,?) ON CONFLICT (topic, partition_id) DO UPDATE "
+    "SET next_offset = excluded.next_offset "
+    "WHERE excluded.next_offset > register_offsets.next_offset"
 )
 UPSERT_CITIZEN = (
     "INSERT INTO citizens (personal_id, full_name, sex, date_of_birth, province_code, "
@@ -237,6 +270,11 @@ class Store(Protocol):
     def record_dead_letters(self, rows: Sequence[tuple[Any, ...]]) -> int: ...
     def transaction(self) -> AbstractContextManager[Transaction]: ...
     def count_present(self, event_ids: Sequence[str]) -> int: ...
+    def apply_register(self, topic: str, rows: Sequence[tuple[Any, ...]],
+                       deletions: Sequence[tuple[str, int, int]],
+                       offsets: dict[int, int]) -> None: ...  # fmt: skip
+    def register_offsets(self, topic: str) -> dict[int, int]: ...
+    def register_records(self, personal_ids: Sequence[str]) -> dict[str, bytes]: ...
     def missing(self, event_ids: Sequence[str]) -> list[str]: ...
     def lineages(self, event_ids: Sequence[str]) -> dict[str, str]: ...
     def close(self) -> None: ...
@@ -246,7 +284,7 @@ class SqlStore:
     """Shared SQL; dialects differ in placeholders, column types and connection."""
 
     placeholder = "?"
-    types: ClassVar[dict[str, str]] = {"ts": "TEXT", "date": "TEXT"}
+    types: ClassVar[dict[str, str]] = {"ts": "TEXT", "date": "TEXT", "blob": "BLOB"}
 
     def __init__(self, url: str) -> None:
         self.url = url
@@ -266,8 +304,55 @@ class SqlStore:
                 if stmt.strip():
                     cur.execute(stmt)
             self.conn.commit()
+            self._add_register_columns()
         except (sqlite3.Error, OSError) as exc:
             raise StoreError(redact(f"cannot open store {self.url}: {exc}")) from exc
+
+    def _add_register_columns(self) -> None:
+        """A store made before the register moved here gets the register's columns."""
+        cur = self.conn.cursor()
+        try:
+            cur.execute(f"SELECT {', '.join(CITIZEN_REGISTER_COLUMNS)} FROM citizens WHERE 1 = 0")
+            self.conn.commit()
+            return
+        except Exception:  # noqa: BLE001 - the columns are missing: add them
+            self.conn.rollback()
+        for column, kind in zip(CITIZEN_REGISTER_COLUMNS, (self.types["blob"], "INTEGER",
+                                                            "BIGINT"), strict=True):  # fmt: skip
+            cur.execute(f"ALTER TABLE citizens ADD COLUMN {column} {kind}")
+        self.conn.commit()
+
+    # ---- the population register -------------------------------------------------------
+    def apply_register(self, topic: str, rows: Sequence[tuple[Any, ...]],
+                       deletions: Sequence[tuple[str, int, int]],
+                       offsets: dict[int, int]) -> None:  # fmt: skip
+        """Register records (UPSERT_REGISTER rows), tombstones (personal id, partition, offset)
+        and the next offset of each partition, in one transaction."""
+        with self.transaction() as tx:
+            if rows:
+                tx.executemany(UPSERT_REGISTER, rows)
+            if deletions:
+                tx.executemany(DELETE_REGISTER, deletions)
+            tx.executemany(UPSERT_REGISTER_OFFSET, [(topic, p, o) for p, o in offsets.items()])
+
+    def register_offsets(self, topic: str) -> dict[int, int]:
+        """How far each partition of ``topic`` is in the register (the next offset to apply)."""
+        rows = self.query("SELECT partition_id, next_offset FROM register_offsets WHERE topic = ?",
+                          [topic])  # fmt: skip
+        return {int(p): int(o) for p, o in rows}
+
+    def register_records(self, personal_ids: Sequence[str]) -> dict[str, bytes]:
+        """The register record (Avro bytes) of each of ``personal_ids`` that has one: one
+        indexed query per 500 ids."""
+        found: dict[str, bytes] = {}
+        for i in range(0, len(personal_ids), 500):
+            chunk = list(personal_ids[i : i + 500])
+            marks = ",".join("?" * len(chunk))
+            sql = (f"SELECT personal_id, record FROM citizens WHERE personal_id IN ({marks}) "
+                   "AND record IS NOT NULL")  # fmt: skip
+            for pid, record in self.query(sql, chunk):
+                found[str(pid)] = bytes(record)
+        return found
 
     def write(self, batch: Batch) -> int:
         """Write one batch in one transaction; return the number of new event rows."""
@@ -380,7 +465,7 @@ class SqliteStore(SqlStore):
 
 class PostgresStore(SqlStore):
     placeholder = "%s"
-    types: ClassVar[dict[str, str]] = {"ts": "TIMESTAMPTZ", "date": "DATE"}
+    types: ClassVar[dict[str, str]] = {"ts": "TIMESTAMPTZ", "date": "DATE", "blob": "BYTEA"}
 
     def _connect(self) -> Any:
         try:

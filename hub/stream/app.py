@@ -1,13 +1,13 @@
-"""The faust app of `hub worker`: thin agents that feed the pure pipeline and apply its outcome.
+"""The faust app of `hub worker`: faust consumes, commits and serves /metrics; the work is done
+by classes that know nothing of faust.
 
 Agents:
 - ``process``: source topics → unified topics, agency topics, dead letters and the central
-  store, in batches; keeps the population register table. Duplicates are
-  found in the central store, one query per batch.
-  A batch's source offsets are acknowledged only after its messages are in Kafka and its
-  store transaction committed, so a crash replays at most a batch (idempotent both sides).
-  (The store used to be fed by a second agent reading the unified topics back; writing it
-  from the batch that produced them halved the work per event — docs/BENCHMARKS.md.)
+  store, one batch at a time through :class:`hub.stream.batch.BatchProcessor` (submit → produce
+  → store; the batch's offsets are acknowledged only after both succeeded, so a crash replays at
+  most a batch, idempotent on both sides). Duplicates and the register entries of the batch's
+  subjects are looked up in the central store, one query each per batch; the register is fed
+  there from ref.population.v1 by ``register_feed`` (hub/stream/register.py).
 - ``track_cases``: agency tasks and acknowledgements → interconnection case state.
 """
 
@@ -17,11 +17,8 @@ import asyncio
 import logging
 import os
 import socket
-import weakref
-from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from functools import partial
 from typing import Any, TypeVar, cast
 
 import faust
@@ -31,16 +28,12 @@ from faust.sensors.prometheus import setup_prometheus_sensors
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from hub.domain import cases as case_logic
-from hub.domain.events import SourceEvent
-from hub.domain.quality import DIMENSIONS
 from hub.domain.records import (
     AgencyAcknowledgement,
     AgencyTask,
     CaseNotification,
     DeadLetter,
-    PopulationRecord,
     Stage,
-    UnifiedEvent,
 )
 from hub.domain.topics import (
     NOTIFICATION_TOPIC,
@@ -57,21 +50,20 @@ from hub.kafka.faust_compat import (
     disable_gap_filling,
     on_recovery_completed,
     seek_committed_zero,
-    set_current_event,
     set_producer_buffer,
 )
 from hub.kafka.offset_guard import OffsetGuard
-from hub.metrics import Children, HubMetrics, source_label
+from hub.metrics import Children, HubMetrics
 from hub.redaction import redact
 from hub.settings import EventLoop, Settings
-from hub.store.sql import Store, StoreError, batch_from, open_store, write_isolating
+from hub.store.sql import Store, StoreError, open_store
+from hub.stream.batch import BatchProcessor
 from hub.stream.dead_letters import (
     DeadLetterLimit,
-    DeadLetterLimitExceeded,
     dead_letter,
-    dead_letter_row,
 )
-from hub.stream.pipeline import Accepted, Pipeline, PipelineConfig, Rejected
+from hub.stream.pipeline import Pipeline, PipelineConfig, Rejected
+from hub.stream.register import RegisterCache, RegisterFeed
 from hub.types import Incoming
 from hub.wire.codec import Codec
 
@@ -149,31 +141,30 @@ def build_app(settings: Settings) -> faust.App:
     source = app.topic(
         *[t.value for t in SourceTopic], key_serializer="raw", value_serializer="raw"
     )
-    # The register as Avro bytes, decoded on lookup: start-up recovery of the whole register
-    # is then a copy, not a decode and validation per person (docs/BENCHMARKS.md).
-    population = app.Table(
-        "population",
-        key_type=bytes,
-        value_type=bytes,  # faust's tables serialize bytes raw
-        changelog_topic=app.topic(settings.population_topic, key_type=bytes, value_type=bytes,
-                                  key_serializer="raw", value_serializer="raw"),
-        partitions=settings.partitions,
-    )  # fmt: skip
+    # The register lives in the central store (hub/stream/register.py): fed from
+    # ref.population.v1 by this worker, looked up once per batch through a bounded cache.
+    register_cache = RegisterCache(
+        codec, settings.register_cache_size, settings.register_cache_ttl_s
+    )
+    feed = RegisterFeed(kafka, settings.population_topic, lambda: store(), codec,  # noqa: PLW0108 - defined below
+                        register_cache, metrics=metrics)  # fmt: skip
+    feed_stop = asyncio.Event()
+
+    @app.task  # type: ignore[untyped-decorator]
+    async def register_feed() -> None:
+        await feed.run(feed_stop)
+
+    @app.on_before_shutdown.connect  # type: ignore[arg-type]
+    async def stop_feed(sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
+        feed_stop.set()
+
     case_table = app.Table("cases", partitions=settings.partitions, key_type=bytes)
-    limit = DeadLetterLimit(settings.dlq_window, settings.dlq_max_ratio)
-    events_in, events_out = Children(metrics.events_in), Children(metrics.events_out)
-    quality, identity_issues = Children(metrics.quality), Children(metrics.identity_issues)
+    events_out = Children(metrics.events_out)
     last_offset: dict[tuple[str, int], int] = {}
     dirty_cases: dict[str, case_logic.CaseState] = {}
     overdue_written: set[str] = set()
     store_box: dict[str, Store] = {}
     producer = app.producer
-
-    def lookup(pid: str) -> PopulationRecord | None:
-        data = population.get(pid.encode())
-        if not isinstance(data, bytes):
-            return None
-        return PopulationRecord.model_validate(codec.decode(data)[1])
 
     async def send(topic: str, key: bytes | None, value: bytes,
                    headers: Any = None) -> Awaitable[Any]:  # fmt: skip
@@ -185,21 +176,6 @@ def build_app(settings: Settings) -> faust.App:
         events_out(topic).inc()
         return cast(Awaitable[Any], await producer.send(topic, key, value, None, None, headers))
 
-    async def apply(msg: Incoming, outcome: Accepted) -> list[Awaitable[Any]]:
-        env = outcome.envelope
-        pending = [await send(outcome.unified_topic, outcome.key.encode(),
-                              codec.encode(UnifiedEvent.SCHEMA, env.to_avro()))]  # fmt: skip
-        for topic, task in outcome.tasks:
-            pending.append(await send(topic.value, str(task.case_id).encode(),
-                                      codec.encode(AgencyTask.SCHEMA, task.to_avro())))  # fmt: skip
-        for workflow, reason in outcome.skipped:
-            metrics.interconnection_skipped.labels(workflow, reason).inc()
-        if outcome.register is not None:
-            population[outcome.register.personal_id.encode()] = codec.encode(
-                PopulationRecord.SCHEMA, outcome.register.to_avro()
-            )
-        return pending
-
     async def read_back(m: Any) -> list[Any]:
         """What the consumer skipped before ``m`` on its partition (usually nothing), read back."""
         skipped = await guard.before(m.topic, m.partition, m.offset)
@@ -207,116 +183,32 @@ def build_app(settings: Settings) -> faust.App:
             metrics.offsets_reread.labels(m.topic).inc(len(skipped))
         return skipped
 
-    async def handle(msg: Incoming, decoded: SourceEvent | Rejected, known: dict[str, str],
-                     pending: list[Awaitable[Any]],
-                     accepted: list[tuple[UnifiedEvent, SourceEvent]],
-                     origin: dict[str, Incoming],
-                     letters: list[tuple[Any, ...]]) -> bool:  # fmt: skip
-        """One source message through the pipeline; False when the dead-letter limit tripped.
-
-        ``known`` maps event ids already stored (or accepted earlier in this batch) to where
-        they were first read: the duplicate check.
-        """
-        events_in(msg.topic).inc()
-        last_offset[(msg.topic, msg.partition)] = msg.offset
-        now = datetime.now(UTC)
-        outcome = decoded if isinstance(decoded, Rejected) else pipeline.process_event(
-            msg, decoded, lookup, known.get, now)  # fmt: skip
-        if isinstance(outcome, Accepted):
-            known.setdefault(str(outcome.envelope.event_id), msg.lineage)
-            origin.setdefault(str(outcome.envelope.event_id), msg)
-            pending.extend(await apply(msg, outcome))
-            accepted.append((outcome.envelope, outcome.event))
-        else:
-            letter = dead_letter(msg, outcome, now, worker_name)
-            pending.append(await send(dead_letter_topic(msg.topic), msg.key,
-                                      codec.encode(DeadLetter.SCHEMA, letter.to_avro()),
-                                      list(msg.headers)))  # fmt: skip
-            metrics.dead_letters.labels(dead_letter_topic(msg.topic), outcome.reason).inc()
-            # Quality covers every event that arrived: a dead letter is usable on no dimension.
-            source, province = source_label(msg.topic), pipeline.province_of(msg)
-            for dim in DIMENSIONS:
-                quality(dim, source, province, "false").inc()
-            letters.append(dead_letter_row(msg, outcome, province, now))
-            log.info("dead letter %s@%s/%s: %s %s", msg.topic, msg.partition, msg.offset,
-                     outcome.stage, outcome.reason)  # fmt: skip
-        try:
-            limit.record(not isinstance(outcome, Accepted))
-        except DeadLetterLimitExceeded as exc:
-            log.critical("%s", exc)
-            await app.crash(exc)
-            return False
-        return True
-
     @app.agent(source)
     async def process(stream: Any) -> AsyncIterator[None]:
         async for events in stream.take_events(settings.store_batch_size, within=0.02):
-            batch: list[tuple[Any, Incoming]] = []
+            if not feed.ready.is_set():  # identity checks need the register caught up
+                log.info("waiting for the register feed to catch up")
+                await feed.ready.wait()
+            batch: list[Incoming] = []
             reread: list[Any] = []
             for event in events:
                 m = event.message
+                last_offset[(m.topic, m.partition)] = m.offset
                 skipped = await read_back(m)
                 reread.extend(skipped)
-                batch.extend((event, msg) for msg in [*map(Incoming.of, skipped), Incoming.of(m)])
-            decoded = [pipeline.decode(msg) for _, msg in batch]
-            ids = [str(e.event_id) for e in decoded if not isinstance(e, Rejected)]
-            known = await with_store_retry("read", partial(stored_lineages, ids))
-            if known is None:
+                batch.extend([*map(Incoming.of, skipped), Incoming.of(m)])
+            # Offsets are acknowledged only once the batch's outputs are in Kafka and in the
+            # store (hub/stream/batch.py): a crash replays at most this batch.
+            if not await processor.run(batch):
+                await app.crash(processor.failure or RuntimeError("batch failed"))
                 return
-            pending: list[Awaitable[Any]] = []
-            accepted: list[tuple[UnifiedEvent, SourceEvent]] = []
-            origin: dict[str, Incoming] = {}
-            letters: list[tuple[Any, ...]] = []  # the batch's dead letters, for the store
-            for (event, msg), event_or_rejection in zip(batch, decoded, strict=True):
-                # Tables route changelog writes by the current event's partition; a batch
-                # has many events, so say which one each write belongs to.
-                set_current_event(weakref.ref(event))
-                if not await handle(msg, event_or_rejection, known, pending, accepted, origin,
-                                    letters):  # fmt: skip
-                    return
-            set_current_event(None)
-            # The batch's output is in Kafka and in the central store before its source offsets
-            # can be committed: a crash replays at most this batch, and both sides are
-            # idempotent on the event id.
-            with metrics.stage_seconds.labels("produce").time():
-                await asyncio.gather(*pending)
-            if accepted:
-                stored = await store_batch(accepted, origin, letters)
-                if stored is None:
-                    return
-                accepted = stored
-            if letters and await with_store_retry("dead letters", partial(record, letters)) is None:
-                return
-            count_quality(accepted)
             acknowledge_records(app, reread)
             yield None
-
-    def count_quality(accepted: list[tuple[UnifiedEvent, SourceEvent]]) -> None:
-        """The quality series of a batch's accepted events: one increment per label set."""
-        dims: Counter[tuple[str, str, str, str]] = Counter()
-        issues: Counter[tuple[str, str]] = Counter()
-        for env, _ in accepted:
-            src, prov, q = source_label(env.lineage.topic), env.province_code, env.quality
-            for dim in DIMENSIONS:
-                dims[(dim, src, prov, "true" if getattr(q, dim) else "false")] += 1
-            for issue in q.issues:
-                if issue.startswith(("subject_", "name_", "sex_", "dob_")):
-                    issues[(src, issue)] += 1
-        for labels, n in dims.items():
-            quality(*labels).inc(n)
-        for pair, n in issues.items():
-            identity_issues(*pair).inc(n)
 
     def store() -> Store:
         if "s" not in store_box:
             store_box["s"] = open_store(settings.resolved_store_url)
         return store_box["s"]
-
-    def record(letters: list[tuple[Any, ...]]) -> int:
-        return store().record_dead_letters(letters)
-
-    def stored_lineages(event_ids: list[str]) -> dict[str, str]:
-        return store().lineages(event_ids)
 
     async def with_store_retry(what: str, call: Callable[[], T]) -> T | None:
         """``call`` against the store, retried with backoff; None when it failed for good (the
@@ -331,8 +223,7 @@ def build_app(settings: Settings) -> faust.App:
                 metrics.store_write_errors.inc()
                 if attempt == STORE_RETRIES:
                     error = StoreError(f"store {what} failed {attempt} times: {redact(str(exc))}")
-                    log.critical("%s; stopping the worker (nothing was acknowledged)", error)
-                    await app.crash(error)
+                    log.critical("%s; nothing of the batch was acknowledged", error)
                     return None
                 log.warning("store %s failed (attempt %d): %s; retrying", what, attempt,
                             redact(str(exc)))  # fmt: skip
@@ -341,46 +232,13 @@ def build_app(settings: Settings) -> faust.App:
                 delay *= 2
         return None
 
-    async def store_batch(
-        accepted: list[tuple[UnifiedEvent, SourceEvent]],
-        origin: dict[str, Incoming],
-        letters: list[tuple[Any, ...]],
-    ) -> list[tuple[UnifiedEvent, SourceEvent]] | None:
-        """Write the batch's accepted events; return those stored, None when the store failed
-        for good. Rows the store refuses (a data error, not an outage) are dead-lettered with
-        reason ``store_rejected`` and the database's message; the rest are written once."""
-        now = datetime.now(UTC)
-        with metrics.stage_seconds.labels("store").time():
-            result = await with_store_retry(
-                "write",
-                lambda: write_isolating(
-                    accepted, lambda rows: store().write(batch_from(rows, now))
-                ),
-            )
-        if result is None:
-            return None
-        inserted, refused = result
-        metrics.store_rows.inc(inserted)
-        stored = datetime.now(UTC)
-        refused_ids = set()
-        sends = []
-        for (env, _), message in refused:
-            refused_ids.add(env.event_id)
-            msg = origin[str(env.event_id)]
-            rejected = Rejected(Stage.STORE, "store_rejected", message)
-            letter = dead_letter(msg, rejected, stored, worker_name)
-            sends.append(await send(dead_letter_topic(msg.topic), msg.key,
-                                    codec.encode(DeadLetter.SCHEMA, letter.to_avro()),
-                                    list(msg.headers)))  # fmt: skip
-            metrics.dead_letters.labels(dead_letter_topic(msg.topic), "store_rejected").inc()
-            letters.append(dead_letter_row(msg, rejected, env.province_code, stored))
-            log.warning("store refused %s (%s); dead-lettered: %s", env.event_id,
-                        msg.lineage, redact(message))  # fmt: skip
-        await asyncio.gather(*sends)
-        kept = [pair for pair in accepted if pair[0].event_id not in refused_ids]
-        for env, _ in kept:
-            metrics.latency.observe(max(0.0, (stored - env.occurred_at).total_seconds()))
-        return kept
+    processor = BatchProcessor(
+        pipeline=pipeline, codec=codec, metrics=metrics, send=send, store=store,
+        store_call=with_store_retry, register=register_cache,
+        population_topic=settings.population_topic,
+        limit=DeadLetterLimit(settings.dlq_window, settings.dlq_max_ratio),
+        worker_name=worker_name,
+    )  # fmt: skip
 
     case_in = app.topic(*[t.value for t in (*AgencyTopic, *AckTopic)], key_serializer="raw",
                         value_serializer="raw")  # fmt: skip

@@ -146,3 +146,71 @@ def test_an_unreachable_store_is_a_clear_error() -> None:
         open_store("postgresql://nobody:x@127.0.0.1:1/none")
     with pytest.raises(StoreError, match="unsupported HUB_STORE_URL"):
         open_store("mysql://x")
+
+
+def test_the_register_keeps_each_citizens_latest_record_and_where_the_feed_got_to(
+    store: Store,
+) -> None:
+    from hub.domain.records import PopulationRecord
+    from hub.stream.register import register_row
+
+    people = Traffic(CODEC, seed=5, provinces=1, population=50, now=NOW).people
+    first, second = people[0], people[1]
+    newer = first.model_copy(update={"deceased": True, "date_of_death": NOW.date(),
+                                     "updated_at": NOW})  # fmt: skip
+
+    def row(p: PopulationRecord, partition: int, offset: int) -> tuple[object, ...]:
+        return register_row(p, CODEC.encode(PopulationRecord.SCHEMA, p.to_avro()), partition,
+                            offset)  # fmt: skip
+
+    store.apply_register("ref.t", [row(first, 0, 5), row(second, 1, 2)], [], {0: 6, 1: 3})
+    store.apply_register("ref.t", [row(newer, 0, 9)], [], {0: 10})
+    # A second worker feeding behind the first: older offsets change nothing, not even where
+    # the feed got to.
+    store.apply_register("ref.t", [row(first, 0, 5)], [], {0: 6})
+    got = store.register_records([first.personal_id, second.personal_id, "999999999999"])
+    assert set(got) == {first.personal_id, second.personal_id}
+    decoded = PopulationRecord.model_validate(CODEC.decode(got[first.personal_id])[1])
+    assert decoded.deceased and decoded == newer
+    assert store.register_offsets("ref.t") == {0: 10, 1: 3}
+    assert store.register_offsets("ref.other") == {}
+    # A tombstone later on the partition removes the person; an earlier one does not.
+    store.apply_register("ref.t", [], [(second.personal_id, 1, 1)], {1: 3})
+    assert second.personal_id in store.register_records([second.personal_id])
+    store.apply_register("ref.t", [], [(second.personal_id, 1, 4)], {1: 5})
+    assert store.register_records([second.personal_id]) == {}
+    assert store.query("SELECT deceased FROM citizens WHERE personal_id = ?",
+                       [first.personal_id])[0][0] in (True, 1)  # fmt: skip
+    # After the topic's partitions were increased a person's records sit on two partitions:
+    # the later record wins whatever order the partitions are read in.
+    older = first.model_copy(update={"updated_at": NOW - timedelta(days=1)})
+    store.apply_register("ref.t", [row(older, 3, 50)], [], {3: 51})
+    assert PopulationRecord.model_validate(
+        CODEC.decode(store.register_records([first.personal_id])[first.personal_id])[1]
+    ).deceased, "an older record changed nothing"
+    revived = first.model_copy(update={"full_name": "Nguyễn Văn Mới",
+                                       "updated_at": NOW + timedelta(seconds=1)})  # fmt: skip
+    store.apply_register("ref.t", [row(revived, 3, 52)], [], {3: 53})
+    latest = store.register_records([first.personal_id])[first.personal_id]
+    assert PopulationRecord.model_validate(CODEC.decode(latest)[1]).full_name == "Nguyễn Văn Mới"
+
+
+def test_a_store_made_before_the_register_moved_gets_its_columns(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "old.sqlite3"
+    old = sqlite3.connect(path)
+    old.execute("CREATE TABLE citizens (personal_id TEXT PRIMARY KEY, full_name TEXT NOT NULL, "
+                "sex TEXT NOT NULL, date_of_birth TEXT NOT NULL, province_code TEXT NOT NULL, "
+                "commune_code TEXT NOT NULL, deceased BOOLEAN NOT NULL DEFAULT FALSE, "
+                "date_of_death TEXT, updated_at TEXT NOT NULL)")  # fmt: skip
+    old.execute("INSERT INTO citizens VALUES ('001', 'A', 'M', '2000-01-01', '01', '00004', 0, "
+                "NULL, '2026-01-01')")  # fmt: skip
+    old.commit()
+    old.close()
+    s = open_store(f"sqlite:///{path}")
+    try:
+        assert s.register_records(["001"]) == {}, "a row without a record is not in the register"
+        assert s.query("SELECT count(*) FROM citizens") == [(1,)]
+    finally:
+        s.close()

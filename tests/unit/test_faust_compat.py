@@ -3,15 +3,11 @@ parts: an upgrade that changes one fails here, by name."""
 
 from __future__ import annotations
 
-import contextvars
 import inspect
-import weakref
 from types import SimpleNamespace
-from typing import Any
 
 import faust
 import pytest
-from faust.streams import _current_event
 from faust.tables.recovery import Recovery
 from faust.transport.consumer import Consumer
 from faust.transport.producer import ProducerBuffer
@@ -22,22 +18,6 @@ from hub.kafka import faust_compat
 
 def test_faust_is_the_minor_version_these_contracts_cover() -> None:
     assert faust.__version__.startswith("0.15."), faust.__version__
-
-
-def test_the_current_event_is_a_context_variable_holding_a_weak_reference() -> None:
-    assert isinstance(_current_event, contextvars.ContextVar)
-
-    class Event:
-        pass
-
-    event = Event()
-    ctx = contextvars.copy_context()
-
-    def inside() -> Any:
-        faust_compat.set_current_event(weakref.ref(event))
-        return _current_event.get()()
-
-    assert ctx.run(inside) is event
 
 
 def test_gap_filling_is_a_coroutine_method_with_tp_and_offsets() -> None:

@@ -21,13 +21,13 @@ def test_environment_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HUB_KAFKA_BOOTSTRAP", "broker-1:19092,broker-2:19092")
     monkeypatch.setenv("HUB_STORE_URL", "postgresql://hub@db/hub")
     monkeypatch.setenv("HUB_METRICS_PORT", "9200")
-    monkeypatch.setenv("HUB_PARTITIONS", "12")
+    monkeypatch.setenv("HUB_PARTITIONS", "24")
     monkeypatch.setenv("HUB_HOME", "/tmp/elsewhere")
     s = Settings()
     assert s.kafka_host_port == ("broker-1", 19092)
     assert s.resolved_store_url == "postgresql://hub@db/hub"
     assert s.metrics_port == 9200
-    assert s.partitions == 12
+    assert s.partitions == 24
     assert s.kafka_dir == Path("/tmp/elsewhere/kafka")
 
 

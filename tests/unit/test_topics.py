@@ -43,3 +43,14 @@ def test_missing_topics_leaves_existing_ones_alone() -> None:
     plan = [TopicSpec("a", 1), TopicSpec("b", 1), TopicSpec("c", 1)]
     assert [s.name for s in missing_topics(plan, {"a", "c", "zzz"})] == ["b"]
     assert missing_topics(plan, {"a", "b", "c"}) == []
+
+
+def test_a_worker_partitioned_unlike_its_topics_is_told_what_to_set() -> None:
+    from hub.kafka.admin import partitions_problem
+
+    assert partitions_problem({"src.civil.birth.v1": 12, "src.civil.death.v1": 12}, 12) is None
+    assert partitions_problem({}, 12) is None, "no topics yet: nothing to compare"
+    problem = partitions_problem({"src.civil.birth.v1": 4, "src.civil.death.v1": 12}, 12)
+    assert problem is not None
+    assert "HUB_PARTITIONS=4" in problem and "src.civil.birth.v1" in problem
+    assert "OPERATIONS" in problem

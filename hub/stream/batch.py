@@ -1,0 +1,252 @@
+"""One batch of source messages through the worker: the logic ``hub worker`` runs, without faust.
+
+:class:`BatchProcessor` takes the messages of one batch and, in named steps:
+
+1. :meth:`submit` — decode, look up which event ids are already stored and the register
+   entries of the batch's subjects (one query each), run the pure pipeline, hand every output
+   (unified event, agency tasks, register update, dead letter) to the producer;
+2. :meth:`produce` — wait until Kafka acknowledged every one of them;
+3. :meth:`store` — write the accepted events and the dead letters to the central store (rows
+   the store refuses are dead-lettered ``store_rejected``; outages are retried, then stop);
+4. only then may the caller acknowledge the batch's offsets: :meth:`run` returns True.
+
+A crash anywhere before 4 replays the batch, and both Kafka consumers (event ids) and the store
+are idempotent. faust's part (consuming, committing, the web server) is in hub/stream/app.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import partial
+from typing import Any, Protocol, TypeVar
+
+from hub.domain.events import SourceEvent
+from hub.domain.identity import subject_claimed
+from hub.domain.quality import DIMENSIONS
+from hub.domain.records import AgencyTask, DeadLetter, PopulationRecord, Stage, UnifiedEvent
+from hub.domain.topics import dead_letter_topic
+from hub.metrics import Children, HubMetrics, source_label
+from hub.redaction import redact
+from hub.store.sql import Store, batch_from, write_isolating
+from hub.stream.dead_letters import (
+    DeadLetterLimit,
+    DeadLetterLimitExceeded,
+    dead_letter,
+    dead_letter_row,
+)
+from hub.stream.pipeline import Accepted, Pipeline, Rejected
+from hub.stream.register import RegisterCache
+from hub.types import Incoming
+from hub.wire.codec import Codec
+
+log = logging.getLogger("hub.worker")
+T = TypeVar("T")
+
+Row = tuple[UnifiedEvent, SourceEvent]
+
+
+class Send(Protocol):
+    """Hand one message to the producer; the awaitable it returns resolves once Kafka has it."""
+
+    async def __call__(self, topic: str, key: bytes | None, value: bytes,
+                       headers: Any = None) -> Awaitable[Any]: ...  # fmt: skip
+
+
+class StoreCall(Protocol):
+    """Run a store call with retries; None when it failed for good (the worker stops)."""
+
+    async def __call__(self, what: str, call: Callable[[], T]) -> T | None: ...
+
+
+class Stop(Exception):
+    """The batch cannot complete (the store failed for good, too many dead letters): nothing of
+    it may be acknowledged, and the worker stops."""
+
+
+@dataclass
+class Work:
+    """What :meth:`BatchProcessor.submit` made of a batch, for the steps after it."""
+
+    pending: list[Awaitable[Any]] = field(default_factory=list)
+    accepted: list[Row] = field(default_factory=list)
+    origin: dict[str, Incoming] = field(default_factory=dict)
+    letters: list[tuple[Any, ...]] = field(default_factory=list)
+
+
+class BatchProcessor:
+    def __init__(self, *, pipeline: Pipeline, codec: Codec, metrics: HubMetrics,
+                 send: Send, store: Callable[[], Store], store_call: StoreCall,
+                 register: RegisterCache, population_topic: str, limit: DeadLetterLimit,
+                 worker_name: str) -> None:  # fmt: skip
+        self.pipeline = pipeline
+        self.codec = codec
+        self.metrics = metrics
+        self.send = send
+        self.store_of = store
+        self.store_call = store_call
+        self.register = register
+        self.population_topic = population_topic
+        self.limit = limit
+        self.worker_name = worker_name
+        self.events_in = Children(metrics.events_in)
+        self.quality = Children(metrics.quality)
+        self.identity_issues = Children(metrics.identity_issues)
+        self.failure: Stop | None = None
+
+    async def run(self, batch: list[Incoming]) -> bool:
+        """The whole batch; True when its offsets may be acknowledged, False when the worker
+        must stop (then nothing of the batch is acknowledged)."""
+        try:
+            work = await self.submit(batch)
+            await self.produce(work)
+            await self.store(work)
+        except Stop as exc:
+            log.critical("%s; stopping the worker", exc)
+            self.failure = exc
+            return False
+        self.count_quality(work.accepted)
+        return True
+
+    # ---- 1. submit -------------------------------------------------------------------------
+    async def submit(self, batch: list[Incoming]) -> Work:
+        decoded = [self.pipeline.decode(msg) for msg in batch]
+        valid = [e for e in decoded if not isinstance(e, Rejected)]
+        known = await self._store("read", partial(self._lineages, [str(e.event_id) for e in valid]))
+        subjects = [s for e in valid if (s := subject_claimed(e)) is not None]
+        people = await self._store("register", partial(self.register.fetch, subjects,
+                                                        self._register_records))  # fmt: skip
+        work = Work()
+        now = datetime.now(UTC)
+        for msg, event in zip(batch, decoded, strict=True):
+            self.events_in(msg.topic).inc()
+            outcome = event if isinstance(event, Rejected) else self.pipeline.process_event(
+                msg, event, people.get, known.get, now)  # fmt: skip
+            if isinstance(outcome, Accepted):
+                event_id = str(outcome.envelope.event_id)
+                known.setdefault(event_id, msg.lineage)
+                work.origin.setdefault(event_id, msg)
+                work.accepted.append((outcome.envelope, outcome.event))
+                await self._outputs(outcome, people, work)
+            else:
+                await self._dead_letter(msg, outcome, now, work)
+            try:
+                self.limit.record(not isinstance(outcome, Accepted))
+            except DeadLetterLimitExceeded as exc:
+                raise Stop(str(exc)) from exc
+        return work
+
+    async def _outputs(self, outcome: Accepted, people: dict[str, PopulationRecord],
+                       work: Work) -> None:  # fmt: skip
+        unified = self.codec.encode(UnifiedEvent.SCHEMA, outcome.envelope.to_avro())
+        work.pending.append(await self.send(outcome.unified_topic, outcome.key.encode(), unified))
+        for topic, task in outcome.tasks:
+            value = self.codec.encode(AgencyTask.SCHEMA, task.to_avro())
+            work.pending.append(await self.send(topic.value, str(task.case_id).encode(), value))
+        for workflow, reason in outcome.skipped:
+            self.metrics.interconnection_skipped.labels(workflow, reason).inc()
+        if outcome.register is not None:
+            # The batch's later events and this worker's next batches see it at once; the feed
+            # brings it to the store (and to every worker) from the topic.
+            person = outcome.register
+            people[person.personal_id] = person
+            self.register.put(person.personal_id, person)
+            value = self.codec.encode(PopulationRecord.SCHEMA, person.to_avro())
+            work.pending.append(await self.send(self.population_topic,
+                                                person.personal_id.encode(), value))  # fmt: skip
+
+    async def _dead_letter(self, msg: Incoming, rejected: Rejected, now: datetime,
+                           work: Work) -> None:  # fmt: skip
+        letter = dead_letter(msg, rejected, now, self.worker_name)
+        work.pending.append(await self.send(dead_letter_topic(msg.topic), msg.key,
+                                            self.codec.encode(DeadLetter.SCHEMA, letter.to_avro()),
+                                            list(msg.headers)))  # fmt: skip
+        self.metrics.dead_letters.labels(dead_letter_topic(msg.topic), rejected.reason).inc()
+        # Quality covers every event that arrived: a dead letter is usable on no dimension.
+        source, province = source_label(msg.topic), self.pipeline.province_of(msg)
+        for dim in DIMENSIONS:
+            self.quality(dim, source, province, "false").inc()
+        work.letters.append(dead_letter_row(msg, rejected, province, now))
+        log.info("dead letter %s@%s/%s: %s %s", msg.topic, msg.partition, msg.offset,
+                 rejected.stage, rejected.reason)  # fmt: skip
+
+    # ---- 2. produce ------------------------------------------------------------------------
+    async def produce(self, work: Work) -> None:
+        """Every output of the batch in Kafka (a failed send raises: nothing is acknowledged)."""
+        with self.metrics.stage_seconds.labels("produce").time():
+            await asyncio.gather(*work.pending)
+
+    # ---- 3. store --------------------------------------------------------------------------
+    async def store(self, work: Work) -> None:
+        if work.accepted:
+            work.accepted = await self._write(work)
+        if work.letters:
+            await self._store("dead letters", partial(self._record_letters, work.letters))
+
+    async def _write(self, work: Work) -> list[Row]:
+        """Write the accepted events; return those stored. Rows the store refuses (a data
+        error, not an outage) are dead-lettered with reason ``store_rejected`` and the
+        database's message; the rest are written once."""
+        now = datetime.now(UTC)
+        with self.metrics.stage_seconds.labels("store").time():
+            inserted, refused = await self._store("write", partial(
+                write_isolating, work.accepted,
+                lambda rows: self.store_of().write(batch_from(rows, now))))  # fmt: skip
+        self.metrics.store_rows.inc(inserted)
+        stored = datetime.now(UTC)
+        refused_ids = set()
+        sends = []
+        for (env, _), message in refused:
+            refused_ids.add(env.event_id)
+            msg = work.origin[str(env.event_id)]
+            rejected = Rejected(Stage.STORE, "store_rejected", message)
+            letter = dead_letter(msg, rejected, stored, self.worker_name)
+            sends.append(await self.send(dead_letter_topic(msg.topic), msg.key,
+                                         self.codec.encode(DeadLetter.SCHEMA, letter.to_avro()),
+                                         list(msg.headers)))  # fmt: skip
+            self.metrics.dead_letters.labels(dead_letter_topic(msg.topic), "store_rejected").inc()
+            work.letters.append(dead_letter_row(msg, rejected, env.province_code, stored))
+            log.warning("store refused %s (%s); dead-lettered: %s", env.event_id,
+                        msg.lineage, redact(message))  # fmt: skip
+        await asyncio.gather(*sends)
+        kept = [pair for pair in work.accepted if pair[0].event_id not in refused_ids]
+        for env, _ in kept:
+            self.metrics.latency.observe(max(0.0, (stored - env.occurred_at).total_seconds()))
+        return kept
+
+    # ---- after: metrics of the batch ---------------------------------------------------------
+    def count_quality(self, accepted: list[Row]) -> None:
+        """The quality series of a batch's accepted events: one increment per label set."""
+        dims: Counter[tuple[str, str, str, str]] = Counter()
+        issues: Counter[tuple[str, str]] = Counter()
+        for env, _ in accepted:
+            src, prov, q = source_label(env.lineage.topic), env.province_code, env.quality
+            for dim in DIMENSIONS:
+                dims[(dim, src, prov, "true" if getattr(q, dim) else "false")] += 1
+            for issue in q.issues:
+                if issue.startswith(("subject_", "name_", "sex_", "dob_")):
+                    issues[(src, issue)] += 1
+        for labels, n in dims.items():
+            self.quality(*labels).inc(n)
+        for pair, n in issues.items():
+            self.identity_issues(*pair).inc(n)
+
+    # ---- the store, through the retrying caller ------------------------------------------------
+    async def _store(self, what: str, call: Callable[[], T]) -> T:
+        result = await self.store_call(what, call)
+        if result is None:
+            raise Stop(f"the store failed for good ({what}): nothing of the batch acknowledged")
+        return result
+
+    def _lineages(self, event_ids: list[str]) -> dict[str, str]:
+        return self.store_of().lineages(event_ids)
+
+    def _register_records(self, personal_ids: list[str]) -> dict[str, bytes]:
+        return self.store_of().register_records(personal_ids)
+
+    def _record_letters(self, letters: list[tuple[Any, ...]]) -> int:
+        return self.store_of().record_dead_letters(letters)

@@ -1,0 +1,192 @@
+"""The worker's batch logic without faust or Kafka: a fake producer, a real (SQLite) store.
+
+What is asserted is the contract the crash tests rely on: a batch's offsets may move only after
+every output is in Kafka and the store transaction committed."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from hub.domain.topics import POPULATION_TOPIC, SourceTopic, dead_letter_topic
+from hub.metrics import HubMetrics
+from hub.sim.traffic import Traffic
+from hub.store.sql import Store, open_store
+from hub.stream.batch import BatchProcessor
+from hub.stream.dead_letters import DeadLetterLimit
+from hub.stream.pipeline import Pipeline, PipelineConfig
+from hub.stream.register import RegisterCache, register_row
+from hub.types import Incoming
+from hub.wire.codec import Codec
+
+T = TypeVar("T")
+CODEC = Codec()
+
+
+class FakeKafka:
+    """Records every send; acknowledges when told to (or fails every send)."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, bytes | None]] = []
+        self.futures: list[asyncio.Future[None]] = []
+
+    async def send(self, topic: str, key: bytes | None, value: bytes,
+                   headers: Any = None) -> Awaitable[Any]:  # fmt: skip
+        self.sent.append((topic, key))
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.futures.append(future)
+        return future
+
+    def acknowledge(self) -> None:
+        for f in self.futures:
+            if not f.done():
+                f.set_result(None)
+
+    def fail(self) -> None:
+        for f in self.futures:
+            if not f.done():
+                f.set_exception(ConnectionError("broker gone"))
+
+
+def processor(store: Store, kafka: FakeKafka, *, fail: set[str] | None = None,
+              window: int = 1000) -> BatchProcessor:  # fmt: skip
+    async def store_call(what: str, call: Callable[[], T]) -> T | None:
+        if fail and what in fail:
+            return None
+        return call()
+
+    return BatchProcessor(
+        pipeline=Pipeline(CODEC, PipelineConfig()), codec=CODEC,
+        metrics=HubMetrics.create(CollectorRegistry()), send=kafka.send, store=lambda: store,
+        store_call=store_call, register=RegisterCache(CODEC, 1000, 30),
+        population_topic=POPULATION_TOPIC, limit=DeadLetterLimit(window, 0.5), worker_name="t",
+    )  # fmt: skip
+
+
+@pytest.fixture
+def traffic() -> Traffic:
+    return Traffic(CODEC, seed=8, provinces=2, population=200, now=datetime.now(UTC))
+
+
+@pytest.fixture
+def store(tmp_path: Path, traffic: Traffic) -> Store:
+    s = open_store(f"sqlite:///{tmp_path / 'store.sqlite3'}")
+    from hub.domain.records import PopulationRecord
+
+    rows = [register_row(p, CODEC.encode(PopulationRecord.SCHEMA, p.to_avro()), 0, i)
+            for i, p in enumerate(traffic.people)]  # fmt: skip
+    s.apply_register(POPULATION_TOPIC, rows, [], {0: len(rows)})
+    return s
+
+
+async def run_acknowledged(work: BatchProcessor, kafka: FakeKafka, batch: list[Incoming]) -> bool:
+    """Run a batch while Kafka acknowledges what it was sent (a moment later)."""
+    running = asyncio.create_task(work.run(batch))
+    await asyncio.sleep(0.05)
+    kafka.acknowledge()
+    return await running
+
+
+def batch_of(traffic: Traffic, n: int, poison: float = 0.0) -> list[Incoming]:
+    return [Incoming(m.topic, 0, i, m.key, m.value)
+            for i, m in enumerate(traffic.stream(n, poison))]  # fmt: skip
+
+
+def stored(store: Store) -> int:
+    return int(store.query("SELECT count(*) FROM events")[0][0])
+
+
+async def test_offsets_may_move_only_after_kafka_and_the_store_have_the_batch(
+    store: Store, traffic: Traffic
+) -> None:
+    kafka = FakeKafka()
+    batch = batch_of(traffic, 200)
+    running = asyncio.create_task(processor(store, kafka).run(batch))
+    await asyncio.sleep(0.05)
+    assert not running.done(), "waits for Kafka's acknowledgements"
+    assert len(kafka.sent) >= 200 and stored(store) == 0, "nothing stored before Kafka has it"
+    kafka.acknowledge()
+    assert await running is True
+    assert stored(store) == 200
+
+
+async def test_a_failed_produce_stores_nothing_and_acknowledges_nothing(
+    store: Store, traffic: Traffic
+) -> None:
+    kafka = FakeKafka()
+    running = asyncio.create_task(processor(store, kafka).run(batch_of(traffic, 50)))
+    await asyncio.sleep(0.05)
+    kafka.fail()
+    with pytest.raises(ConnectionError):
+        await running
+    assert stored(store) == 0
+
+
+@pytest.mark.parametrize("failing", ["read", "register", "write", "dead letters"])
+async def test_a_store_that_fails_for_good_acknowledges_nothing(
+    store: Store, traffic: Traffic, failing: str
+) -> None:
+    kafka = FakeKafka()
+    work = processor(store, kafka, fail={failing})
+    assert await run_acknowledged(work, kafka, batch_of(traffic, 100, poison=0.1)) is False
+    assert work.failure is not None and failing in str(work.failure)
+
+
+async def test_poison_is_dead_lettered_to_kafka_and_recorded_in_the_store(
+    store: Store, traffic: Traffic
+) -> None:
+    kafka = FakeKafka()
+    batch = batch_of(traffic, 300, poison=0.05)
+    assert await run_acknowledged(processor(store, kafka), kafka, batch) is True
+    letters = [t for t, _ in kafka.sent if t.startswith("dlq.")]
+    recorded = int(store.query("SELECT count(*) FROM dead_letters")[0][0])
+    assert letters and recorded == len(letters)
+    assert all(t in {dead_letter_topic(s.value) for s in SourceTopic} for t in letters)
+    assert stored(store) + recorded == len(batch)
+
+
+async def test_a_replayed_batch_stores_nothing_twice(store: Store, traffic: Traffic) -> None:
+    kafka = FakeKafka()
+    batch = batch_of(traffic, 100)
+    for _ in range(2):
+        assert await run_acknowledged(processor(store, kafka), kafka, batch) is True
+    assert stored(store) == 100
+
+
+async def test_too_many_dead_letters_stop_before_anything_is_acknowledged(
+    store: Store, traffic: Traffic
+) -> None:
+    kafka = FakeKafka()
+    work = processor(store, kafka, window=20)
+    poison = [Incoming(SourceTopic.BIRTH.value, 0, i, b"k", b"\x00garbage") for i in range(30)]
+    assert await work.run(poison) is False
+    assert work.failure is not None and "dead-lettered" in str(work.failure)
+    assert stored(store) == 0
+
+
+async def test_a_birth_and_the_childs_death_in_one_batch_see_each_other(
+    store: Store, traffic: Traffic
+) -> None:
+    from hub.domain.events import BirthRegistration, DeathRegistration
+
+    birth: BirthRegistration = traffic.event(SourceTopic.BIRTH)  # type: ignore[assignment]
+    death: DeathRegistration = traffic.event(SourceTopic.DEATH)  # type: ignore[assignment]
+    death = death.model_copy(update={
+        "deceased_id": birth.child_id, "deceased_full_name": birth.child_full_name,
+        "deceased_sex": birth.child_sex, "deceased_date_of_birth": birth.child_date_of_birth,
+    })  # fmt: skip
+    messages = [traffic.message(birth), traffic.message(death)]
+    batch = [Incoming(m.topic, 0, i, m.key, m.value) for i, m in enumerate(messages)]
+    kafka = FakeKafka()
+    assert await run_acknowledged(processor(store, kafka), kafka, batch) is True
+    issues = store.query("SELECT quality_issues FROM events WHERE event_id = ?",
+                         [str(death.event_id)])  # fmt: skip
+    assert issues and "subject_unknown" not in str(issues[0][0])
+    registered = [k for t, k in kafka.sent if t == POPULATION_TOPIC]
+    assert registered == [birth.child_id.encode(), birth.child_id.encode()], "born, then deceased"

@@ -1,0 +1,79 @@
+"""The worker's register cache: one query per batch for what it has not seen lately, bounded,
+expiring, and refreshed by the feed only for entries it holds."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from hub.domain.records import PopulationRecord
+from hub.sim.traffic import Traffic
+from hub.stream.register import RegisterCache
+from hub.wire.codec import Codec
+
+CODEC = Codec()
+PEOPLE = Traffic(CODEC, seed=3, provinces=1, population=30, now=datetime.now(UTC)).people
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def encoded(p: PopulationRecord) -> bytes:
+    return CODEC.encode(PopulationRecord.SCHEMA, p.to_avro())
+
+
+def test_one_query_per_batch_for_the_ids_not_cached() -> None:
+    store = {p.personal_id: encoded(p) for p in PEOPLE[:10]}
+    asked: list[list[str]] = []
+
+    def query(ids: list[str]) -> dict[str, bytes]:
+        asked.append(ids)
+        return {i: store[i] for i in ids if i in store}
+
+    cache = RegisterCache(CODEC, max_entries=100, ttl_s=30, clock=Clock())
+    ids = [p.personal_id for p in PEOPLE[:5]] + ["000000000000"]
+    got = cache.fetch(ids + ids, query)
+    assert set(got) == {p.personal_id for p in PEOPLE[:5]}
+    assert got[PEOPLE[0].personal_id] == PEOPLE[0]
+    assert asked == [ids], "one query, each id once"
+    assert cache.fetch(ids, query) == got and len(asked) == 1, "all cached, the unknown too"
+    cache.fetch([PEOPLE[6].personal_id, PEOPLE[0].personal_id], query)
+    assert asked[-1] == [PEOPLE[6].personal_id]
+
+
+def test_entries_expire_and_the_cache_is_bounded() -> None:
+    clock = Clock()
+    cache = RegisterCache(CODEC, max_entries=3, ttl_s=30, clock=clock)
+    calls: list[list[str]] = []
+
+    def query(ids: list[str]) -> dict[str, bytes]:
+        calls.append(ids)
+        return {}
+
+    cache.fetch(["a", "b", "c", "d"], query)
+    assert len(cache) == 3
+    clock.now = 31
+    cache.fetch(["d"], query)
+    assert calls[-1] == ["d"], "expired: asked again"
+
+
+def test_the_feed_refreshes_only_what_is_cached_and_own_registrations_are_seen() -> None:
+    cache = RegisterCache(CODEC, max_entries=10, ttl_s=30, clock=Clock())
+    first, other = PEOPLE[0], PEOPLE[1]
+    cache.fetch([first.personal_id], lambda ids: {first.personal_id: encoded(first)})
+    dead = first.model_copy(update={"deceased": True})
+    cache.refresh(first.personal_id, dead)
+    cache.refresh(other.personal_id, other)
+    assert len(cache) == 1, "the feed does not fill the cache with the whole register"
+    assert cache.fetch([first.personal_id], lambda ids: {}) == {first.personal_id: dead}
+    cache.put(other.personal_id, other)  # a registration this worker made
+    assert cache.fetch([other.personal_id], lambda ids: {}) == {other.personal_id: other}
+
+
+def test_an_unreadable_entry_is_skipped_not_raised() -> None:
+    cache = RegisterCache(CODEC, max_entries=10, ttl_s=30, clock=Clock())
+    assert cache.fetch(["x"], lambda ids: {"x": b"not avro"}) == {}
