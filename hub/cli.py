@@ -254,15 +254,13 @@ def tls_ca(directory: Path, name: str) -> None:
 def tls_issue(directory: Path, name: str, subject: str, hosts: tuple[str, ...], server: bool,
               client: bool, pkcs12: bool) -> None:  # fmt: skip
     """Issue DIRECTORY/NAME.pem and NAME-key.pem signed by DIRECTORY's CA."""
-    import secrets
-
     try:
         ca = Issued(directory / "ca.pem", directory / "ca-key.pem")
         issued = issue_certificate(ca, directory / name, subject, hosts=hosts, server=server,
                                    client=client)  # fmt: skip
         click.echo(f"{issued.subject}: {issued.cert_file}")
         if pkcs12:
-            password = secrets.token_hex(24)
+            password = new_password()
             write_private(directory / f"{name}.p12.password", password + "\n")
             click.echo(
                 f"keystore: {pkcs12_keystore(issued, ca, directory / f'{name}.p12', password)}"

@@ -19,19 +19,18 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from prometheus_client.parser import text_string_to_metric_families
-
+from hub.bench.runner import vm_hwm_kb
 from hub.domain.records import PopulationRecord
 from hub.domain.topics import POPULATION_TOPIC, TopicSpec
 from hub.kafka.admin import create_topics, delete_topics
 from hub.kafka.client import connection
+from hub.ops.scrape import fetch
 from hub.settings import load_settings
 from hub.sim.simulator import produce
 from hub.sim.traffic import Message, Traffic
@@ -61,23 +60,6 @@ def people(count: int) -> Iterator[Message]:
         serial += 1
 
 
-def gauges(port: int) -> dict[str, float]:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as r:
-            text = r.read().decode()
-    except OSError:
-        return {}
-    return {s.name: s.value for f in text_string_to_metric_families(text) for s in f.samples
-            if s.name in ("hub_worker_ready", "hub_register_ready")}  # fmt: skip
-
-
-def peak_rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
-
-
 def start_worker(home: Path, env: dict[str, str], timeout: float) -> dict[str, float]:
     """Start `hub worker`, wait until ready; seconds to ready and peak RSS, then stop it."""
     port = 9300 + os.getpid() % 500
@@ -91,11 +73,14 @@ def start_worker(home: Path, env: dict[str, str], timeout: float) -> dict[str, f
         while time.monotonic() - started < timeout:
             if proc.poll() is not None:
                 raise RuntimeError(f"worker exited: see {home / 'worker.log'}")
-            g = gauges(port)
-            if g.get("hub_worker_ready") == 1 and g.get("hub_register_ready") == 1:
+            scrape = fetch(f"http://127.0.0.1:{port}/metrics", timeout=2)
+            if scrape is not None and scrape.total("hub_worker_ready") == 1 == scrape.total(
+                "hub_register_ready"
+            ):
                 ready = time.monotonic() - started
                 time.sleep(2)
-                return {"ready_s": round(ready, 2), "peak_rss_mb": round(peak_rss_mb(proc.pid), 1)}
+                peak = vm_hwm_kb(proc.pid) / 1024
+                return {"ready_s": round(ready, 2), "peak_rss_mb": round(peak, 1)}
             time.sleep(0.2)
         raise TimeoutError(f"worker not ready in {timeout:.0f} s")
     finally:

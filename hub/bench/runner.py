@@ -40,7 +40,7 @@ from hub.kafka.admin import (
     partition_counts,
     start_group_at_end,
 )
-from hub.kafka.client import connection, java_client_properties
+from hub.kafka.client import connection, write_java_client_properties
 from hub.ops.scrape import fetch
 from hub.settings import Settings
 from hub.sim.simulator import produce
@@ -121,7 +121,7 @@ class HighWater:
             with self.lock:
                 pids = list(self.peaks)
             for pid in pids:
-                kb = _vm_hwm_kb(pid)
+                kb = vm_hwm_kb(pid)
                 with self.lock:
                     if pid in self.peaks and kb > self.peaks[pid]:
                         self.peaks[pid] = kb
@@ -142,7 +142,8 @@ def spawn(args: list[str], **kwargs: Any) -> subprocess.Popen[bytes]:
     return HIGH_WATER.watch(subprocess.Popen(args, **kwargs))
 
 
-def _vm_hwm_kb(pid: int) -> int:
+def vm_hwm_kb(pid: int) -> int:
+    """The process's peak RSS so far in kB (0 when it cannot be read)."""
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
             if line.startswith("VmHWM:"):
@@ -219,11 +220,7 @@ class Bench:
     def client_config(self) -> Path:
         """The connection as a Java client properties file (0600: it may hold a password)."""
         path = self.tmp / "client.properties"
-        if not path.exists():
-            path.touch(mode=0o600)
-            props = java_client_properties(self.kafka)
-            path.write_text("".join(f"{k}={v}\n" for k, v in props.items()))
-        return path
+        return path if path.exists() else write_java_client_properties(self.kafka, path)
 
     # ---- (a) Kafka's own tools -------------------------------------------------------------
     def kafka_perf(self, preload: Preload) -> Figures:

@@ -23,7 +23,7 @@ from pathlib import Path
 from hub.domain.records import Agency
 from hub.domain.topics import POPULATION_TOPIC, AckTopic, AgencyTopic, ack_topic_of
 from hub.domain.workflows import topics_of
-from hub.kafka.client import KafkaConnection, java_client_properties
+from hub.kafka.client import KafkaConnection, write_java_client_properties
 
 ACCESS_TOOL = Path(__file__).resolve().parents[2] / "deploy" / "kafka" / "HubAccess.java"
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
@@ -145,11 +145,9 @@ def role_acls(role: str, group: str = "") -> list[Acl]:
 def _client_properties(admin: KafkaConnection) -> Iterator[Path]:
     """The admin connection as a 0600 properties file that lives for one call."""
     fd, name = tempfile.mkstemp(prefix="hub-access-", suffix=".properties")
+    os.close(fd)
     try:
-        with os.fdopen(fd, "w") as out:
-            for key, value in java_client_properties(admin).items():
-                out.write(f"{key}={value}\n")
-        yield Path(name)
+        yield write_java_client_properties(admin, Path(name))
     finally:
         os.unlink(name)
 

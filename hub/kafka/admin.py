@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
 from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -14,13 +15,20 @@ from hub.domain.topics import TopicSpec, missing_topics
 from hub.kafka.client import Connectable, options
 
 
-async def _list_topics(kafka: Connectable, timeout_s: float) -> set[str]:
-    admin = AIOKafkaAdminClient(**options(kafka), request_timeout_ms=int(timeout_s * 1000))
+@asynccontextmanager
+async def admin_client(kafka: Connectable, **kwargs: Any) -> AsyncIterator[AIOKafkaAdminClient]:
+    """A started admin client on ``kafka``, closed when the block ends."""
+    admin = AIOKafkaAdminClient(**options(kafka), **kwargs)
     await admin.start()
     try:
-        return set(await admin.list_topics())
+        yield admin
     finally:
         await admin.close()
+
+
+async def _list_topics(kafka: Connectable, timeout_s: float) -> set[str]:
+    async with admin_client(kafka, request_timeout_ms=int(timeout_s * 1000)) as admin:
+        return set(await admin.list_topics())
 
 
 async def broker_answers(kafka: Connectable, timeout_s: float = 3.0) -> bool:
@@ -42,9 +50,7 @@ async def create_topics(
     kafka: Connectable, plan: Sequence[TopicSpec], replication_factor: int = 1
 ) -> list[TopicSpec]:
     """Create the topics of ``plan`` that do not exist yet; return those created."""
-    admin = AIOKafkaAdminClient(**options(kafka))
-    await admin.start()
-    try:
+    async with admin_client(kafka) as admin:
         existing = set(await admin.list_topics())
         todo = missing_topics(list(plan), existing)
         if todo:
@@ -60,17 +66,11 @@ async def create_topics(
                 ]
             )
         return todo
-    finally:
-        await admin.close()
 
 
 async def delete_topics(kafka: Connectable, names: Sequence[str]) -> None:
-    admin = AIOKafkaAdminClient(**options(kafka))
-    await admin.start()
-    try:
+    async with admin_client(kafka) as admin:
         await admin.delete_topics(list(names))
-    finally:
-        await admin.close()
 
 
 async def start_group_at_end(kafka: Connectable, group: str, topics: list[str]) -> bool:
@@ -141,12 +141,8 @@ async def committed_offsets(
     kafka: Connectable, group: str, topics: set[str]
 ) -> dict[tuple[str, int], int]:
     """The group's committed offsets on ``topics`` (partitions without a commit are left out)."""
-    admin = AIOKafkaAdminClient(**options(kafka))
-    await admin.start()
-    try:
+    async with admin_client(kafka) as admin:
         offsets = await admin.list_consumer_group_offsets(group)
-    finally:
-        await admin.close()
     return {
         (tp.topic, tp.partition): meta.offset
         for tp, meta in offsets.items()
@@ -156,12 +152,8 @@ async def committed_offsets(
 
 async def partition_counts(kafka: Connectable, topics: list[str]) -> dict[str, int]:
     """How many partitions each existing one of ``topics`` has (missing topics left out)."""
-    admin = AIOKafkaAdminClient(**options(kafka))
-    await admin.start()
-    try:
+    async with admin_client(kafka) as admin:
         described = await admin.describe_topics(topics)
-    finally:
-        await admin.close()
     return {t["topic"]: len(t["partitions"]) for t in described
             if t.get("error_code", 0) == 0 and t["partitions"]}  # fmt: skip
 

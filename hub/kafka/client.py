@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from hub.settings import KafkaSecurity, Settings
+from hub.tls import client_context, write_private
 
 SCRAM_MECHANISMS = ("SCRAM-SHA-512", "SCRAM-SHA-256")
 
@@ -39,14 +40,7 @@ class KafkaConnection:
         """The TLS context (server verified against the CA file, else the system's trust)."""
         if self.security is KafkaSecurity.PLAINTEXT:
             return None
-        ctx = ssl.create_default_context(cafile=str(self.ca_file) if self.ca_file else None)
-        if self.cert_file is not None and self.key_file is not None:
-            ctx.load_cert_chain(str(self.cert_file), str(self.key_file))
-        return ctx
-
-    @property
-    def principal(self) -> str:
-        return self.username or "(anonymous)"
+        return client_context(self.ca_file, self.cert_file, self.key_file)
 
     def describe(self) -> str:
         """``bootstrap (protocol, user)`` for messages; never the password."""
@@ -118,6 +112,13 @@ def java_client_properties(kafka: Connectable) -> dict[str, str]:
             f'username="{_jaas_escape(conn.username)}" password="{_jaas_escape(conn.password)}";'
         )
     return props
+
+
+def write_java_client_properties(kafka: Connectable, path: Path) -> Path:
+    """:func:`java_client_properties` as a properties file, 0600 (it may hold a password)."""
+    props = java_client_properties(kafka)
+    write_private(path, "".join(f"{key}={value}\n" for key, value in props.items()))
+    return path
 
 
 def _one_line(path: Path) -> str:

@@ -11,7 +11,6 @@ import base64
 import contextlib
 import os
 import re
-import secrets
 import shutil
 import signal
 import subprocess
@@ -21,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hub import tls
+from hub.kafka.access import new_password
 from hub.kafka.admin import broker_answers
 from hub.kafka.client import KafkaConnection
 from hub.settings import KafkaSecurity, Settings
@@ -105,10 +105,7 @@ class SecureMaterial:
 def _secret(path: Path) -> str:
     """The secret in ``path``, created (random, 0600) the first time."""
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as out:
-            out.write(secrets.token_hex(24) + "\n")
+        tls.write_private(path, new_password() + "\n")
     return path.read_text().strip()
 
 

@@ -344,15 +344,17 @@ class SqlStore:
     def register_records(self, personal_ids: Sequence[str]) -> dict[str, bytes]:
         """The register record (Avro bytes) of each of ``personal_ids`` that has one: one
         indexed query per 500 ids."""
-        found: dict[str, bytes] = {}
-        for i in range(0, len(personal_ids), 500):
-            chunk = list(personal_ids[i : i + 500])
-            marks = ",".join("?" * len(chunk))
-            sql = (f"SELECT personal_id, record FROM citizens WHERE personal_id IN ({marks}) "
-                   "AND record IS NOT NULL")  # fmt: skip
-            for pid, record in self.query(sql, chunk):
-                found[str(pid)] = bytes(record)
-        return found
+        rows = self._rows_in("SELECT personal_id, record FROM citizens WHERE personal_id IN ({}) "
+                             "AND record IS NOT NULL", personal_ids)  # fmt: skip
+        return {str(pid): bytes(record) for pid, record in rows}
+
+    def _rows_in(self, sql: str, keys: Sequence[str]) -> list[tuple[Any, ...]]:
+        """The rows of ``sql`` whose ``IN ({})`` list is ``keys``, 500 keys per query."""
+        rows: list[tuple[Any, ...]] = []
+        for i in range(0, len(keys), 500):
+            chunk = list(keys[i : i + 500])
+            rows += self.query(sql.format(",".join("?" * len(chunk))), chunk)
+        return rows
 
     def write(self, batch: Batch) -> int:
         """Write one batch in one transaction; return the number of new event rows."""
@@ -431,15 +433,10 @@ class SqlStore:
         The worker's duplicate check: one indexed query per batch, against the store every
         worker shares (a table of seen ids cost a changelog message per event and grew forever).
         """
-        found: dict[str, str] = {}
-        for i in range(0, len(event_ids), 500):
-            chunk = list(event_ids[i : i + 500])
-            marks = ",".join("?" * len(chunk))
-            sql = ("SELECT event_id, source_topic, source_partition, source_offset FROM events "
-                   f"WHERE event_id IN ({marks})")  # fmt: skip
-            for event_id, topic, partition, offset in self.query(sql, chunk):
-                found[str(event_id)] = f"{topic}:{partition}:{offset}"
-        return found
+        rows = self._rows_in("SELECT event_id, source_topic, source_partition, source_offset "
+                             "FROM events WHERE event_id IN ({})", event_ids)  # fmt: skip
+        return {str(event_id): f"{topic}:{partition}:{offset}"
+                for event_id, topic, partition, offset in rows}  # fmt: skip
 
     def close(self) -> None:
         if self.conn is not None:
