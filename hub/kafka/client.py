@@ -72,13 +72,14 @@ def options(kafka: Connectable) -> dict[str, Any]:
     return opts
 
 
-def faust_broker(kafka: Connectable) -> dict[str, Any]:
-    """``broker`` and ``broker_credentials`` of a faust app."""
+def faust_broker(kafka: Connectable, scheme: str = "kafka") -> dict[str, Any]:
+    """``broker`` and ``broker_credentials`` of a faust app (``scheme`` picks the transport:
+    faust's ``kafka``, or the worker's ``hubkafka``, hub/kafka/transport.py)."""
     import faust
     from faust.types.auth import SASLMechanism
 
     conn = as_connection(kafka)
-    broker = [f"kafka://{s.strip()}" for s in conn.bootstrap.split(",")]
+    broker = [f"{scheme}://{s.strip()}" for s in conn.bootstrap.split(",")]
     if conn.security is KafkaSecurity.PLAINTEXT:
         return {"broker": broker}
     credentials: Any

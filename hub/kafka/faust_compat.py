@@ -17,6 +17,13 @@ Why each is needed:
 - ``set_producer_buffer``: faust's default 100 pending changelog messages makes a batch wait on
   one-by-one flushes.
 - ``quiet_root_logger``: for its start-up spinner faust sets the root logger to DEBUG.
+
+The ``hubkafka://`` transport (hub/kafka/transport.py) is the other reach, kept in its own module
+because it is a whole consumer: it overrides ``Consumer._drain_messages`` (faust's per-message
+loop), calls ``_wait_next_records`` and ``perform_seek``, and writes the commit bookkeeping
+``ack`` writes (``_acked``, ``_acked_index``, ``_n_acked``, ``_read_offset``, respecting
+``_committed_offset``) plus ``_unacked_messages`` / ``_waiting_for_ack`` (what ``wait_empty``
+waits on during a rebalance). tests/unit/test_transport.py checks each against this faust.
 """
 
 from __future__ import annotations

@@ -51,10 +51,12 @@ class OffsetGuard:
         self.expected.clear()
         self.expected.update(committed)
 
-    async def before(self, topic: str, partition: int, offset: int) -> list[Any]:
-        """The records skipped before ``offset`` (usually none); marks ``offset`` as seen."""
+    async def before(self, topic: str, partition: int, offset: int,
+                     through: int | None = None) -> list[Any]:  # fmt: skip
+        """The records skipped before ``offset`` (usually none); marks ``offset`` (or all up to
+        ``through``, for a chunk) as seen."""
         gap = skipped(self.expected.get((topic, partition)), offset)
-        self.expected[(topic, partition)] = offset + 1
+        self.expected[(topic, partition)] = (offset if through is None else through) + 1
         if not gap:
             return []
         log.warning("consumer skipped %s/%s offsets %d..%d; reading them back",

@@ -53,6 +53,7 @@ from hub.kafka.faust_compat import (
     set_producer_buffer,
 )
 from hub.kafka.offset_guard import OffsetGuard
+from hub.kafka.transport import SCHEME, Chunk, Handled, take_in_chunks
 from hub.metrics import Children, HubMetrics
 from hub.redaction import redact
 from hub.settings import EventLoop, Settings
@@ -104,7 +105,7 @@ def build_app(settings: Settings) -> faust.App:
     metrics = HubMetrics.create(registry)
     app = faust.App(
         settings.app_id,
-        **faust_broker(kafka),
+        **faust_broker(kafka, scheme=SCHEME),
         store="memory://",
         datadir=str(settings.home / "worker" / settings.app_id),
         web_port=settings.metrics_port,
@@ -116,7 +117,7 @@ def build_app(settings: Settings) -> faust.App:
         broker_commit_every=settings.commit_every,
         broker_commit_interval=1.0,
         stream_buffer_maxsize=4096,
-        broker_max_poll_records=1000,
+        broker_max_poll_records=settings.store_batch_size,
         producer_linger_ms=5,
         table_cleanup_interval=3600,
         web_in_thread=False,
@@ -138,9 +139,6 @@ def build_app(settings: Settings) -> faust.App:
     guard = OffsetGuard(kafka)
     _guard_offsets(app, metrics, guard, settings)
 
-    source = app.topic(
-        *[t.value for t in SourceTopic], key_serializer="raw", value_serializer="raw"
-    )
     # The register lives in the central store (hub/stream/register.py): fed from
     # ref.population.v1 by this worker, looked up once per batch through a bounded cache.
     register_cache = RegisterCache(
@@ -176,34 +174,36 @@ def build_app(settings: Settings) -> faust.App:
         events_out(topic).inc()
         return cast(Awaitable[Any], await producer.send(topic, key, value, None, None, headers))
 
-    async def read_back(m: Any) -> list[Any]:
-        """What the consumer skipped before ``m`` on its partition (usually nothing), read back."""
-        skipped = await guard.before(m.topic, m.partition, m.offset)
+    async def read_back(topic: str, partition: int, offset: int,
+                        through: int | None = None) -> list[Any]:  # fmt: skip
+        """What the consumer skipped before ``offset`` on its partition (usually nothing), read
+        back; ``through`` is the last offset of a chunk starting at ``offset``."""
+        skipped = await guard.before(topic, partition, offset, through)
         if skipped:
-            metrics.offsets_reread.labels(m.topic).inc(len(skipped))
+            metrics.offsets_reread.labels(topic).inc(len(skipped))
         return skipped
 
-    @app.agent(source)
-    async def process(stream: Any) -> AsyncIterator[None]:
-        async for events in stream.take_events(settings.store_batch_size, within=0.02):
-            if not feed.ready.is_set():  # identity checks need the register caught up
-                log.info("waiting for the register feed to catch up")
-                await feed.ready.wait()
-            batch: list[Incoming] = []
-            reread: list[Any] = []
-            for event in events:
-                m = event.message
-                last_offset[(m.topic, m.partition)] = m.offset
-                skipped = await read_back(m)
-                reread.extend(skipped)
-                batch.extend([*map(Incoming.of, skipped), Incoming.of(m)])
-            # Offsets are acknowledged only once the batch's outputs are in Kafka and in the
-            # store (hub/stream/batch.py): a crash replays at most this batch.
-            if not await processor.run(batch):
-                await app.crash(processor.failure or RuntimeError("batch failed"))
-                return
-            acknowledge_records(app, reread)
-            yield None
+    async def handle_chunk(chunk: Chunk) -> Handled | None:
+        """One fetch of source records as one batch: offsets acknowledged only after its outputs
+        are in Kafka and in the store (hub/stream/batch.py): a crash replays at most this."""
+        if not feed.ready.is_set():  # identity checks need the register caught up
+            log.info("waiting for the register feed to catch up")
+            await feed.ready.wait()
+        batch: list[Incoming] = []
+        handled: dict[Any, range] = {}
+        for tp, records in chunk.items():
+            first, last = records[0].offset, records[-1].offset
+            skipped = await read_back(tp.topic, tp.partition, first, last)
+            batch.extend(map(Incoming.of, skipped))
+            batch.extend(map(Incoming.of, records))
+            last_offset[(tp.topic, tp.partition)] = last
+            handled[tp] = range(skipped[0].offset if skipped else first, last + 1)
+        if not await processor.run(batch):
+            await app.crash(processor.failure or RuntimeError("batch failed"))
+            return None
+        return handled
+
+    take_in_chunks(app, [t.value for t in SourceTopic], handle_chunk)
 
     def store() -> Store:
         if "s" not in store_box:
@@ -291,7 +291,7 @@ def build_app(settings: Settings) -> faust.App:
     async def track_cases(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
         async for event in stream.events():
             m = event.message
-            skipped = await read_back(m)
+            skipped = await read_back(m.topic, m.partition, m.offset)
             for r in skipped:
                 await notify(on_agency_message(r.topic, r.partition, r.offset, r.key or b"",
                                                r.value))  # fmt: skip

@@ -1,0 +1,144 @@
+"""The hubkafka:// transport against the faust it is installed with: what it overrides and the
+bookkeeping it writes into must be where it expects them (hub/kafka/transport.py). An upgrade
+of faust that moves them fails here."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from types import SimpleNamespace
+from typing import Any
+
+import faust
+import pytest
+from faust.transport.consumer import Consumer as FaustConsumer
+from faust.transport.drivers import by_url
+from faust.types import TP
+
+from hub.kafka.transport import Consumer, Transport, take_in_chunks
+
+SOURCE = "src.civil.birth.v1"
+CHANGELOG = "hub-cases-changelog"
+
+
+def record(topic: str, partition: int, offset: int) -> Any:
+    return SimpleNamespace(topic=topic, partition=partition, offset=offset, timestamp=1000,
+                           timestamp_type=0, headers=[], key=b"k", value=b"v", checksum=None,
+                           serialized_key_size=1, serialized_value_size=1)  # fmt: skip
+
+
+def app_with(broker: str = "hubkafka://127.0.0.1:9092") -> faust.App:
+    return faust.App("transport-test", broker=broker)
+
+
+def test_faust_finds_the_transport_by_its_url_scheme() -> None:
+    assert by_url("hubkafka://127.0.0.1:9092") is Transport
+    assert isinstance(app_with().consumer, Consumer)
+
+
+def test_a_plain_kafka_app_cannot_take_chunks() -> None:
+    app = app_with("kafka://127.0.0.1:9092")
+
+    async def handler(chunk: Any) -> None:
+        return None
+
+    with pytest.raises(TypeError, match="hubkafka://"):
+        take_in_chunks(app, [SOURCE], handler)
+
+
+def test_the_overridden_drain_is_fausts_per_message_loop() -> None:
+    """The method this transport replaces still exists, as a coroutine taking the fetcher."""
+    assert asyncio.iscoroutinefunction(FaustConsumer._drain_messages)
+    assert asyncio.iscoroutinefunction(FaustConsumer._wait_next_records)
+    assert asyncio.iscoroutinefunction(FaustConsumer.perform_seek)
+
+
+def test_an_acknowledged_range_is_what_faust_commits_next() -> None:
+    consumer: Any = app_with().consumer
+    tp = TP(SOURCE, 3)
+    assert consumer.acknowledge_range(tp, range(40, 50)) == 10
+    assert consumer._new_offset(tp) == 50, "faust's commit reads the acked offsets we wrote"
+    consumer._committed_offset[tp] = 55
+    assert consumer.acknowledge_range(tp, range(50, 60)) == 5, "below the committed: ignored"
+    assert consumer.acknowledge_range(tp, range(55, 60)) == 0, "each offset once"
+
+
+class Drain:
+    """A hub consumer whose fetches are given, its conductor callback recorded."""
+
+    def __init__(self, fetches: list[Mapping[TP, Sequence[Any]]]) -> None:
+        self.app = app_with()
+        self.consumer: Any = self.app.consumer
+        self.fetches = fetches
+        self.delivered: list[tuple[str, int]] = []
+        self.in_flight_seen: list[int] = []
+        self.fetcher = SimpleNamespace(_stopped=asyncio.Event())
+
+        async def next_records(timeout: float) -> tuple[Any, Any]:
+            if not self.fetches:
+                self.fetcher._stopped.set()
+                return {}, None
+            return self.fetches.pop(0), None
+
+        async def callback(message: Any) -> None:
+            self.delivered.append((message.topic, message.offset))
+
+        self.consumer._wait_next_records = next_records
+        self.consumer.callback = callback
+
+    def take(self, handled: Any) -> list[dict[TP, list[int]]]:
+        chunks: list[dict[TP, list[int]]] = []
+
+        async def handler(chunk: Any) -> Any:
+            self.in_flight_seen.append(len(self.consumer._unacked_messages))
+            chunks.append({tp: [r.offset for r in recs] for tp, recs in chunk.items()})
+            return handled(chunk)
+
+        self.consumer.chunk_topics = frozenset({SOURCE})
+        self.consumer.chunk_handler = handler
+        return chunks
+
+    async def run(self) -> None:
+        await self.consumer._drain_messages(self.fetcher)
+
+
+async def test_a_fetch_goes_to_the_handler_whole_and_the_rest_to_faust_one_by_one() -> None:
+    source, changelog = TP(SOURCE, 0), TP(CHANGELOG, 1)
+    drain = Drain([{source: [record(SOURCE, 0, o) for o in range(10, 15)],
+                    changelog: [record(CHANGELOG, 1, o) for o in range(3)]}])  # fmt: skip
+    chunks = drain.take(lambda chunk: {tp: range(r[0].offset, r[-1].offset + 1)
+                                       for tp, r in chunk.items()})  # fmt: skip
+    await drain.run()
+    assert chunks == [{source: [10, 11, 12, 13, 14]}], "one call with the whole fetch"
+    assert drain.delivered == [(CHANGELOG, 0), (CHANGELOG, 1), (CHANGELOG, 2)]
+    assert drain.in_flight_seen == [1], "a chunk in the handler counts as unacknowledged"
+    assert not drain.consumer._unacked_messages, "and no longer once handled"
+    assert drain.consumer._new_offset(source) == 15
+    assert drain.consumer._read_offset[source] == 15
+
+
+async def test_a_failed_chunk_acknowledges_nothing() -> None:
+    source = TP(SOURCE, 2)
+    drain = Drain([{source: [record(SOURCE, 2, o) for o in range(5)]}])
+    drain.take(lambda chunk: None)
+    await drain.run()
+    assert drain.consumer._new_offset(source) is None
+    assert not drain.consumer._unacked_messages
+
+
+async def test_records_below_the_read_offset_are_not_handed_again() -> None:
+    source = TP(SOURCE, 0)
+    drain = Drain([{source: [record(SOURCE, 0, o) for o in range(3)]},
+                   {source: [record(SOURCE, 0, o) for o in range(2, 6)]}])  # fmt: skip
+    chunks = drain.take(lambda chunk: {tp: range(r[0].offset, r[-1].offset + 1)
+                                       for tp, r in chunk.items()})  # fmt: skip
+    await drain.run()
+    assert chunks == [{source: [0, 1, 2]}, {source: [3, 4, 5]}]
+
+
+async def test_a_range_read_back_before_the_chunk_is_acknowledged_too() -> None:
+    source = TP(SOURCE, 1)
+    drain = Drain([{source: [record(SOURCE, 1, o) for o in range(7, 9)]}])
+    drain.take(lambda chunk: {source: range(4, 9)})  # the handler read 4..6 back
+    await drain.run()
+    assert drain.consumer._acked[source] == [4, 5, 6, 7, 8]
