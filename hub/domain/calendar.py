@@ -21,6 +21,9 @@ from importlib.metadata import version
 import holidays
 
 VIETNAM = timezone(timedelta(hours=7), "ICT")
+# Read once: importlib.metadata parses the package's METADATA file on every call (py-spy showed
+# it at 54% of a worker's time when each agency task read it; docs/BENCHMARKS.md).
+HOLIDAYS_VERSION = version("holidays")
 
 
 @lru_cache(maxsize=64)
@@ -62,4 +65,4 @@ def basis(received_at: datetime, working_days: int) -> str:
     years = sorted({local_day.year, last_day.year})
     return (f"{working_days} working days from {local_day.isoformat()} (Vietnam time): due by "
             f"the end of {last_day.isoformat()}; Vietnamese public holidays "
-            f"{'-'.join(str(y) for y in years)} from holidays {version('holidays')}")  # fmt: skip
+            f"{'-'.join(str(y) for y in years)} from holidays {HOLIDAYS_VERSION}")  # fmt: skip

@@ -14,6 +14,9 @@ Why each is needed:
   keeps the fetch position of before the rebalance: the messages faust fetched and dropped while
   recovering were never read again, and a partition whose whole content was in that fetch
   stayed unprocessed with no later message to reveal the gap.
+- ``aiokafka_producer``: the worker sends a batch's outputs as record batches
+  (hub/kafka/outbox.py) through aiokafka's ``create_batch``/``send_batch``, which faust's
+  Producer does not wrap.
 - ``set_producer_buffer``: faust's default 100 pending changelog messages makes a batch wait on
   one-by-one flushes.
 - ``quiet_root_logger``: for its start-up spinner faust sets the root logger to DEBUG.
@@ -82,6 +85,12 @@ def seek_committed_zero(app: faust.App) -> None:
 
     consumer.seek_to_committed = seek_to_committed
     consumer._hub_seeks_zero = True
+
+
+def aiokafka_producer(app: faust.App) -> Any:
+    """The started aiokafka producer under faust's (for ``create_batch``/``send_batch``, which
+    faust's Producer does not offer)."""
+    return app.producer._ensure_producer()  # type: ignore[attr-defined]
 
 
 def set_producer_buffer(app: faust.App, max_messages: int) -> None:

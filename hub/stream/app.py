@@ -47,12 +47,14 @@ from hub.kafka.client import connection, faust_broker
 from hub.kafka.faust_compat import (
     QuietWorker,
     acknowledge_records,
+    aiokafka_producer,
     disable_gap_filling,
     on_recovery_completed,
     seek_committed_zero,
     set_producer_buffer,
 )
 from hub.kafka.offset_guard import OffsetGuard
+from hub.kafka.outbox import MAX_BATCH_BYTES, Outbox
 from hub.kafka.transport import SCHEME, Chunk, Handled, take_in_chunks
 from hub.metrics import Children, HubMetrics
 from hub.redaction import redact
@@ -119,6 +121,7 @@ def build_app(settings: Settings) -> faust.App:
         stream_buffer_maxsize=4096,
         broker_max_poll_records=settings.store_batch_size,
         producer_linger_ms=5,
+        producer_max_batch_size=MAX_BATCH_BYTES,
         table_cleanup_interval=3600,
         web_in_thread=False,
         # The web server serves /metrics only: faust's /router and /table views would hand
@@ -232,8 +235,10 @@ def build_app(settings: Settings) -> faust.App:
                 delay *= 2
         return None
 
+    # The batch's outputs go out as record batches (hub/kafka/outbox.py), counted per batch.
+    outbox = Outbox(lambda: aiokafka_producer(app), lambda t, n: events_out(t).inc(n))
     processor = BatchProcessor(
-        pipeline=pipeline, codec=codec, metrics=metrics, send=send, store=store,
+        pipeline=pipeline, codec=codec, metrics=metrics, out=outbox, store=store,
         store_call=with_store_retry, register=register_cache,
         population_topic=settings.population_topic,
         limit=DeadLetterLimit(settings.dlq_window, settings.dlq_max_ratio),

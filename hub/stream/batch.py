@@ -16,10 +16,9 @@ are idempotent. faust's part (consuming, committing, the web server) is in hub/s
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
@@ -50,11 +49,14 @@ T = TypeVar("T")
 Row = tuple[UnifiedEvent, SourceEvent]
 
 
-class Send(Protocol):
-    """Hand one message to the producer; the awaitable it returns resolves once Kafka has it."""
+class Out(Protocol):
+    """Where a batch's outputs go (hub/kafka/outbox.py): collected by ``add``, in Kafka once
+    ``flush`` returned (it raises if any was refused)."""
 
-    async def __call__(self, topic: str, key: bytes | None, value: bytes,
-                       headers: Any = None) -> Awaitable[Any]: ...  # fmt: skip
+    async def add(self, topic: str, key: bytes | None, value: bytes,
+                  headers: Sequence[tuple[str, bytes | None]] = ()) -> None: ...  # fmt: skip
+
+    async def flush(self) -> None: ...
 
 
 class StoreCall(Protocol):
@@ -72,7 +74,6 @@ class Stop(Exception):
 class Work:
     """What :meth:`BatchProcessor.submit` made of a batch, for the steps after it."""
 
-    pending: list[Awaitable[Any]] = field(default_factory=list)
     accepted: list[Row] = field(default_factory=list)
     origin: dict[str, Incoming] = field(default_factory=dict)
     letters: list[tuple[Any, ...]] = field(default_factory=list)
@@ -80,13 +81,13 @@ class Work:
 
 class BatchProcessor:
     def __init__(self, *, pipeline: Pipeline, codec: Codec, metrics: HubMetrics,
-                 send: Send, store: Callable[[], Store], store_call: StoreCall,
+                 out: Out, store: Callable[[], Store], store_call: StoreCall,
                  register: RegisterCache, population_topic: str, limit: DeadLetterLimit,
                  worker_name: str) -> None:  # fmt: skip
         self.pipeline = pipeline
         self.codec = codec
         self.metrics = metrics
-        self.send = send
+        self.out = out
         self.store_of = store
         self.store_call = store_call
         self.register = register
@@ -122,8 +123,9 @@ class BatchProcessor:
                                                         self._register_records))  # fmt: skip
         work = Work()
         now = datetime.now(UTC)
+        for topic, n in Counter(msg.topic for msg in batch).items():
+            self.events_in(topic).inc(n)
         for msg, event in zip(batch, decoded, strict=True):
-            self.events_in(msg.topic).inc()
             outcome = event if isinstance(event, Rejected) else self.pipeline.process_event(
                 msg, event, people.get, known.get, now)  # fmt: skip
             if isinstance(outcome, Accepted):
@@ -143,10 +145,10 @@ class BatchProcessor:
     async def _outputs(self, outcome: Accepted, people: dict[str, PopulationRecord],
                        work: Work) -> None:  # fmt: skip
         unified = self.codec.encode(UnifiedEvent.SCHEMA, outcome.envelope.to_avro())
-        work.pending.append(await self.send(outcome.unified_topic, outcome.key.encode(), unified))
+        await self.out.add(outcome.unified_topic, outcome.key.encode(), unified)
         for topic, task in outcome.tasks:
             value = self.codec.encode(AgencyTask.SCHEMA, task.to_avro())
-            work.pending.append(await self.send(topic.value, str(task.case_id).encode(), value))
+            await self.out.add(topic.value, str(task.case_id).encode(), value)
         for workflow, reason in outcome.skipped:
             self.metrics.interconnection_skipped.labels(workflow, reason).inc()
         if outcome.register is not None:
@@ -156,15 +158,17 @@ class BatchProcessor:
             people[person.personal_id] = person
             self.register.put(person.personal_id, person)
             value = self.codec.encode(PopulationRecord.SCHEMA, person.to_avro())
-            work.pending.append(await self.send(self.population_topic,
-                                                person.personal_id.encode(), value))  # fmt: skip
+            await self.out.add(self.population_topic, person.personal_id.encode(), value)
 
     async def _dead_letter(self, msg: Incoming, rejected: Rejected, now: datetime,
                            work: Work) -> None:  # fmt: skip
         letter = dead_letter(msg, rejected, now, self.worker_name)
-        work.pending.append(await self.send(dead_letter_topic(msg.topic), msg.key,
-                                            self.codec.encode(DeadLetter.SCHEMA, letter.to_avro()),
-                                            list(msg.headers)))  # fmt: skip
+        await self.out.add(
+            dead_letter_topic(msg.topic),
+            msg.key,
+            self.codec.encode(DeadLetter.SCHEMA, letter.to_avro()),
+            msg.headers,
+        )
         self.metrics.dead_letters.labels(dead_letter_topic(msg.topic), rejected.reason).inc()
         # Quality covers every event that arrived: a dead letter is usable on no dimension.
         source, province = source_label(msg.topic), self.pipeline.province_of(msg)
@@ -178,7 +182,7 @@ class BatchProcessor:
     async def produce(self, work: Work) -> None:
         """Every output of the batch in Kafka (a failed send raises: nothing is acknowledged)."""
         with self.metrics.stage_seconds.labels("produce").time():
-            await asyncio.gather(*work.pending)
+            await self.out.flush()
 
     # ---- 3. store --------------------------------------------------------------------------
     async def store(self, work: Work) -> None:
@@ -199,20 +203,23 @@ class BatchProcessor:
         self.metrics.store_rows.inc(inserted)
         stored = datetime.now(UTC)
         refused_ids = set()
-        sends = []
         for (env, _), message in refused:
             refused_ids.add(env.event_id)
             msg = work.origin[str(env.event_id)]
             rejected = Rejected(Stage.STORE, "store_rejected", message)
             letter = dead_letter(msg, rejected, stored, self.worker_name)
-            sends.append(await self.send(dead_letter_topic(msg.topic), msg.key,
-                                         self.codec.encode(DeadLetter.SCHEMA, letter.to_avro()),
-                                         list(msg.headers)))  # fmt: skip
+            await self.out.add(
+                dead_letter_topic(msg.topic),
+                msg.key,
+                self.codec.encode(DeadLetter.SCHEMA, letter.to_avro()),
+                msg.headers,
+            )
             self.metrics.dead_letters.labels(dead_letter_topic(msg.topic), "store_rejected").inc()
             work.letters.append(dead_letter_row(msg, rejected, env.province_code, stored))
             log.warning("store refused %s (%s); dead-lettered: %s", env.event_id,
                         msg.lineage, redact(message))  # fmt: skip
-        await asyncio.gather(*sends)
+        if refused:
+            await self.out.flush()
         kept = [pair for pair in work.accepted if pair[0].event_id not in refused_ids]
         for env, _ in kept:
             self.metrics.latency.observe(max(0.0, (stored - env.occurred_at).total_seconds()))

@@ -1,4 +1,5 @@
-"""The worker's batch logic without faust or Kafka: a fake producer, a real (SQLite) store.
+"""The worker's batch logic without faust or Kafka: the real outbox over a fake producer, a
+real (SQLite) store.
 
 What is asserted is the contract the crash tests rely on: a batch's offsets may move only after
 every output is in Kafka and the store transaction committed."""
@@ -6,15 +7,18 @@ every output is in Kafka and the store transaction committed."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+from aiokafka.producer.message_accumulator import BatchBuilder
+from aiokafka.record.default_records import DefaultRecordBatch
 from prometheus_client import CollectorRegistry
 
 from hub.domain.topics import POPULATION_TOPIC, SourceTopic, dead_letter_topic
+from hub.kafka.outbox import MAX_BATCH_BYTES, Outbox
 from hub.metrics import HubMetrics
 from hub.sim.traffic import Traffic
 from hub.store.sql import Store, open_store
@@ -30,18 +34,25 @@ CODEC = Codec()
 
 
 class FakeKafka:
-    """Records every send; acknowledges when told to (or fails every send)."""
+    """A producer of record batches (aiokafka's real builder) that records every message sent
+    and acknowledges when told to (or fails every send)."""
 
     def __init__(self) -> None:
         self.sent: list[tuple[str, bytes | None]] = []
         self.futures: list[asyncio.Future[None]] = []
 
-    async def send(self, topic: str, key: bytes | None, value: bytes,
-                   headers: Any = None) -> Awaitable[Any]:  # fmt: skip
-        self.sent.append((topic, key))
+    def create_batch(self) -> BatchBuilder:
+        return BatchBuilder(MAX_BATCH_BYTES, 0, is_transactional=False,
+                            key_serializer=None, value_serializer=None)  # fmt: skip
+
+    async def send_batch(self, batch: BatchBuilder, topic: str, *, partition: int) -> Any:
+        self.sent.extend((topic, r.key) for r in DefaultRecordBatch(bytes(batch._build())))
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.futures.append(future)
         return future
+
+    async def partitions_for(self, topic: str) -> set[int]:
+        return set(range(12))
 
     def acknowledge(self) -> None:
         for f in self.futures:
@@ -63,7 +74,8 @@ def processor(store: Store, kafka: FakeKafka, *, fail: set[str] | None = None,
 
     return BatchProcessor(
         pipeline=Pipeline(CODEC, PipelineConfig()), codec=CODEC,
-        metrics=HubMetrics.create(CollectorRegistry()), send=kafka.send, store=lambda: store,
+        metrics=HubMetrics.create(CollectorRegistry()), out=Outbox(lambda: kafka),
+        store=lambda: store,
         store_call=store_call, register=RegisterCache(CODEC, 1000, 30),
         population_topic=POPULATION_TOPIC, limit=DeadLetterLimit(window, 0.5), worker_name="t",
     )  # fmt: skip

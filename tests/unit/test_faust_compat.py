@@ -3,6 +3,7 @@ parts: an upgrade that changes one fails here, by name."""
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 from types import SimpleNamespace
 
@@ -105,3 +106,21 @@ async def test_partitions_committed_at_zero_are_sought_to_zero() -> None:
     faust_compat.seek_committed_zero(app)  # type: ignore[arg-type]  # twice: wrapped once
     assert await app.consumer.seek_to_committed() == {"a": 0, "b": 5, "c": None}
     assert seeks == [("a", 0)]
+
+
+async def test_under_fausts_producer_is_aiokafkas_with_record_batches() -> None:
+    from aiokafka import AIOKafkaProducer
+    from faust.exceptions import NotReady
+
+    from hub.kafka.faust_compat import aiokafka_producer
+
+    app = faust.App("compat-producer", broker="kafka://127.0.0.1:9092",
+                    producer_max_batch_size=4096)  # fmt: skip
+    with pytest.raises(NotReady):  # before faust started it: a clear error, not a new producer
+        aiokafka_producer(app)
+    producer = app.producer._new_producer()  # what _ensure_producer hands out once started
+    assert isinstance(producer, AIOKafkaProducer)
+    batch = producer.create_batch()
+    assert batch.append(key=b"k", value=b"v", timestamp=None) is not None
+    assert asyncio.iscoroutinefunction(producer.send_batch)
+    assert asyncio.iscoroutinefunction(producer.partitions_for)
