@@ -23,7 +23,7 @@ class Incoming:
     @classmethod
     def of(cls, record: Any) -> Incoming:
         """A faust message or an aiokafka record (both carry these attributes) as input."""
-        headers = tuple((k, v) for k, v in (record.headers or []))
+        headers = tuple(record.headers) if record.headers else ()
         return cls(record.topic, record.partition, record.offset, record.key, record.value,
                    headers)  # fmt: skip
 

@@ -102,11 +102,12 @@ def field_hygiene(value: Any, field: str, *, names: Collection[str] = (),
     names cleaned, free text and codes checked against their limits, lists item by item;
     other types untouched (pydantic's type check follows). ``prefix`` names a nested model's
     fields in errors (``interconnection.``)."""
-    what = f"{prefix}{field}"
     if isinstance(value, str):
         if field in names:
-            return clean_name(value, what)
-        return check_text(value, MAX_FREE_TEXT if field in free_text else MAX_CODE, what)
+            return clean_name(value, prefix + field)
+        return check_text(value, MAX_FREE_TEXT if field in free_text else MAX_CODE,
+                          prefix + field)  # fmt: skip
     if isinstance(value, list):
-        return [check_text(v, MAX_CODE, what) if isinstance(v, str) else v for v in value]
+        return [check_text(v, MAX_CODE, prefix + field) if isinstance(v, str) else v
+                for v in value]  # fmt: skip
     return value
