@@ -166,27 +166,3 @@ def test_identity_mode_dead_letter_rejects_unknown_subjects(traffic: Traffic) ->
     flagged = pipeline().process(incoming(msg), lambda _: None, lambda _: None, NOW)
     assert isinstance(flagged, Accepted) and "subject_unknown" in flagged.envelope.quality.issues
 
-
-def test_the_unvalidated_envelope_encodes_to_the_same_bytes_as_the_validated_model(
-    traffic: Traffic,
-) -> None:
-    """The pipeline builds the envelope without re-validation (hub/stream/pipeline.py
-    ``unified_envelope``); validating the same fields through ``UnifiedEvent`` gives an equal
-    model and byte-identical Avro, for every kind of accepted event."""
-    from hub.domain.records import UnifiedEvent
-
-    pipeline = Pipeline(CODEC, PipelineConfig())
-    people = register_of(traffic)
-    kinds = set()
-    for i, m in enumerate(traffic.stream(600, 0)):
-        out = pipeline.process(Incoming(m.topic, 0, i, m.key, m.value), people.get,
-                               lambda _: None, NOW)  # fmt: skip
-        assert isinstance(out, Accepted)
-        built = out.envelope
-        validated = UnifiedEvent.model_validate(built.model_dump())
-        assert validated == built
-        assert CODEC.encode(UnifiedEvent.SCHEMA, built.to_avro()) == CODEC.encode(
-            UnifiedEvent.SCHEMA, validated.to_avro()
-        )
-        kinds.add(built.event_type)
-    assert len(kinds) >= 4, "births, deaths, dossiers and health events all compared"
