@@ -142,3 +142,38 @@ async def test_a_range_read_back_before_the_chunk_is_acknowledged_too() -> None:
     drain.take(lambda chunk: {source: range(4, 9)})  # the handler read 4..6 back
     await drain.run()
     assert drain.consumer._acked[source] == [4, 5, 6, 7, 8]
+
+
+async def test_a_fetch_that_arrives_once_a_rebalance_stopped_the_flow_is_dropped_and_sought_back(
+) -> None:  # fmt: skip
+    source = TP(SOURCE, 0)
+    drain = Drain([{source: [record(SOURCE, 0, o) for o in range(3)]}])
+    chunks = drain.take(lambda chunk: {source: range(0, 3)})
+    sought: list[bool] = []
+
+    async def perform_seek() -> None:
+        sought.append(True)
+
+    drain.consumer.perform_seek = perform_seek
+    drain.consumer.stop_flow()  # what faust does when partitions are revoked
+    await drain.run()
+    assert chunks == [], "nothing of it reaches the handler"
+    assert sought == [True], "read again from the committed offsets"
+    assert drain.consumer._new_offset(source) is None
+
+
+async def test_a_revocation_during_the_chunk_lets_it_finish_and_acknowledges_it() -> None:
+    """faust stops the flow, then waits for wait_empty before it commits: the chunk in flight
+    completes and its offsets are in the bookkeeping that commit reads."""
+    source = TP(SOURCE, 4)
+    drain = Drain([{source: [record(SOURCE, 4, o) for o in range(20, 25)]}])
+
+    def revoked_meanwhile(chunk: Any) -> Any:
+        drain.consumer.stop_flow()
+        drain.app.consumer_generation_id += 1  # the next generation is being formed
+        return {source: range(20, 25)}
+
+    drain.take(revoked_meanwhile)
+    await drain.run()
+    assert drain.consumer._new_offset(source) == 25
+    assert drain.consumer._read_offset[source] is None, "the new generation seeks afresh"
