@@ -1018,7 +1018,8 @@ def bench(
     Pre-loads EVENTS encoded events into the source topics of the running local broker, then
     measures side by side: (a) Kafka's perf tools, (b) a bare aiokafka pass-through, (c) the
     hub worker (1 and 2 processes), (d) the same pipeline in Quix Streams, (e) a naive faust
-    agent, (f) a faust agent that only counts (faust's own ceiling); and (c)'s occurred →
+    agent, (f) a faust agent that only counts (faust's own ceiling), on faust's path and on the
+    worker's hubkafka:// transport; and (c)'s occurred →
     stored latency at a fixed offered rate. Prints a table (or --json). See docs/BENCHMARKS.md.
     """
     import json
@@ -1044,6 +1045,7 @@ def bench(
             ("quixstreams", lambda: b.workers(preload, "quix", ["hub.bench.quix"])),
             ("faust_naive", lambda: b.workers(preload, "naive", ["hub.bench.naive", "worker"])),
             ("faust_ceiling", lambda: b.faust_ceiling(preload)),
+            ("faust_ceiling_chunks", lambda: b.faust_ceiling(preload, chunks=True)),
         ]
         step: Callable[[], Figures]
         for name, step in steps:

@@ -16,6 +16,7 @@ LABELS = {
     "quixstreams": "(d) Quix Streams, same pipeline",
     "faust_naive": "(e) naive faust agent, one event at a time",
     "faust_ceiling": "(f) faust agent that only counts (faust's ceiling)",
+    "faust_ceiling_chunks": "(f) the same count on the worker's hubkafka:// transport",
 }
 
 

@@ -282,15 +282,18 @@ class Bench:
         return Figures(statistics.median(rates), statistics.median(cpu), rss, rates)
 
     # ---- (f) faust's own ceiling ------------------------------------------------------------
-    def faust_ceiling(self, preload: Preload) -> Figures:
+    def faust_ceiling(self, preload: Preload, chunks: bool = False) -> Figures:
+        """(f): faust's consume path counting events; ``chunks``: on the worker's transport."""
         rates, cpu, rss = [], [], 0.0
+        name = "ceiling-chunks" if chunks else "ceiling"
         for run in range(self.runs):
-            group = self.group_at(preload, "f")
-            out = self.tmp / f"ceiling-{run}.json"
-            env = {**os.environ, "HUB_HOME": str(self.tmp / f"ceiling-{run}"), "HUB_APP_ID": group}
+            group = self.group_at(preload, "f2" if chunks else "f")
+            out = self.tmp / f"{name}-{run}.json"
+            env = {**os.environ, "HUB_HOME": str(self.tmp / f"{name}-{run}"), "HUB_APP_ID": group}
             proc = spawn(
-                [sys.executable, "-m", "hub.bench.faust_ceiling", str(preload.events), str(out)],
-                env=env, stdout=(self.tmp / f"ceiling-{run}.log").open("wb"),
+                [sys.executable, "-m", "hub.bench.faust_ceiling", str(preload.events), str(out),
+                 *(["chunks"] if chunks else [])],
+                env=env, stdout=(self.tmp / f"{name}-{run}.log").open("wb"),
                 stderr=subprocess.STDOUT,
             )  # fmt: skip
             deadline = time.monotonic() + self.cap_s + 90

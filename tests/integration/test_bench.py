@@ -11,7 +11,7 @@ from tests.conftest import run_hub
 
 pytestmark = pytest.mark.integration
 CONTENDERS = ("kafka_perf", "aiokafka_passthrough", "hub", "hub_2_workers", "quixstreams",
-              "faust_naive", "faust_ceiling")  # fmt: skip
+              "faust_naive", "faust_ceiling", "faust_ceiling_chunks")  # fmt: skip
 
 
 def test_quick_bench_reports_every_contender(kafka_broker: Settings) -> None:
