@@ -165,4 +165,3 @@ def test_identity_mode_dead_letter_rejects_unknown_subjects(traffic: Traffic) ->
     assert (outcome.stage, outcome.reason) == (Stage.VERIFY, "subject_unknown")
     flagged = pipeline().process(incoming(msg), lambda _: None, lambda _: None, NOW)
     assert isinstance(flagged, Accepted) and "subject_unknown" in flagged.envelope.quality.issues
-
