@@ -310,7 +310,11 @@ class Bench:
             rates.append(figures["events"] / figures["seconds"])
             cpu.append(usage.seconds / preload.events * 1000)
             rss = max(rss, usage.peak_rss_mb)
-        note = "counts events and does nothing else: faust's consume path alone"
+        note = (
+            "counts whole fetches on the hubkafka:// transport and does nothing else"
+            if chunks
+            else "counts events and does nothing else: faust's consume path alone"
+        )
         return Figures(statistics.median(rates), statistics.median(cpu), rss, rates, note)
 
     # ---- (c), (c2), (e): workers writing the central store ---------------------------------------
