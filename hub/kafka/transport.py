@@ -70,8 +70,11 @@ class Consumer(faust_aiokafka.Consumer):
                     continue
                 generation = self.app.consumer_generation_id
                 chunk, rest = self._split(records, active)
-                if chunk:
-                    await self._deliver_chunk(chunk, generation)
+                if chunk and not await self._deliver_chunk(chunk, generation):
+                    # The handler failed and stopped the app: deliver nothing more (a later
+                    # chunk must not be handled, let alone acknowledged, past this one).
+                    log.critical("a batch failed: the consumer stops delivering")
+                    return
                 if rest:
                     await self._deliver_each(rest, generation)
                 if self._commit_every is not None and self._n_acked >= self._commit_every:
@@ -108,7 +111,8 @@ class Consumer(faust_aiokafka.Consumer):
                 chunk[tp] = kept
         return chunk, rest
 
-    async def _deliver_chunk(self, chunk: dict[TP, list[Any]], generation: int) -> None:
+    async def _deliver_chunk(self, chunk: dict[TP, list[Any]], generation: int) -> bool:
+        """The chunk through the handler, its offsets acknowledged; False when it failed."""
         handler = cast(ChunkHandler, self.chunk_handler)
         # Counted as in flight until acknowledged: a rebalance waits for it (wait_empty).
         first_tp, first = next(iter(chunk.items()))
@@ -117,11 +121,12 @@ class Consumer(faust_aiokafka.Consumer):
         try:
             handled = await handler(chunk)
             if handled is None:
-                return  # the handler failed and stopped the app: nothing acknowledged
+                return False  # the handler failed and stopped the app: nothing acknowledged
             for tp, offsets in handled.items():
                 self.acknowledge_range(tp, offsets)
                 if self.app.consumer_generation_id == generation:
                     self._read_offset[tp] = offsets.stop
+            return True
         finally:
             self._unacked_messages.discard(token)
             notify(self._waiting_for_ack)

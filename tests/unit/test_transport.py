@@ -117,11 +117,13 @@ async def test_a_fetch_goes_to_the_handler_whole_and_the_rest_to_faust_one_by_on
     assert drain.consumer._read_offset[source] == 15
 
 
-async def test_a_failed_chunk_acknowledges_nothing() -> None:
+async def test_a_failed_chunk_acknowledges_nothing_and_nothing_after_it_is_handled() -> None:
     source = TP(SOURCE, 2)
-    drain = Drain([{source: [record(SOURCE, 2, o) for o in range(5)]}])
-    drain.take(lambda chunk: None)
+    drain = Drain([{source: [record(SOURCE, 2, o) for o in range(5)]},
+                   {source: [record(SOURCE, 2, o) for o in range(5, 9)]}])  # fmt: skip
+    chunks = drain.take(lambda chunk: None)
     await drain.run()
+    assert chunks == [{source: [0, 1, 2, 3, 4]}], "the drain stops at the failed chunk"
     assert drain.consumer._new_offset(source) is None
     assert not drain.consumer._unacked_messages
 
