@@ -47,8 +47,12 @@ async def test_workers_join_and_one_is_killed_yet_every_event_is_stored_once(
     db = tmp_path / "shared.sqlite3"
     env = {"HUB_STORE_URL": f"sqlite:///{db}", "HUB_STORE_BATCH_SIZE": "200"}
     workers = [WorkerProcess(tmp_path / f"w{i}", group, env) for i in range(3)]
-    report = await produce(kafka_broker.kafka_bootstrap, traffic.stream(15_000))
-    valid = report.valid_event_ids
+    # Sent live at 500/s (30 s), not pre-loaded: the workers join and die while events still
+    # flow however fast they are (pre-loaded, a fast worker had stored all before the third
+    # one had started).
+    messages = list(traffic.stream(15_000))
+    valid = [str(m.event_id) for m in messages if m.event_id and not m.poison]
+    sending = asyncio.create_task(produce(kafka_broker.kafka_bootstrap, messages, rate=500))
 
     async def until(share: float, limit: float = 180) -> int:
         deadline = time.monotonic() + limit
@@ -58,16 +62,19 @@ async def test_workers_join_and_one_is_killed_yet_every_event_is_stored_once(
 
     moments = []
     try:
-        workers[0].start()
+        await asyncio.to_thread(workers[0].start)
         moments.append(await until(0.15))
-        workers[1].start()  # joins: the group rebalances
+        await asyncio.to_thread(workers[1].start)  # joins: the group rebalances
         moments.append(await until(0.35))
-        workers[2].start()  # joins again
+        await asyncio.to_thread(workers[2].start)  # joins again
         moments.append(await until(0.55))
         workers[1].kill()  # mid-batch, no goodbye: its partitions move after the session ends
         assert workers[0].alive() and workers[2].alive()
+        report = await sending
+        assert sorted(map(str, report.valid_event_ids)) == sorted(valid)
         await until(1.0, limit=300)
     finally:
+        sending.cancel()
         for w in workers:
             w.stop()
     rows, distinct = stored(db, valid)
