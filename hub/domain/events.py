@@ -8,6 +8,9 @@ uses as the dead-letter reason code.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, ClassVar, Self
 from uuid import UUID
@@ -16,7 +19,6 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -41,7 +43,7 @@ from hub.domain.enums import (
     Sex,
 )
 from hub.domain.personal_id import personal_id_problems
-from hub.domain.text import clean_name, field_hygiene
+from hub.domain.text import clean_name, record_hygiene
 from hub.domain.topics import SourceTopic
 from hub.domain.units import admin_units
 
@@ -53,8 +55,23 @@ CLOCK_SKEW = timedelta(minutes=5)
 ICD10 = re.compile(r"^[A-Z][0-9]{2}(\.[0-9A-Z]{1,4})?$")
 
 
+# The moment a whole batch is validated at ("now" for the not-in-the-future rules), read once
+# per batch by the worker (:func:`clock_at`); otherwise every check reads the clock.
+_batch_now: ContextVar[datetime | None] = ContextVar("batch_now", default=None)
+
+
 def now_utc() -> datetime:
-    return datetime.now(UTC)
+    return _batch_now.get() or datetime.now(UTC)
+
+
+@contextmanager
+def clock_at(now: datetime) -> Iterator[None]:
+    """Validate with ``now`` as the current time inside the block (one clock read per batch)."""
+    token = _batch_now.set(now)
+    try:
+        yield
+    finally:
+        _batch_now.reset(token)
 
 
 def fail(kind: str, message: str) -> PydanticCustomError:
@@ -128,13 +145,13 @@ class SourceEvent(Record):
     district_code: str | None = None
     commune_code: str
 
-    @field_validator("*", mode="before")
+    @model_validator(mode="before")
     @classmethod
-    def _hygiene(cls, value: Any, info: ValidationInfo) -> Any:
+    def _hygiene(cls, data: Any) -> Any:
         """Text hygiene (hub/domain/text.py) on every string field, before its type is checked
         (other types get pydantic's type error)."""
-        return field_hygiene(value, info.field_name or "field", names=cls.NAME_FIELDS,
-                             free_text=cls.FREE_TEXT)  # fmt: skip
+        return record_hygiene(data, cls.model_fields, cls.__name__, names=cls.NAME_FIELDS,
+                              free_text=cls.FREE_TEXT)  # fmt: skip
 
     @model_validator(mode="after")
     def _common_rules(self) -> Self:
@@ -204,11 +221,11 @@ class Interconnection(BaseModel):
     applicant_id: str
     received_at: datetime
 
-    @field_validator("*", mode="before")
+    @model_validator(mode="before")
     @classmethod
-    def _hygiene(cls, value: Any, info: ValidationInfo) -> Any:
-        return field_hygiene(value, info.field_name or "field", free_text=cls.FREE_TEXT,
-                             prefix="interconnection.")  # fmt: skip
+    def _hygiene(cls, data: Any) -> Any:
+        return record_hygiene(data, cls.model_fields, cls.__name__, free_text=cls.FREE_TEXT,
+                              prefix="interconnection.")  # fmt: skip
 
     @model_validator(mode="after")
     def _interconnection_rules(self) -> Self:

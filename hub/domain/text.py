@@ -20,7 +20,7 @@ import unicodedata
 from collections.abc import Collection
 from typing import Any
 
-from pydantic_core import PydanticCustomError
+from pydantic_core import InitErrorDetails, PydanticCustomError, ValidationError
 
 # A Vietnamese full name is family name, middle name(s) and given name; the longest in the
 # civil-status books runs to about 50 characters. 100 leaves room and still bounds storage.
@@ -111,3 +111,41 @@ def field_hygiene(value: Any, field: str, *, names: Collection[str] = (),
         return [check_text(v, MAX_CODE, prefix + field) if isinstance(v, str) else v
                 for v in value]  # fmt: skip
     return value
+
+
+def record_hygiene(data: Any, fields: Collection[str], title: str, *,
+                   names: Collection[str] = (), free_text: Collection[str] = (),
+                   prefix: str = "") -> Any:  # fmt: skip
+    """:func:`field_hygiene` over a whole record (a model's "before" validator), in one call.
+
+    The same rule, checked once per record instead of once per field: pydantic calls a
+    per-field validator once for every field, which cost more than the rest of validation.
+    ASCII printable codes within the limit (nearly every value) are kept without a copy. Every
+    offending field is reported at its own location, as a per-field validator would; type
+    errors of the other fields follow once the text is clean. Only the model's ``fields``
+    are looked at (an unknown key stays pydantic's ``extra_forbidden``).
+    """
+    if not isinstance(data, dict):
+        return data
+    cleaned: dict[str, Any] | None = None
+    errors: list[InitErrorDetails] = []
+    for field, value in data.items():
+        if isinstance(value, str):
+            if (field not in names and value.isascii() and value.isprintable()
+                    and len(value) <= MAX_CODE):  # fmt: skip
+                continue
+        elif not isinstance(value, list):
+            continue
+        if field not in fields:
+            continue
+        try:
+            new = field_hygiene(value, field, names=names, free_text=free_text, prefix=prefix)
+        except PydanticCustomError as exc:
+            errors.append(InitErrorDetails(type=exc, loc=(field,), input=value))
+            continue
+        if new is not value and new != value:
+            cleaned = dict(data) if cleaned is None else cleaned
+            cleaned[field] = new
+    if errors:
+        raise ValidationError.from_exception_data(title, errors)
+    return data if cleaned is None else cleaned

@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import Any, Protocol, TypeVar
 
-from hub.domain.events import SourceEvent
+from hub.domain.events import SourceEvent, clock_at
 from hub.domain.identity import subject_claimed
 from hub.domain.quality import DIMENSIONS
 from hub.domain.records import AgencyTask, DeadLetter, PopulationRecord, Stage, UnifiedEvent
@@ -115,14 +115,15 @@ class BatchProcessor:
 
     # ---- 1. submit -------------------------------------------------------------------------
     async def submit(self, batch: list[Incoming]) -> Work:
-        decoded = [self.pipeline.decode(msg) for msg in batch]
+        now = datetime.now(UTC)  # the batch's one clock read: validation and scoring use it
+        with clock_at(now):
+            decoded = [self.pipeline.decode(msg) for msg in batch]
         valid = [e for e in decoded if not isinstance(e, Rejected)]
         known = await self._store("read", partial(self._lineages, [str(e.event_id) for e in valid]))
         subjects = [s for e in valid if (s := subject_claimed(e)) is not None]
         people = await self._store("register", partial(self.register.fetch, subjects,
                                                         self._register_records))  # fmt: skip
         work = Work()
-        now = datetime.now(UTC)
         for topic, n in Counter(msg.topic for msg in batch).items():
             self.events_in(topic).inc(n)
         for msg, event in zip(batch, decoded, strict=True):

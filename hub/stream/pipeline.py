@@ -14,7 +14,7 @@ from pydantic import ValidationError
 
 from hub.domain.enums import CodeSystem
 from hub.domain.errors import field_errors
-from hub.domain.events import MODEL_OF_SCHEMA, SOURCE_MODELS, SourceEvent
+from hub.domain.events import MODEL_OF_SCHEMA, SOURCE_MODELS, SourceEvent, clock_at
 from hub.domain.identity import Lookup, register_update, subject_claimed, verify
 from hub.domain.quality import score
 from hub.domain.records import AgencyTask, Lineage, PopulationRecord, Stage, UnifiedEvent
@@ -107,7 +107,8 @@ class Pipeline:
             return "unknown"
 
     def process(self, msg: Incoming, lookup: Lookup, seen: SeenLookup, now: datetime) -> Outcome:
-        event = self.decode(msg)
+        with clock_at(now):
+            event = self.decode(msg)
         if isinstance(event, Rejected):
             return event
         return self.process_event(msg, event, lookup, seen, now)

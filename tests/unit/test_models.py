@@ -16,6 +16,7 @@ from hub.domain.events import (
     DeathRegistration,
     HealthReferral,
     ProcedureDossierEvent,
+    clock_at,
 )
 from hub.domain.personal_id import make_personal_id, personal_id_problems
 from hub.domain.topics import SourceTopic
@@ -129,3 +130,18 @@ def test_a_name_of_the_wrong_type_is_a_validation_error_not_a_crash() -> None:
     record["child_full_name"] = {}  # found by schemathesis against the gateway (was a 500)
     with pytest.raises(ValidationError, match="child_full_name"):
         BirthRegistration.model_validate(record)
+
+
+def test_a_batch_is_validated_against_the_one_moment_it_read_the_clock_at() -> None:
+    """The worker reads the clock once per batch (``clock_at``); "in the future" is judged
+    against that moment, and outside the block against the real clock again."""
+    traffic = Traffic(Codec(), seed=7, provinces=1, population=20, now=NOW)
+    data = traffic.event(SourceTopic.BIRTH).to_avro()
+    data["occurred_at"] = NOW + timedelta(hours=1)
+    with clock_at(NOW + timedelta(hours=2)):
+        assert BirthRegistration.model_validate(data).occurred_at == data["occurred_at"]
+    with clock_at(NOW - timedelta(days=1)), pytest.raises(ValidationError) as err:
+        BirthRegistration.model_validate({**data, "occurred_at": NOW - timedelta(hours=1)})
+    assert err.value.errors()[0]["type"] == "date_in_future"
+    with pytest.raises(ValidationError):
+        BirthRegistration.model_validate(data)  # an hour ahead of the real clock

@@ -179,3 +179,44 @@ def test_name_matching_ignores_case_and_spacing_but_not_diacritics() -> None:
         updated_at=NOW,
     )
     assert "name_mismatch" not in verify(event, lambda _: person)
+
+
+def test_every_offending_field_is_reported_at_its_own_location() -> None:
+    """One pass over the record (not a validator per field) still names each bad field."""
+    birth = SAMPLES[SourceTopic.BIRTH].model_dump()
+    birth.update(source_system="dvc\x00x", child_full_name="An\u202e", place_of_birth="x" * 3000)
+    with pytest.raises(ValidationError) as err:
+        BirthRegistration.model_validate(birth)
+    found = {(e["loc"], e["type"]) for e in err.value.errors()}
+    assert found == {
+        (("source_system",), "control_character"),
+        (("child_full_name",), "control_character"),
+        (("place_of_birth",), "field_too_long"),
+    }
+
+
+def test_a_nested_records_bad_field_is_located_inside_it() -> None:
+    birth = SAMPLES[SourceTopic.BIRTH].model_dump()
+    assert birth["interconnection"] is not None
+    birth["interconnection"]["dossier_code"] = "G01\x1b[2J"
+    with pytest.raises(ValidationError) as err:
+        BirthRegistration.model_validate(birth)
+    (error,) = err.value.errors()
+    assert error["loc"] == ("interconnection", "dossier_code")
+    assert error["type"] == "control_character"
+
+
+def test_an_unknown_field_stays_an_unknown_field_whatever_it_holds() -> None:
+    birth = SAMPLES[SourceTopic.BIRTH].model_dump() | {"nickname": "\x00"}
+    with pytest.raises(ValidationError) as err:
+        BirthRegistration.model_validate(birth)
+    assert [e["type"] for e in err.value.errors()] == ["extra_forbidden"]
+
+
+def test_names_are_cleaned_and_the_rest_kept_as_sent() -> None:
+    birth = SAMPLES[SourceTopic.BIRTH].model_dump()
+    birth["child_full_name"] = "  " + unicodedata.normalize("NFD", "Nguyễn   Văn  An") + " "
+    event = BirthRegistration.model_validate(birth)
+    assert event.child_full_name == "Nguyễn Văn An"
+    assert unicodedata.is_normalized("NFC", event.child_full_name)
+    assert event.registration_number == birth["registration_number"]
