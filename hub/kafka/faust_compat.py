@@ -5,8 +5,6 @@ installed faust, so an upgrade that breaks one fails there, loudly, not in produ
 Why each is needed:
 - ``disable_gap_filling``: faust counts offsets it jumped over as acknowledged; on these topics a
   jump is a skipped message, and committing past it would lose it on the next crash.
-- ``acknowledge_records``: records the offset guard read back were never delivered by faust;
-  they must be acknowledged for commits to move past them.
 - ``on_recovery_completed``: the worker must learn the committed offsets after table recovery and
   before streams resume (the offset guard).
 - ``seek_committed_zero``: aiokafka's ``seek_to_committed`` seeks only to offsets > 0, so a
@@ -35,7 +33,6 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import faust
-from faust.types import TP, Message
 
 
 def disable_gap_filling(app: faust.App) -> None:
@@ -43,15 +40,6 @@ def disable_gap_filling(app: faust.App) -> None:
         return None
 
     app.consumer._add_gap = no_gaps  # type: ignore[attr-defined]
-
-
-def acknowledge_records(app: faust.App, records: list[Any]) -> None:
-    """Ack aiokafka records faust never delivered, so its commits move past them."""
-    for r in records:
-        message = Message(r.topic, r.partition, r.offset, r.timestamp / 1000.0,
-                          r.timestamp_type, r.headers, r.key, r.value, None,
-                          tp=TP(r.topic, r.partition))  # fmt: skip
-        app.consumer.ack(message)
 
 
 def on_recovery_completed(app: faust.App, before: Callable[[], Awaitable[None]],

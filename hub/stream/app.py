@@ -1,14 +1,15 @@
 """The faust app of `hub worker`: faust consumes, commits and serves /metrics; the work is done
 by classes that know nothing of faust.
 
-Agents:
-- ``process``: source topics → unified topics, agency topics, dead letters and the central
+Every input arrives a fetch at a time through the ``hubkafka://`` transport (no faust agent):
+- source topics → unified topics, agency topics, dead letters and the central
   store, one batch at a time through :class:`hub.stream.batch.BatchProcessor` (submit → produce
   → store; the batch's offsets are acknowledged only after both succeeded, so a crash replays at
   most a batch, idempotent on both sides). Duplicates and the register entries of the batch's
   subjects are looked up in the central store, one query each per batch; the register is fed
   there from ref.population.v1 by ``register_feed`` (hub/stream/register.py).
-- ``track_cases``: agency tasks and acknowledgements → interconnection case state.
+- the same chunks' agency tasks and acknowledgements → interconnection case state (a faust
+  table, one write per case per chunk) and citizen notifications, acknowledged the same way.
 """
 
 from __future__ import annotations
@@ -17,9 +18,9 @@ import asyncio
 import logging
 import os
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 import faust
 from aiohttp.web import Response
@@ -46,7 +47,6 @@ from hub.kafka.admin import committed_offsets
 from hub.kafka.client import connection, faust_broker
 from hub.kafka.faust_compat import (
     QuietWorker,
-    acknowledge_records,
     aiokafka_producer,
     disable_gap_filling,
     on_recovery_completed,
@@ -159,23 +159,16 @@ def build_app(settings: Settings) -> faust.App:
     async def stop_feed(sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
         feed_stop.set()
 
-    case_table = app.Table("cases", partitions=settings.partitions, key_type=bytes)
+    # Case state, keyed by case id. ``use_partitioner``: written from the chunk handler (no faust
+    # event), its changelog partition is the key's, as it is for the tasks and acknowledgements
+    # keyed by the same case id (Kafka's default partitioner everywhere).
+    case_table = app.Table("cases", partitions=settings.partitions, key_type=bytes,
+                           use_partitioner=True)  # fmt: skip
     events_out = Children(metrics.events_out)
     last_offset: dict[tuple[str, int], int] = {}
     dirty_cases: dict[str, case_logic.CaseState] = {}
     overdue_written: set[str] = set()
     store_box: dict[str, Store] = {}
-    producer = app.producer
-
-    async def send(topic: str, key: bytes | None, value: bytes,
-                   headers: Any = None) -> Awaitable[Any]:  # fmt: skip
-        """Hand one message to the producer; the returned future resolves when Kafka has it.
-
-        Straight to the transport producer: faust's Topic.send costs ~0.25 ms per message in
-        codec and sensor layers (measured with py-spy), more than the whole pipeline.
-        """
-        events_out(topic).inc()
-        return cast(Awaitable[Any], await producer.send(topic, key, value, None, None, headers))
 
     async def read_back(topic: str, partition: int, offset: int,
                         through: int | None = None) -> list[Any]:  # fmt: skip
@@ -186,27 +179,49 @@ def build_app(settings: Settings) -> faust.App:
             metrics.offsets_reread.labels(topic).inc(len(skipped))
         return skipped
 
-    async def handle_chunk(chunk: Chunk) -> Handled | None:
-        """One fetch of source records as one batch: offsets acknowledged only after its outputs
-        are in Kafka and in the store (hub/stream/batch.py): a crash replays at most this."""
-        if not feed.ready.is_set():  # identity checks need the register caught up
-            log.info("waiting for the register feed to catch up")
-            await feed.ready.wait()
+    async def gather(parts: Chunk) -> tuple[list[Incoming], dict[Any, range]]:
+        """A chunk's records (with any the consumer skipped, read back) and, per partition, the
+        offsets they cover."""
         batch: list[Incoming] = []
         handled: dict[Any, range] = {}
-        for tp, records in chunk.items():
+        for tp, records in parts.items():
             first, last = records[0].offset, records[-1].offset
             skipped = await read_back(tp.topic, tp.partition, first, last)
             batch.extend(map(Incoming.of, skipped))
             batch.extend(map(Incoming.of, records))
             last_offset[(tp.topic, tp.partition)] = last
             handled[tp] = range(skipped[0].offset if skipped else first, last + 1)
-        if not await processor.run(batch):
-            await app.crash(processor.failure or RuntimeError("batch failed"))
-            return None
+        return batch, handled
+
+    async def handle_chunk(chunk: Chunk) -> Handled | None:
+        """One fetch as one batch: source records through the batch processor, agency tasks and
+        acknowledgements into their cases. Offsets are acknowledged only after the outputs are in
+        Kafka (and source events in the store): a crash replays at most this."""
+        if not feed.ready.is_set():  # identity checks need the register caught up
+            log.info("waiting for the register feed to catch up")
+            await feed.ready.wait()
+        sources = {tp: records for tp, records in chunk.items() if tp.topic in source_topics}
+        agency = {tp: records for tp, records in chunk.items() if tp.topic not in source_topics}
+        handled: dict[Any, range] = {}
+        if sources:
+            batch, handled = await gather(sources)
+            if not await processor.run(batch):
+                await app.crash(processor.failure or RuntimeError("batch failed"))
+                return None
+        if agency:
+            messages, covered = await gather(agency)
+            try:
+                await track_cases(messages)
+            except Exception as exc:  # noqa: BLE001 - Kafka refused an output: stop, ack nothing
+                log.critical("case batch failed (%s); stopping the worker", exc)
+                await app.crash(exc)
+                return None
+            handled.update(covered)
         return handled
 
-    take_in_chunks(app, [t.value for t in SourceTopic], handle_chunk)
+    source_topics = frozenset(t.value for t in SourceTopic)
+    case_topics = [t.value for t in (*AgencyTopic, *AckTopic)]
+    take_in_chunks(app, [*source_topics, *case_topics], handle_chunk)
 
     def store() -> Store:
         if "s" not in store_box:
@@ -245,65 +260,58 @@ def build_app(settings: Settings) -> faust.App:
         worker_name=worker_name,
     )  # fmt: skip
 
-    case_in = app.topic(*[t.value for t in (*AgencyTopic, *AckTopic)], key_serializer="raw",
-                        value_serializer="raw")  # fmt: skip
     ack_agency = {t.value: t.name for t in AckTopic}
 
-    def on_agency_message(topic: str, partition: int, offset: int, key: bytes,
-                          value: bytes | None) -> list[CaseNotification]:  # fmt: skip
-        """One task or acknowledgement applied to its case; the notifications it causes."""
-        last_offset[(topic, partition)] = offset
+    Refused = list[tuple[Incoming, Rejected]]  # acknowledgements of the wrong agency
+
+    def on_agency_message(msg: Incoming, states: dict[bytes, case_logic.CaseState],
+                          refused: Refused) -> list[CaseNotification]:  # fmt: skip
+        """One task or acknowledgement applied to its case (``states``: the chunk's cases so
+        far, over the table); the notifications it causes."""
+        key = msg.key or b""
         try:
-            _, record = codec.decode(value or b"")
-            if topic == AgencyTopic.ACK.value or topic in ack_agency:
+            _, record = codec.decode(msg.value or b"")
+            current = states.get(key) or case_table.get(key)
+            if msg.topic == AgencyTopic.ACK.value or msg.topic in ack_agency:
                 ack = AgencyAcknowledgement.model_validate(record)
-                state, notes = case_logic.on_ack(case_table.get(key), ack, ack_agency.get(topic))
+                state, notes = case_logic.on_ack(current, ack, ack_agency.get(msg.topic))
             else:
                 task = AgencyTask.model_validate(record)
-                state, notes = case_logic.on_task(case_table.get(key), task)
+                state, notes = case_logic.on_task(current, task)
         except case_logic.WrongAgency as exc:
-            log.warning("refused acknowledgement %s/%s: %s", topic, offset, exc)
-            metrics.dead_letters.labels(dead_letter_topic(topic), exc.reason).inc()
-            refused.append((Incoming(topic, partition, offset, key, value),
-                            Rejected(Stage.ROUTE, exc.reason, str(exc))))  # fmt: skip
+            log.warning("refused acknowledgement %s/%s: %s", msg.topic, msg.offset, exc)
+            refused.append((msg, Rejected(Stage.ROUTE, exc.reason, str(exc))))
             return []
         except Exception as exc:  # noqa: BLE001 - any bad ack is dead-lettered, never fatal
-            log.warning("unreadable agency message %s/%s: %s", topic, offset, exc)
-            metrics.dead_letters.labels(dead_letter_topic(topic), "invalid_agency_message").inc()
+            log.warning("unreadable agency message %s/%s: %s", msg.topic, msg.offset, exc)
+            reason = "invalid_agency_message"
+            metrics.dead_letters.labels(dead_letter_topic(msg.topic), reason).inc()
             return []
-        case_table[key] = state
-        dirty_cases[state["case_id"]] = state
+        states[key] = state
         return notes
 
-    refused: list[tuple[Incoming, Rejected]] = []  # acknowledgements of the wrong agency
-
-    async def notify(notes: list[CaseNotification]) -> None:
-        """Citizen-facing notifications (and dead letters of refused acknowledgements), in Kafka
-        before the message that caused them is acked."""
-        pending = [await send(NOTIFICATION_TOPIC, str(n.case_id).encode(),
-                              codec.encode(CaseNotification.SCHEMA, n.to_avro()))
-                   for n in notes]  # fmt: skip
-        while refused:
-            msg, rejected = refused.pop()
-            letter = dead_letter(msg, rejected, datetime.now(UTC), worker_name)
+    async def track_cases(messages: list[Incoming]) -> None:
+        """A chunk of agency tasks and acknowledgements: each case's state written once (the
+        table's changelog), the citizen-facing notifications and the dead letters of refused
+        acknowledgements in Kafka before the chunk is acknowledged."""
+        states: dict[bytes, case_logic.CaseState] = {}
+        refused: Refused = []
+        notes = [n for msg in messages for n in on_agency_message(msg, states, refused)]
+        for key, state in states.items():
+            case_table[key] = state  # keyed partitioner: no faust event needed (one per case)
+            dirty_cases[state["case_id"]] = state
+        for note in notes:
+            await outbox.add(NOTIFICATION_TOPIC, str(note.case_id).encode(),
+                             codec.encode(CaseNotification.SCHEMA, note.to_avro()))  # fmt: skip
+        now = datetime.now(UTC)
+        for msg, rejected in refused:
+            letter = dead_letter(msg, rejected, now, worker_name)
             value = codec.encode(DeadLetter.SCHEMA, letter.to_avro())
-            pending.append(await send(dead_letter_topic(msg.topic), msg.key, value))
+            await outbox.add(dead_letter_topic(msg.topic), msg.key, value, msg.headers)
+            metrics.dead_letters.labels(dead_letter_topic(msg.topic), rejected.reason).inc()
+        await outbox.flush()
         for note in notes:
             metrics.notifications.labels(note.workflow, note.state).inc()
-        await asyncio.gather(*pending)
-
-    @app.agent(case_in)
-    async def track_cases(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
-        async for event in stream.events():
-            m = event.message
-            skipped = await read_back(m.topic, m.partition, m.offset)
-            for r in skipped:
-                await notify(on_agency_message(r.topic, r.partition, r.offset, r.key or b"",
-                                               r.value))  # fmt: skip
-            acknowledge_records(app, skipped)
-            await notify(on_agency_message(m.topic, m.partition, m.offset, m.key or b"",
-                                           m.value))  # fmt: skip
-            yield None
 
     @app.timer(interval=settings.report_interval_s)  # type: ignore[untyped-decorator]
     async def report() -> None:

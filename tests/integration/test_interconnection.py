@@ -35,6 +35,7 @@ from hub.domain.topics import (
     ack_topic_of,
     dead_letter_topic,
 )
+from hub.kafka.admin import committed_offsets, end_offsets
 from hub.kafka.client import Connectable
 from hub.settings import Settings
 from hub.sim.simulator import produce
@@ -247,3 +248,68 @@ async def test_digitised_books_open_no_case_through_import_or_kafka(
     assert worker.query("SELECT count(*) FROM interconnection_cases") == [(0,)]
     assert skipped_counts(metrics).get(("birth", "digitised")) == 200
     assert skipped_counts(metrics).get(("death", "digitised")) == 50
+
+
+async def wait_committed(bootstrap: Connectable, group: str, topics: list[str],
+                         timeout: float = 60) -> None:  # fmt: skip
+    """Until ``group`` committed every partition of ``topics`` up to its end."""
+    ends = {tp: end for tp, end in (await end_offsets(bootstrap, topics)).items() if end > 0}
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        done = await committed_offsets(bootstrap, group, set(topics))
+        if all(done.get(tp, 0) >= end for tp, end in ends.items()):
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"{group} did not commit {topics} to their end")
+
+
+async def test_case_state_outlives_a_killed_worker(kafka_broker: Settings, tmp_path: Path) -> None:
+    """Births choosing both procedures: the first worker takes every task into its case and
+    commits past them, then is SIGKILLed; the police answer, and a second worker (same group,
+    same store) must still know each case's other step is pending. A worker that had lost the
+    case state would know only the answered step and call the case completed."""
+    codec = Codec()
+    bootstrap = kafka_broker.kafka_bootstrap
+    group, traffic = await traffic_for_new_group(bootstrap, "case-kill", codec, 3, 400)
+    births: list[BirthRegistration] = []
+    while len(births) < 30:
+        event = traffic.event(SourceTopic.BIRTH)
+        if isinstance(event, BirthRegistration) and len(expected_steps(event)) == 2:
+            births.append(event)
+    await produce(bootstrap, (traffic.message(e) for e in births))
+    first = WorkerProcess(tmp_path / "w", group)
+    first.start()
+    try:
+        tasks = await tasks_of(bootstrap, codec, {e.event_id for e in births}, 60)
+        assert len(tasks) == 60
+        await wait_committed(bootstrap, group, TASK_TOPICS)  # the cases are past the topics
+    finally:
+        first.kill()
+    police = [t for t in tasks.values() if t.agency is Agency.POLICE]
+    await produce(bootstrap, [answer(t, AckOutcome.DONE) for t in police])
+
+    second = WorkerProcess(tmp_path / "w", group)
+    second.start()
+    try:
+        ids = ",".join(f"'{t.case_id}'" for t in police)
+        card = Agency.SOCIAL_INSURANCE.value
+        rows: list[tuple[object, ...]] = []
+        waiting = 0
+        for _ in range(120):
+            rows = second.query(f"SELECT workflow, status, pending FROM interconnection_cases "
+                                f"WHERE case_id IN ({ids})")  # fmt: skip
+            steps = second.query(f"SELECT state, count(*) FROM case_steps WHERE case_id IN "
+                                 f"({ids}) GROUP BY 1 ORDER BY 1")  # fmt: skip
+            # open, or overdue when the dossier was received long enough ago: not completed
+            waiting = sum(
+                1
+                for wf, status, pending in rows
+                if wf == "birth" and status in ("open", "overdue") and pending == card
+            )
+            if waiting == len(police) and steps == [("DONE", 30), ("PENDING", 30)]:
+                break
+            time.sleep(1)
+        assert waiting == len(police) == 30, f"each case still waits for its card: {rows}"
+        assert steps == [("DONE", 30), ("PENDING", 30)]
+    finally:
+        second.stop()

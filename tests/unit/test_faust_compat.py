@@ -12,7 +12,6 @@ import pytest
 from faust.tables.recovery import Recovery
 from faust.transport.consumer import Consumer
 from faust.transport.producer import ProducerBuffer
-from faust.types import TP, Message
 
 from hub.kafka import faust_compat
 
@@ -30,14 +29,16 @@ def test_gap_filling_is_a_coroutine_method_with_tp_and_offsets() -> None:
     assert inspect.iscoroutinefunction(app.consumer._add_gap)
 
 
-def test_messages_can_be_built_for_records_faust_never_delivered() -> None:
-    acked: list[Message] = []
-    record = SimpleNamespace(topic="src.civil.birth.v1", partition=2, offset=41,
-                             timestamp=1_790_000_000_000, timestamp_type=0, headers=[],
-                             key=b"k", value=b"v")  # fmt: skip
-    app = SimpleNamespace(consumer=SimpleNamespace(ack=acked.append))
-    faust_compat.acknowledge_records(app, [record])  # type: ignore[arg-type]
-    assert acked[0].tp == TP("src.civil.birth.v1", 2) and acked[0].offset == 41
+def test_a_table_on_the_keyed_partitioner_needs_no_faust_event() -> None:
+    """The worker writes case state from its chunk handler, outside any faust stream: the table
+    is built with ``use_partitioner``, so faust asks for no current event and leaves the
+    changelog partition to the producer's partitioner (Kafka's default, as for the tasks)."""
+    app = faust.App("compat-table", broker="memory://", store="memory://")
+    table = app.Table("cases", key_type=bytes, partitions=12, use_partitioner=True)
+    assert table.partition_for_key(b"case-id") is None
+    plain = app.Table("plain", key_type=bytes, partitions=12)
+    with pytest.raises(TypeError):  # without it, a write outside a stream is refused
+        plain.partition_for_key(b"case-id")
 
 
 def test_recovery_completion_is_a_coroutine_taking_the_generation() -> None:
