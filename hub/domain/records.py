@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from enum import StrEnum
-from typing import Self
+from typing import Any, Self
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -86,6 +86,15 @@ class UnifiedEvent(Record):
     lineage: Lineage
     payload_schema: str
     payload: bytes
+
+    def to_avro(self) -> dict[str, Any]:
+        """What ``model_dump`` gives, built from the fields directly: one envelope per event,
+        and pydantic's generic dump of the two nested records cost ~4x this (tests/unit/
+        test_records.py keeps the two equal, and the encoded bytes identical)."""
+        record = dict(self)
+        record["quality"] = dict(self.quality)
+        record["lineage"] = dict(self.lineage)
+        return record
 
 
 class AgencyTask(Record):

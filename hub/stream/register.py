@@ -22,6 +22,7 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 
+from hub.domain.enums import Sex
 from hub.domain.records import PopulationRecord
 from hub.kafka.admin import topic_partitions
 from hub.kafka.client import Connectable, options
@@ -85,13 +86,25 @@ class RegisterCache:
             self.queries += 1
             rows = query(missing)
             for pid in missing:
-                record = self.decode(rows[pid]) if pid in rows else None
+                record = self.load(rows[pid]) if pid in rows else None
                 self.put(pid, record)
                 if record is not None:
                     found[pid] = record
         return found
 
+    def load(self, data: bytes) -> PopulationRecord | None:
+        """A register record from the store: validated by the feed before it was stored, so
+        decoded without validating again (names are compared by ``name_key``, which normalises
+        them anyway)."""
+        try:
+            record = self.codec.decode(data)[1]
+            return PopulationRecord.model_construct(**{**record, "sex": Sex(record["sex"])})
+        except (CodecError, KeyError, ValueError) as exc:
+            log.warning("unreadable register entry skipped: %s", exc)
+            return None
+
     def decode(self, data: bytes) -> PopulationRecord | None:
+        """A register record from the feed, validated (the register's rules on personal IDs)."""
         try:
             return PopulationRecord.model_validate(self.codec.decode(data)[1])
         except (CodecError, ValidationError, ValueError) as exc:

@@ -77,3 +77,11 @@ def test_the_feed_refreshes_only_what_is_cached_and_own_registrations_are_seen()
 def test_an_unreadable_entry_is_skipped_not_raised() -> None:
     cache = RegisterCache(CODEC, max_entries=10, ttl_s=30, clock=Clock())
     assert cache.fetch(["x"], lambda ids: {"x": b"not avro"}) == {}
+
+
+def test_a_stored_record_loads_without_validation_as_the_feed_validated_it() -> None:
+    cache = RegisterCache(CODEC, max_entries=100, ttl_s=30, clock=Clock())
+    for person in PEOPLE:
+        loaded = cache.load(encoded(person))
+        assert loaded == cache.decode(encoded(person)) == person
+        assert loaded is not None and loaded.sex is person.sex  # the enum, not its text
