@@ -486,3 +486,20 @@ def open_store(url: str) -> Store:
         )
     store.open()
     return store
+
+
+class Connection:
+    """One connection to the store, opened on first use and again after :meth:`reset` (a
+    failed call drops it). A thread that writes on its own (the register feed) has its own."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._store: Store | None = None
+
+    def __call__(self) -> Store:
+        if self._store is None:
+            self._store = open_store(self.url)
+        return self._store
+
+    def reset(self) -> None:
+        self._store = None

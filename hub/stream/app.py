@@ -59,7 +59,7 @@ from hub.kafka.transport import SCHEME, Chunk, Handled, take_in_chunks
 from hub.metrics import Children, HubMetrics
 from hub.redaction import redact
 from hub.settings import EventLoop, Settings
-from hub.store.sql import Store, StoreError, open_store
+from hub.store.sql import Connection, StoreError
 from hub.stream.batch import BatchProcessor
 from hub.stream.dead_letters import (
     DeadLetterLimit,
@@ -147,8 +147,10 @@ def build_app(settings: Settings) -> faust.App:
     register_cache = RegisterCache(
         codec, settings.register_cache_size, settings.register_cache_ttl_s
     )
-    feed = RegisterFeed(kafka, settings.population_topic, lambda: store(), codec,  # noqa: PLW0108 - defined below
-                        register_cache, metrics=metrics)  # fmt: skip
+    store = Connection(settings.resolved_store_url)
+    # The feed applies its batches in a thread, on a connection of its own.
+    feed = RegisterFeed(kafka, settings.population_topic, Connection(settings.resolved_store_url),
+                        codec, register_cache, metrics=metrics)  # fmt: skip
     feed_stop = asyncio.Event()
 
     @app.task  # type: ignore[untyped-decorator]
@@ -168,7 +170,6 @@ def build_app(settings: Settings) -> faust.App:
     last_offset: dict[tuple[str, int], int] = {}
     dirty_cases: dict[str, case_logic.CaseState] = {}
     overdue_written: set[str] = set()
-    store_box: dict[str, Store] = {}
 
     async def read_back(topic: str, partition: int, offset: int,
                         through: int | None = None) -> list[Any]:  # fmt: skip
@@ -223,11 +224,6 @@ def build_app(settings: Settings) -> faust.App:
     case_topics = [t.value for t in (*AgencyTopic, *AckTopic)]
     take_in_chunks(app, [*source_topics, *case_topics], handle_chunk)
 
-    def store() -> Store:
-        if "s" not in store_box:
-            store_box["s"] = open_store(settings.resolved_store_url)
-        return store_box["s"]
-
     async def with_store_retry(what: str, call: Callable[[], T]) -> T | None:
         """``call`` against the store, retried with backoff; None when it failed for good (the
         worker then stops loudly, nothing of the batch acknowledged)."""
@@ -245,7 +241,7 @@ def build_app(settings: Settings) -> faust.App:
                     return None
                 log.warning("store %s failed (attempt %d): %s; retrying", what, attempt,
                             redact(str(exc)))  # fmt: skip
-                store_box.pop("s", None)
+                store.reset()
                 await asyncio.sleep(delay)
                 delay *= 2
         return None

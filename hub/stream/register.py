@@ -159,7 +159,10 @@ class RegisterFeed:
                 fetched = await consumer.getmany(timeout_ms=500, max_records=self.batch)
                 records = [r for recs in fetched.values() for r in recs]
                 if records:
-                    self.apply(records)
+                    # Off the event loop: a first start over a national register applies
+                    # millions of records, which must not stop the worker answering /metrics.
+                    for pid, record in await asyncio.to_thread(self.apply, records):
+                        self.cache.refresh(pid, record)
                     for r in records:
                         positions[r.partition] = max(positions.get(r.partition, 0), r.offset + 1)
                 elif not self.ready.is_set():
@@ -178,8 +181,10 @@ class RegisterFeed:
             if self.metrics is not None:
                 self.metrics.register_ready.set(1)
 
-    def apply(self, records: list[Any]) -> None:
-        """One batch of feed records → the store (one transaction) and the cache."""
+    def apply(self, records: list[Any]) -> list[tuple[str, PopulationRecord | None]]:
+        """One batch of feed records → the store (one transaction). Returns the entries for
+        the cache to refresh (the caller does, on the event loop: the cache is the loop's)."""
+        refreshes: list[tuple[str, PopulationRecord | None]] = []
         rows: list[tuple[Any, ...]] = []
         deletions: list[tuple[str, int, int]] = []
         offsets: dict[int, int] = {}
@@ -188,7 +193,7 @@ class RegisterFeed:
             key = (r.key or b"").decode("utf-8", "replace")
             if r.value is None:
                 deletions.append((key, r.partition, r.offset))
-                self.cache.refresh(key, None)
+                refreshes.append((key, None))
                 continue
             record = self.cache.decode(r.value)
             if record is None:
@@ -197,8 +202,9 @@ class RegisterFeed:
                     self.metrics.register_records.labels("rejected").inc()
                 continue
             rows.append(register_row(record, r.value, r.partition, r.offset))
-            self.cache.refresh(record.personal_id, record)
+            refreshes.append((record.personal_id, record))
         self.store().apply_register(self.topic, rows, deletions, offsets)
         self.applied += len(rows)
         if self.metrics is not None:
             self.metrics.register_records.labels("applied").inc(len(rows))
+        return refreshes
