@@ -24,7 +24,7 @@ import faust
 
 from hub.domain.topics import SourceTopic
 from hub.kafka.client import connection, faust_broker
-from hub.kafka.transport import SCHEME, Chunk, Handled, take_in_chunks
+from hub.kafka.transport import SCHEME, Chunk, Handled, take_in_chunks, whole
 from hub.settings import load_settings
 from hub.stream.app import Worker, use_event_loop
 
@@ -60,7 +60,7 @@ def build(count: int, out: Path, chunks: bool = False) -> faust.App:
 
         async def count_chunk(chunk: Chunk) -> Handled:
             counted(sum(len(records) for records in chunk.values()))
-            return {tp: range(r[0].offset, r[-1].offset + 1) for tp, r in chunk.items()}
+            return whole(chunk)
 
         take_in_chunks(app, topics, count_chunk)
         return app

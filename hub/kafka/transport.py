@@ -45,6 +45,11 @@ Handled = Mapping[TP, range]
 ChunkHandler = Callable[[Chunk], Awaitable[Handled | None]]
 
 
+def whole(chunk: Chunk) -> dict[TP, range]:
+    """What a handler returns when it handled every record of ``chunk`` (none read back)."""
+    return {tp: range(records[0].offset, records[-1].offset + 1) for tp, records in chunk.items()}
+
+
 class Consumer(faust_aiokafka.Consumer):
     """faust's aiokafka consumer; records of ``chunk_topics`` go to ``chunk_handler``."""
 

@@ -15,7 +15,7 @@ from faust.transport.consumer import Consumer as FaustConsumer
 from faust.transport.drivers import by_url
 from faust.types import TP
 
-from hub.kafka.transport import Consumer, Transport, take_in_chunks
+from hub.kafka.transport import Consumer, Transport, take_in_chunks, whole
 
 SOURCE = "src.civil.birth.v1"
 CHANGELOG = "hub-cases-changelog"
@@ -106,8 +106,7 @@ async def test_a_fetch_goes_to_the_handler_whole_and_the_rest_to_faust_one_by_on
     source, changelog = TP(SOURCE, 0), TP(CHANGELOG, 1)
     drain = Drain([{source: [record(SOURCE, 0, o) for o in range(10, 15)],
                     changelog: [record(CHANGELOG, 1, o) for o in range(3)]}])  # fmt: skip
-    chunks = drain.take(lambda chunk: {tp: range(r[0].offset, r[-1].offset + 1)
-                                       for tp, r in chunk.items()})  # fmt: skip
+    chunks = drain.take(whole)
     await drain.run()
     assert chunks == [{source: [10, 11, 12, 13, 14]}], "one call with the whole fetch"
     assert drain.delivered == [(CHANGELOG, 0), (CHANGELOG, 1), (CHANGELOG, 2)]
@@ -132,8 +131,7 @@ async def test_records_below_the_read_offset_are_not_handed_again() -> None:
     source = TP(SOURCE, 0)
     drain = Drain([{source: [record(SOURCE, 0, o) for o in range(3)]},
                    {source: [record(SOURCE, 0, o) for o in range(2, 6)]}])  # fmt: skip
-    chunks = drain.take(lambda chunk: {tp: range(r[0].offset, r[-1].offset + 1)
-                                       for tp, r in chunk.items()})  # fmt: skip
+    chunks = drain.take(whole)
     await drain.run()
     assert chunks == [{source: [0, 1, 2]}, {source: [3, 4, 5]}]
 
