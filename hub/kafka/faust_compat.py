@@ -3,8 +3,6 @@ minor in pyproject.toml). tests/unit/test_faust_compat.py checks each assumption
 installed faust, so an upgrade that breaks one fails there, loudly, not in production.
 
 Why each is needed:
-- ``disable_gap_filling``: faust counts offsets it jumped over as acknowledged; on these topics a
-  jump is a skipped message, and committing past it would lose it on the next crash.
 - ``on_recovery_completed``: the worker must learn the committed offsets after table recovery and
   before streams resume (the offset guard).
 - ``seek_committed_zero``: aiokafka's ``seek_to_committed`` seeks only to offsets > 0, so a
@@ -33,13 +31,6 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import faust
-
-
-def disable_gap_filling(app: faust.App) -> None:
-    async def no_gaps(tp: Any, offset_from: int, offset_to: int) -> None:
-        return None
-
-    app.consumer._add_gap = no_gaps  # type: ignore[attr-defined]
 
 
 def on_recovery_completed(app: faust.App, before: Callable[[], Awaitable[None]],

@@ -7,7 +7,8 @@ are written by plain producers, so their offsets have no holes: an agent that re
 ``o`` on a partition where it expected ``e < o`` knows ``e … o-1`` were skipped. The guard
 reads exactly those back with its own group-less consumer, so the agent handles them, in
 partition order, before ``o``. Offsets are committed only after handling, so a skipped message
-is never committed past either (faust's own gap filling is switched off for the same reason).
+is never committed past either (faust's own gap filling, which would, is in the per-message
+drain the hub's transport replaces).
 """
 
 from __future__ import annotations

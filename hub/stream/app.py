@@ -49,7 +49,6 @@ from hub.kafka.client import connection, faust_broker
 from hub.kafka.faust_compat import (
     QuietWorker,
     aiokafka_producer,
-    disable_gap_filling,
     on_recovery_completed,
     seek_committed_zero,
     set_producer_buffer,
@@ -362,12 +361,11 @@ def _guard_offsets(app: faust.App, metrics: HubMetrics, guard: OffsetGuard,
 
     faust 0.15 seeks the stream partitions to the committed offsets while its drainer may be
     delivering, and can drop a message then (hub/kafka/offset_guard.py). Knowing where each
-    partition resumes lets the agents notice a skipped first message too. faust's gap filling (which
-    counts offsets it jumped over as acknowledged) is switched off: on these topics a jump is a
-    skipped message, and committing past it would lose it on the next crash.
+    partition resumes lets the worker notice a skipped first message too. (faust's gap filling,
+    which counts offsets it jumped over as acknowledged, lives in the per-message drain the
+    ``hubkafka://`` transport replaces: a jump is never committed past unread.)
     """
 
-    disable_gap_filling(app)
     topics = {t.value for t in (*SourceTopic, *AgencyTopic, *AckTopic)}
 
     async def before() -> None:

@@ -20,15 +20,6 @@ def test_faust_is_the_minor_version_these_contracts_cover() -> None:
     assert faust.__version__.startswith("0.15."), faust.__version__
 
 
-def test_gap_filling_is_a_coroutine_method_with_tp_and_offsets() -> None:
-    params = list(inspect.signature(Consumer._add_gap).parameters)
-    assert params == ["self", "tp", "offset_from", "offset_to"]
-    assert inspect.iscoroutinefunction(Consumer._add_gap)
-    app = SimpleNamespace(consumer=SimpleNamespace())
-    faust_compat.disable_gap_filling(app)  # type: ignore[arg-type]
-    assert inspect.iscoroutinefunction(app.consumer._add_gap)
-
-
 def test_a_table_on_the_keyed_partitioner_needs_no_faust_event() -> None:
     """The worker writes case state from its chunk handler, outside any faust stream: the table
     is built with ``use_partitioner``, so faust asks for no current event and leaves the
