@@ -92,16 +92,61 @@ def pipeline_rate(codec: Codec, records: int) -> float:
     return records / (time.perf_counter() - start)
 
 
+def pipeline_stages(codec: Codec, records: int, repeats: int = 3) -> dict[str, float]:
+    """Microseconds an event of the simulator's mix spends in each stage of the pure pipeline,
+    on one core (best of ``repeats``): where a worker's CPU goes before Kafka and the store."""
+    from hub.domain.events import MODEL_OF_SCHEMA
+    from hub.domain.records import UnifiedEvent
+    from hub.stream.pipeline import Accepted, Pipeline, PipelineConfig, Rejected
+    from hub.types import Incoming
+
+    traffic = Traffic(codec, seed=4, now=datetime.now(UTC))
+    register = {p.personal_id: p for p in traffic.people}
+    messages = [Incoming(m.topic, 0, i, m.key, m.value)
+                for i, m in enumerate(traffic.stream(records))]  # fmt: skip
+    pipeline = Pipeline(codec, PipelineConfig())
+    now = datetime.now(UTC)
+
+    def best(stage: Callable[[], Any]) -> tuple[Any, float]:
+        timings, result = [], None
+        for _ in range(repeats):
+            start = time.perf_counter()
+            result = stage()
+            timings.append(time.perf_counter() - start)
+        return result, min(timings) * 1e6 / len(messages)
+
+    raw, decode_us = best(lambda: [codec.decode(m.value or b"") for m in messages])
+    _, validate_us = best(lambda: [MODEL_OF_SCHEMA[name].model_validate(r) for name, r in raw])
+    events, _ = best(lambda: [pipeline.decode(m) for m in messages])
+    pairs = [(m, e) for m, e in zip(messages, events, strict=True) if not isinstance(e, Rejected)]
+    unseen: Callable[[str], str | None] = lambda _: None  # noqa: E731
+
+    def process() -> list[Any]:
+        return [pipeline.process_event(m, e, register.get, unseen, now) for m, e in pairs]
+
+    outcomes, process_us = best(process)
+    accepted = [o for o in outcomes if isinstance(o, Accepted)]
+    _, encode_us = best(lambda: [codec.encode(UnifiedEvent.SCHEMA, o.envelope.to_avro())
+                                 for o in accepted])  # fmt: skip
+    return {"decode_us": decode_us, "validate_us": validate_us, "process_us": process_us,
+            "encode_envelope_us": encode_us}  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--records", type=int, default=20_000)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     figures = run(args.records)
+    figures |= pipeline_stages(Codec(), args.records)
     if args.json:
         print(json.dumps(figures, indent=2))
         return
     print(f"pure pipeline, simulated mix: {figures['pipeline_per_s']:,.0f} events/s on one core")
+    print("µs an event, per stage (best of 3): "
+          f"Avro decode {figures['decode_us']:.1f}, validate {figures['validate_us']:.1f}, "
+          f"the rest of the pipeline {figures['process_us']:.1f}, "
+          f"envelope to Avro {figures['encode_envelope_us']:.1f}")  # fmt: skip
     print(f"birth registration record, {figures['record_bytes']:.0f} bytes, records/s on one core")
     print("| library | encode | decode |")
     print("|---|---:|---:|")

@@ -23,7 +23,7 @@ from pathlib import Path
 import aiohttp
 
 from connectors.ingest.credentials import Credentials
-from hub.bench.runner import free_port
+from hub.bench.runner import free_port, percentile
 from hub.domain.topics import SourceTopic
 from hub.sim.traffic import Traffic
 from hub.wire.codec import Codec
@@ -69,7 +69,7 @@ async def load(url: str, key: str, bodies: list[bytes], seconds: float,
         "requests": len(latencies),
         "failed_requests": failed,
         "p50_ms": statistics.median(latencies) * 1000 if latencies else 0.0,
-        "p99_ms": statistics.quantiles(latencies, n=100)[98] * 1000 if len(latencies) > 1 else 0.0,
+        "p99_ms": (percentile(latencies, 0.99) or 0.0) * 1000,
         "seconds": elapsed,
     }
 

@@ -29,20 +29,10 @@ from aiokafka.errors import KafkaError
 from faust.sensors.prometheus import setup_prometheus_sensors
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-from hub.domain import cases as case_logic
-from hub.domain.records import (
-    AgencyAcknowledgement,
-    AgencyTask,
-    CaseNotification,
-    DeadLetter,
-    Stage,
-)
 from hub.domain.topics import (
-    NOTIFICATION_TOPIC,
     AckTopic,
     AgencyTopic,
     SourceTopic,
-    dead_letter_topic,
 )
 from hub.kafka.admin import committed_offsets
 from hub.kafka.client import connection, faust_broker
@@ -61,11 +51,11 @@ from hub.redaction import redact
 from hub.settings import EventLoop, Settings
 from hub.store.sql import Connection, StoreError
 from hub.stream.batch import BatchProcessor
+from hub.stream.cases import CaseTracker, report_cases
 from hub.stream.dead_letters import (
     DeadLetterLimit,
-    dead_letter,
 )
-from hub.stream.pipeline import Pipeline, PipelineConfig, Rejected
+from hub.stream.pipeline import Pipeline, PipelineConfig
 from hub.stream.register import RegisterCache, RegisterFeed
 from hub.types import Incoming
 from hub.wire.codec import Codec
@@ -186,8 +176,6 @@ def build_app(settings: Settings) -> faust.App:
                            use_partitioner=True)  # fmt: skip
     events_out = Children(metrics.events_out)
     last_offset: dict[tuple[str, int], int] = {}
-    dirty_cases: dict[str, case_logic.CaseState] = {}
-    overdue_written: set[str] = set()
 
     async def read_back(topic: str, partition: int, offset: int,
                         through: int | None = None) -> list[Any]:  # fmt: skip
@@ -230,7 +218,7 @@ def build_app(settings: Settings) -> faust.App:
         if agency:
             messages, covered = await gather(agency)
             try:
-                await track_cases(messages)
+                await cases.run(messages)
             except Exception as exc:  # noqa: BLE001 - Kafka refused an output: stop, ack nothing
                 log.critical("case batch failed (%s); stopping the worker", exc)
                 await app.crash(exc)
@@ -274,73 +262,17 @@ def build_app(settings: Settings) -> faust.App:
         worker_name=worker_name,
     )  # fmt: skip
 
-    ack_agency = {t.value: t.name for t in AckTopic}
-
-    Refused = list[tuple[Incoming, Rejected]]  # acknowledgements of the wrong agency
-
-    def on_agency_message(msg: Incoming, states: dict[bytes, case_logic.CaseState],
-                          refused: Refused) -> list[CaseNotification]:  # fmt: skip
-        """One task or acknowledgement applied to its case (``states``: the chunk's cases so
-        far, over the table); the notifications it causes."""
-        key = msg.key or b""
-        try:
-            _, record = codec.decode(msg.value or b"")
-            current = states.get(key) or case_table.get(key)
-            if msg.topic == AgencyTopic.ACK.value or msg.topic in ack_agency:
-                ack = AgencyAcknowledgement.model_validate(record)
-                state, notes = case_logic.on_ack(current, ack, ack_agency.get(msg.topic))
-            else:
-                task = AgencyTask.model_validate(record)
-                state, notes = case_logic.on_task(current, task)
-        except case_logic.WrongAgency as exc:
-            log.warning("refused acknowledgement %s/%s: %s", msg.topic, msg.offset, exc)
-            refused.append((msg, Rejected(Stage.ROUTE, exc.reason, str(exc))))
-            return []
-        except Exception as exc:  # noqa: BLE001 - any bad ack is dead-lettered, never fatal
-            log.warning("unreadable agency message %s/%s: %s", msg.topic, msg.offset, exc)
-            reason = "invalid_agency_message"
-            metrics.dead_letters.labels(dead_letter_topic(msg.topic), reason).inc()
-            return []
-        states[key] = state
-        return notes
-
-    async def track_cases(messages: list[Incoming]) -> None:
-        """A chunk of agency tasks and acknowledgements: each case's state written once (the
-        table's changelog), the citizen-facing notifications and the dead letters of refused
-        acknowledgements in Kafka before the chunk is acknowledged."""
-        states: dict[bytes, case_logic.CaseState] = {}
-        refused: Refused = []
-        notes = [n for msg in messages for n in on_agency_message(msg, states, refused)]
-        for key, state in states.items():
-            case_table[key] = state  # keyed partitioner: no faust event needed (one per case)
-            dirty_cases[state["case_id"]] = state
-        for note in notes:
-            await outbox.add(NOTIFICATION_TOPIC, str(note.case_id).encode(),
-                             codec.encode(CaseNotification.SCHEMA, note.to_avro()))  # fmt: skip
-        now = datetime.now(UTC)
-        for msg, rejected in refused:
-            letter = dead_letter(msg, rejected, now, worker_name)
-            value = codec.encode(DeadLetter.SCHEMA, letter.to_avro())
-            await outbox.add(dead_letter_topic(msg.topic), msg.key, value, msg.headers)
-            metrics.dead_letters.labels(dead_letter_topic(msg.topic), rejected.reason).inc()
-        await outbox.flush()
-        for note in notes:
-            metrics.notifications.labels(note.workflow, note.state).inc()
+    cases = CaseTracker(codec=codec, metrics=metrics, out=outbox, table=case_table,
+                        worker_name=worker_name)  # fmt: skip
 
     @app.timer(interval=settings.report_interval_s)  # type: ignore[untyped-decorator]
     async def report() -> None:
         now = datetime.now(UTC)
         states = list(case_table.values())
-        for case in states:  # a case that passed its deadline changes without a message
-            if case["case_id"] not in overdue_written and case_logic.status(case, now) == "overdue":
-                overdue_written.add(case["case_id"])
-                dirty_cases[case["case_id"]] = case
-        if dirty_cases:
-            rows = [case_logic.store_row(c, now) for c in dirty_cases.values()]
-            steps = [row for c in dirty_cases.values() for row in case_logic.step_rows(c)]
-            dirty_cases.clear()
+        rows, steps = cases.changed(states, now)
+        if rows:
             store().upsert_cases(rows, steps)
-        _report_cases(metrics, states, now)
+        report_cases(metrics, states, now)
         _report_lag(app, metrics, last_offset)
 
     return app
@@ -388,30 +320,6 @@ def _guard_offsets(app: faust.App, metrics: HubMetrics, guard: OffsetGuard,
     @app.on_before_shutdown.connect  # type: ignore[arg-type]
     async def stop_guard(sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
         await guard.stop()
-
-
-def _report_cases(metrics: HubMetrics, states: list[Any], now: datetime) -> None:
-    open_cases: dict[str, int] = {}
-    overdue_cases: dict[str, int] = {}
-    open_tasks: dict[tuple[str, str], int] = {}
-    overdue_tasks: dict[tuple[str, str], int] = {}
-    for case in states:
-        st = case_logic.status(case, now)
-        wf = case.get("workflow", "unknown")
-        if st in ("open", "overdue"):
-            open_cases[wf] = open_cases.get(wf, 0) + 1
-            for agency in case_logic.pending(case).values():
-                open_tasks[(wf, agency)] = open_tasks.get((wf, agency), 0) + 1
-                if st == "overdue":
-                    overdue_tasks[(wf, agency)] = overdue_tasks.get((wf, agency), 0) + 1
-        if st == "overdue":
-            overdue_cases[wf] = overdue_cases.get(wf, 0) + 1
-    for wf in {"birth", "death"} | set(open_cases):
-        metrics.cases_open.labels(wf).set(open_cases.get(wf, 0))
-        metrics.cases_overdue.labels(wf).set(overdue_cases.get(wf, 0))
-    for key in set(open_tasks) | set(overdue_tasks):
-        metrics.tasks_open.labels(*key).set(open_tasks.get(key, 0))
-        metrics.tasks_overdue.labels(*key).set(overdue_tasks.get(key, 0))
 
 
 def _report_lag(app: faust.App, metrics: HubMetrics, last: dict[tuple[str, int], int]) -> None:

@@ -32,3 +32,12 @@ def test_codec_benchmark_compares_with_the_avro_package() -> None:
     figures = run(records=500)
     for key in ("hub_encode_per_s", "hub_decode_per_s", "avro_encode_per_s", "avro_decode_per_s"):
         assert figures[key] > 0
+
+
+def test_the_pipeline_stages_are_timed_per_event() -> None:
+    from hub.bench.codec import pipeline_stages
+    from hub.wire.codec import Codec
+
+    stages = pipeline_stages(Codec(), records=300, repeats=1)
+    assert set(stages) == {"decode_us", "validate_us", "process_us", "encode_envelope_us"}
+    assert all(0 < us < 100_000 for us in stages.values()), stages

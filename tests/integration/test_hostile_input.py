@@ -20,7 +20,7 @@ from hub.sim.traffic import Message
 from hub.wire.codec import Codec
 from tests.conftest import new_pg_schema
 from tests.integration.test_pipeline import read_all
-from tests.integration.workers import WorkerProcess, traffic_for_new_group
+from tests.integration.workers import WorkerProcess, pg_rows, traffic_for_new_group
 
 pytestmark = pytest.mark.integration
 
@@ -40,13 +40,6 @@ def pg_schema_url(base: str, refuse_subject: str) -> str:
             f"CHECK (subject_id <> '{refuse_subject}')"
         )
     return url
-
-
-def pg_count(url: str, sql: str) -> list[tuple[Any, ...]]:
-    import psycopg
-
-    with psycopg.connect(url) as conn:
-        return [tuple(r) for r in conn.execute(sql).fetchall()]
 
 
 async def test_nul_name_and_a_refused_row_are_dead_lettered_and_the_worker_goes_on(
@@ -69,7 +62,7 @@ async def test_nul_name_and_a_refused_row_are_dead_lettered_and_the_worker_goes_
     try:
         stored: list[tuple[Any, ...]] = []
         for _ in range(180):
-            stored = pg_count(url, "SELECT event_id FROM events")
+            stored = pg_rows(url, "SELECT event_id FROM events")
             if len(stored) >= len(valid):
                 break
             await asyncio.sleep(1)
@@ -82,7 +75,7 @@ async def test_nul_name_and_a_refused_row_are_dead_lettered_and_the_worker_goes_
         letters = await dead_letters(codec, bootstrap, [nul, refused])
     finally:
         worker.stop()
-    ids = [str(r[0]) for r in pg_count(url, "SELECT event_id FROM events")]
+    ids = [str(r[0]) for r in pg_rows(url, "SELECT event_id FROM events")]
     assert len(ids) == len(set(ids)) == 1200, "every valid event stored exactly once"
     assert set(ids) == valid
     assert letters[str(nul.event_id)].reason == "control_character"

@@ -15,7 +15,7 @@ from hub.settings import Settings
 from hub.sim.simulator import produce
 from hub.wire.codec import Codec
 from tests.conftest import new_pg_schema
-from tests.integration.workers import WorkerProcess, traffic_for_new_group
+from tests.integration.workers import WorkerProcess, pg_rows, traffic_for_new_group
 
 pytestmark = pytest.mark.integration
 
@@ -24,9 +24,7 @@ def count(url: str, sql: str) -> int:
     import psycopg
 
     try:
-        with psycopg.connect(url) as conn:
-            row = conn.execute(sql).fetchone()
-            return int(row[0]) if row else 0
+        return int(str(pg_rows(url, sql)[0][0]))
     except psycopg.Error:
         return 0
 

@@ -29,6 +29,14 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def pg_rows(url: str, sql: str) -> list[tuple[object, ...]]:
+    """The rows of ``sql`` in the PostgreSQL store at ``url``."""
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        return [tuple(r) for r in conn.execute(sql).fetchall()]
+
+
 class WorkerProcess:
     """A `hub worker` subprocess with its own consumer group, home and store."""
 

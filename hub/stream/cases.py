@@ -1,0 +1,142 @@
+"""Interconnection cases in the worker: agency tasks and acknowledgements, a chunk at a time.
+
+:class:`CaseTracker` applies each message of a chunk to its case (the pure transitions of
+hub/domain/cases.py), writes each case's new state once per chunk to the case table, and hands
+the citizen-facing notifications and the dead letters of refused acknowledgements to the
+outbox; :meth:`CaseTracker.run` returns once Kafka has them, and only then may the caller
+acknowledge the chunk's offsets. :meth:`CaseTracker.changed` gives the store rows of the cases
+that changed since the last call (and of those that went overdue without a message).
+
+No faust here: the table is any mapping (a faust Table in ``hub worker``, a dict in tests).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import MutableMapping
+from datetime import UTC, datetime
+from typing import Any
+
+from hub.domain import cases as case_logic
+from hub.domain.records import (
+    AgencyAcknowledgement,
+    AgencyTask,
+    CaseNotification,
+    DeadLetter,
+    Stage,
+)
+from hub.domain.topics import NOTIFICATION_TOPIC, AckTopic, AgencyTopic, dead_letter_topic
+from hub.metrics import HubMetrics
+from hub.stream.batch import Out
+from hub.stream.dead_letters import dead_letter
+from hub.stream.pipeline import Rejected
+from hub.types import Incoming
+from hub.wire.codec import Codec
+
+log = logging.getLogger("hub.worker")
+
+CaseState = case_logic.CaseState
+# Acknowledgement topic → the agency it belongs to (the shared legacy topic is not in it).
+ACK_AGENCY = {t.value: t.name for t in AckTopic}
+Refused = list[tuple[Incoming, Rejected]]
+
+
+class CaseTracker:
+    def __init__(self, *, codec: Codec, metrics: HubMetrics, out: Out,
+                 table: MutableMapping[bytes, CaseState], worker_name: str) -> None:  # fmt: skip
+        self.codec = codec
+        self.metrics = metrics
+        self.out = out
+        self.table = table
+        self.worker_name = worker_name
+        self.dirty: dict[str, CaseState] = {}  # changed since the store last had them
+        self.overdue_written: set[str] = set()
+
+    async def run(self, messages: list[Incoming]) -> None:
+        """One chunk: every case it touches written once, its notifications and dead letters in
+        Kafka when this returns (a refused send raises: nothing may be acknowledged)."""
+        states: dict[bytes, CaseState] = {}
+        refused: Refused = []
+        notes = [n for msg in messages for n in self.apply(msg, states, refused)]
+        for key, state in states.items():
+            self.table[key] = state
+            self.dirty[state["case_id"]] = state
+        for note in notes:
+            value = self.codec.encode(CaseNotification.SCHEMA, note.to_avro())
+            await self.out.add(NOTIFICATION_TOPIC, str(note.case_id).encode(), value)
+        now = datetime.now(UTC)
+        for msg, rejected in refused:
+            letter = dead_letter(msg, rejected, now, self.worker_name)
+            value = self.codec.encode(DeadLetter.SCHEMA, letter.to_avro())
+            await self.out.add(dead_letter_topic(msg.topic), msg.key, value, msg.headers)
+            self.metrics.dead_letters.labels(dead_letter_topic(msg.topic), rejected.reason).inc()
+        await self.out.flush()
+        for note in notes:
+            self.metrics.notifications.labels(note.workflow, note.state).inc()
+
+    def apply(self, msg: Incoming, states: dict[bytes, CaseState],
+              refused: Refused) -> list[CaseNotification]:  # fmt: skip
+        """One task or acknowledgement applied to its case (``states``: the chunk's cases so
+        far, over the table); the notifications it causes. An acknowledgement for another
+        agency's step is added to ``refused``; an unreadable message is counted and skipped."""
+        key = msg.key or b""
+        try:
+            _, record = self.codec.decode(msg.value or b"")
+            current = states.get(key) or self.table.get(key)
+            if msg.topic == AgencyTopic.ACK.value or msg.topic in ACK_AGENCY:
+                ack = AgencyAcknowledgement.model_validate(record)
+                state, notes = case_logic.on_ack(current, ack, ACK_AGENCY.get(msg.topic))
+            else:
+                task = AgencyTask.model_validate(record)
+                state, notes = case_logic.on_task(current, task)
+        except case_logic.WrongAgency as exc:
+            log.warning("refused acknowledgement %s/%s: %s", msg.topic, msg.offset, exc)
+            refused.append((msg, Rejected(Stage.ROUTE, exc.reason, str(exc))))
+            return []
+        except Exception as exc:  # noqa: BLE001 - any bad message is counted, never fatal
+            log.warning("unreadable agency message %s/%s: %s", msg.topic, msg.offset, exc)
+            reason = "invalid_agency_message"
+            self.metrics.dead_letters.labels(dead_letter_topic(msg.topic), reason).inc()
+            return []
+        states[key] = state
+        return notes
+
+    def changed(self, states: list[CaseState], now: datetime
+                ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:  # fmt: skip
+        """The store rows (cases, steps) of what changed since the last call, including cases
+        of ``states`` that passed their deadline since (they change without a message)."""
+        for case in states:
+            if case["case_id"] not in self.overdue_written and case_logic.status(case, now) == (
+                "overdue"
+            ):
+                self.overdue_written.add(case["case_id"])
+                self.dirty[case["case_id"]] = case
+        rows = [case_logic.store_row(c, now) for c in self.dirty.values()]
+        steps = [row for c in self.dirty.values() for row in case_logic.step_rows(c)]
+        self.dirty.clear()
+        return rows, steps
+
+
+def report_cases(metrics: HubMetrics, states: list[CaseState], now: datetime) -> None:
+    """The open and overdue gauges of the cases in ``states`` (this worker's partitions)."""
+    open_cases: dict[str, int] = {}
+    overdue_cases: dict[str, int] = {}
+    open_tasks: dict[tuple[str, str], int] = {}
+    overdue_tasks: dict[tuple[str, str], int] = {}
+    for case in states:
+        st = case_logic.status(case, now)
+        wf = case.get("workflow", "unknown")
+        if st in ("open", "overdue"):
+            open_cases[wf] = open_cases.get(wf, 0) + 1
+            for agency in case_logic.pending(case).values():
+                open_tasks[(wf, agency)] = open_tasks.get((wf, agency), 0) + 1
+                if st == "overdue":
+                    overdue_tasks[(wf, agency)] = overdue_tasks.get((wf, agency), 0) + 1
+        if st == "overdue":
+            overdue_cases[wf] = overdue_cases.get(wf, 0) + 1
+    for wf in {"birth", "death"} | set(open_cases):
+        metrics.cases_open.labels(wf).set(open_cases.get(wf, 0))
+        metrics.cases_overdue.labels(wf).set(overdue_cases.get(wf, 0))
+    for key in set(open_tasks) | set(overdue_tasks):
+        metrics.tasks_open.labels(*key).set(open_tasks.get(key, 0))
+        metrics.tasks_overdue.labels(*key).set(overdue_tasks.get(key, 0))

@@ -1,0 +1,172 @@
+"""The worker's case tracking without faust or Kafka: a chunk of agency tasks and answers goes
+in, case state (written once per case), notifications and dead letters come out."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from hub.domain import cases as case_logic
+from hub.domain.events import BirthRegistration
+from hub.domain.records import (
+    AckOutcome,
+    Agency,
+    AgencyAcknowledgement,
+    AgencyTask,
+    CaseNotification,
+    DeadLetter,
+)
+from hub.domain.topics import (
+    NOTIFICATION_TOPIC,
+    AgencyTopic,
+    SourceTopic,
+    ack_topic_of,
+    dead_letter_topic,
+)
+from hub.domain.workflows import expand
+from hub.metrics import HubMetrics
+from hub.sim.traffic import Traffic
+from hub.stream.cases import CaseTracker
+from hub.types import Incoming
+from hub.wire.codec import Codec
+
+CODEC = Codec()
+NOW = datetime.now(UTC)
+
+
+class Out:
+    """The outbox: what was added, in Kafka once flushed (or a broker that refuses)."""
+
+    def __init__(self, refuse: bool = False) -> None:
+        self.refuse = refuse
+        self.pending: list[tuple[str, bytes | None, bytes, tuple[Any, ...]]] = []
+        self.sent: list[tuple[str, bytes | None, bytes, tuple[Any, ...]]] = []
+
+    async def add(self, topic: str, key: bytes | None, value: bytes,
+                  headers: Sequence[tuple[str, bytes | None]] = ()) -> None:  # fmt: skip
+        self.pending.append((topic, key, value, tuple(headers)))
+
+    async def flush(self) -> None:
+        if self.refuse:
+            raise ConnectionError("broker gone")
+        self.sent += self.pending
+        self.pending.clear()
+
+
+class Table(dict[bytes, Any]):
+    """A dict counting its writes (faust's table sends one changelog message per write)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes = 0
+
+    def __setitem__(self, key: bytes, value: Any) -> None:
+        self.writes += 1
+        super().__setitem__(key, value)
+
+
+def tracker(out: Out) -> tuple[CaseTracker, Table, HubMetrics]:
+    metrics = HubMetrics.create(CollectorRegistry())
+    table = Table()
+    return CaseTracker(codec=CODEC, metrics=metrics, out=out, table=table,
+                       worker_name="t"), table, metrics  # fmt: skip
+
+
+def two_tasks() -> list[AgencyTask]:
+    """The police and social-insurance tasks of one birth that chose both procedures."""
+    traffic = Traffic(CODEC, seed=21, provinces=1, population=60, now=NOW)
+    for _ in range(500):
+        event = traffic.event(SourceTopic.BIRTH)
+        assert isinstance(event, BirthRegistration)
+        tasks, _ = expand(event, event.province_code, event.commune_code, NOW)
+        if len(tasks) == 2:
+            return [task for _, task in tasks]
+    raise AssertionError("no birth with both procedures in 500")
+
+
+def task_message(task: AgencyTask, offset: int) -> Incoming:
+    topic = (AgencyTopic.RESIDENCE if task.agency is Agency.POLICE
+             else AgencyTopic.HEALTH_INSURANCE).value  # fmt: skip
+    value = CODEC.encode(AgencyTask.SCHEMA, task.to_avro())
+    return Incoming(topic, 0, offset, str(task.case_id).encode(), value)
+
+
+def answer(task: AgencyTask, offset: int, topic: str | None = None,
+           outcome: AckOutcome = AckOutcome.DONE) -> Incoming:  # fmt: skip
+    at = NOW + timedelta(minutes=1)
+    ack = AgencyAcknowledgement(case_id=task.case_id, task_id=task.task_id, agency=task.agency,
+                                outcome=outcome, acknowledged_at=at)  # fmt: skip
+    value = CODEC.encode(AgencyAcknowledgement.SCHEMA, ack.to_avro())
+    return Incoming(topic or ack_topic_of(task.agency.value), 0, offset,
+                    str(task.case_id).encode(), value, (("trace", b"42"),))  # fmt: skip
+
+
+def notes(out: Out) -> list[CaseNotification]:
+    return [CaseNotification.model_validate(CODEC.decode(value)[1])
+            for topic, _, value, _ in out.sent if topic == NOTIFICATION_TOPIC]  # fmt: skip
+
+
+async def test_a_chunk_opens_and_completes_a_case_written_once() -> None:
+    out = Out()
+    cases, table, _ = tracker(out)
+    police, card = two_tasks()
+    await cases.run([task_message(police, 1), task_message(card, 2),
+                     answer(police, 3), answer(card, 4)])  # fmt: skip
+    key = str(police.case_id).encode()
+    assert table.writes == 1, "four messages, one case: one write"
+    assert case_logic.status(table[key], NOW) == "completed"
+    states = [n.state for n in notes(out)]
+    assert states[0] == "OPEN" and states[-1] == "COMPLETED"
+    assert not out.pending, "every output flushed"
+    rows, steps = cases.changed(list(table.values()), NOW)
+    assert [r[6] for r in rows] == ["completed"] and len(steps) == 2
+    assert cases.changed(list(table.values()), NOW) == ([], []), "written to the store once"
+
+
+async def test_the_next_chunk_continues_the_case_from_the_table() -> None:
+    out = Out()
+    cases, table, _ = tracker(out)
+    police, card = two_tasks()
+    await cases.run([task_message(police, 1), task_message(card, 2)])
+    await cases.run([answer(police, 3)])
+    state = table[str(police.case_id).encode()]
+    assert case_logic.pending(state) == {card.task_id: Agency.SOCIAL_INSURANCE.value}
+    assert case_logic.status(state, NOW) in ("open", "overdue")
+
+
+async def test_an_answer_on_another_agencys_topic_is_dead_lettered_with_its_headers() -> None:
+    out = Out()
+    cases, table, _ = tracker(out)
+    police, card = two_tasks()
+    police_acks = ack_topic_of(Agency.POLICE.value)
+    await cases.run([task_message(police, 1), task_message(card, 2),
+                     answer(card, 3, topic=police_acks)])  # fmt: skip
+    letters = [(topic, DeadLetter.model_validate(CODEC.decode(value)[1]), headers)
+               for topic, _, value, headers in out.sent if topic.startswith("dlq.")]  # fmt: skip
+    assert len(letters) == 1
+    topic, letter, headers = letters[0]
+    assert topic == dead_letter_topic(police_acks) and letter.reason == "ack_wrong_agency"
+    assert headers == (("trace", b"42"),)
+    state = table[str(card.case_id).encode()]
+    assert state["steps"][card.task_id]["state"] == case_logic.PENDING
+
+
+async def test_an_unreadable_message_is_counted_and_changes_nothing() -> None:
+    out = Out()
+    cases, table, metrics = tracker(out)
+    await cases.run([Incoming(AgencyTopic.RESIDENCE.value, 0, 7, b"k", b"\x00garbage")])
+    assert table.writes == 0 and not notes(out)
+    counted = metrics.dead_letters.labels(dead_letter_topic(AgencyTopic.RESIDENCE.value),
+                                          "invalid_agency_message")._value.get()  # fmt: skip
+    assert counted == 1
+
+
+async def test_a_refused_send_raises_so_the_chunk_is_not_acknowledged() -> None:
+    cases, _, _ = tracker(Out(refuse=True))
+    police, _ = two_tasks()
+    with pytest.raises(ConnectionError):
+        await cases.run([task_message(police, 1)])
