@@ -13,7 +13,7 @@ import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import avro.io
 import avro.schema
@@ -23,6 +23,11 @@ from hub.domain.events import BirthRegistration
 from hub.domain.topics import SourceTopic
 from hub.sim.traffic import Traffic
 from hub.wire.codec import MAGIC, Codec
+
+if TYPE_CHECKING:
+    from hub.domain.records import PopulationRecord
+    from hub.stream.pipeline import Pipeline
+    from hub.types import Incoming
 
 
 def _rate(fn: Callable[[], object], n: int, repeats: int = 5) -> float:
@@ -71,18 +76,26 @@ def run(records: int) -> dict[str, float]:
     }
 
 
-def pipeline_rate(codec: Codec, records: int) -> float:
-    """Events/s of the pure per-event pipeline (decode ▸ validate ▸ convert ▸ verify ▸ score ▸
-    envelope ▸ encode the envelope) on the simulator's mix: one worker's CPU ceiling."""
-    from hub.domain.records import UnifiedEvent
-    from hub.stream.pipeline import Accepted, Pipeline, PipelineConfig
+def _simulated(codec: Codec, records: int
+               ) -> tuple[list[Incoming], dict[str, PopulationRecord], Pipeline]:  # fmt: skip
+    """The simulator's mix as source messages, its register, and the pipeline to run them."""
+    from hub.stream.pipeline import Pipeline, PipelineConfig
     from hub.types import Incoming
 
     traffic = Traffic(codec, seed=4, now=datetime.now(UTC))
     register = {p.personal_id: p for p in traffic.people}
     messages = [Incoming(m.topic, 0, i, m.key, m.value)
                 for i, m in enumerate(traffic.stream(records))]  # fmt: skip
-    pipeline = Pipeline(codec, PipelineConfig())
+    return messages, register, Pipeline(codec, PipelineConfig())
+
+
+def pipeline_rate(codec: Codec, records: int) -> float:
+    """Events/s of the pure per-event pipeline (decode ▸ validate ▸ convert ▸ verify ▸ score ▸
+    envelope ▸ encode the envelope) on the simulator's mix: one worker's CPU ceiling."""
+    from hub.domain.records import UnifiedEvent
+    from hub.stream.pipeline import Accepted
+
+    messages, register, pipeline = _simulated(codec, records)
     now = datetime.now(UTC)
     start = time.perf_counter()
     for msg in messages:
@@ -97,14 +110,9 @@ def pipeline_stages(codec: Codec, records: int, repeats: int = 3) -> dict[str, f
     on one core (best of ``repeats``): where a worker's CPU goes before Kafka and the store."""
     from hub.domain.events import MODEL_OF_SCHEMA
     from hub.domain.records import UnifiedEvent
-    from hub.stream.pipeline import Accepted, Pipeline, PipelineConfig, Rejected
-    from hub.types import Incoming
+    from hub.stream.pipeline import Accepted, Rejected
 
-    traffic = Traffic(codec, seed=4, now=datetime.now(UTC))
-    register = {p.personal_id: p for p in traffic.people}
-    messages = [Incoming(m.topic, 0, i, m.key, m.value)
-                for i, m in enumerate(traffic.stream(records))]  # fmt: skip
-    pipeline = Pipeline(codec, PipelineConfig())
+    messages, register, pipeline = _simulated(codec, records)
     now = datetime.now(UTC)
 
     def best(stage: Callable[[], Any]) -> tuple[Any, float]:

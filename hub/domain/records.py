@@ -88,12 +88,13 @@ class UnifiedEvent(Record):
     payload: bytes
 
     def to_avro(self) -> dict[str, Any]:
-        """What ``model_dump`` gives, built from the fields directly: one envelope per event,
-        and pydantic's generic dump of the two nested records cost ~4x this (tests/unit/
-        test_records.py keeps the two equal, and the encoded bytes identical)."""
-        record = dict(self)
-        record["quality"] = dict(self.quality)
-        record["lineage"] = dict(self.lineage)
+        """What ``model_dump`` gives, copied from the fields directly: one envelope per event,
+        3 µs against ~8 for pydantic's generic dump (``dict(self)`` would be ~22: it asks the
+        model for a ``keys`` attribute, which pydantic answers by raising). tests/unit/
+        test_records.py keeps this equal to ``model_dump`` and the encoded bytes identical."""
+        record = self.__dict__.copy()
+        record["quality"] = self.quality.__dict__.copy()
+        record["lineage"] = self.lineage.__dict__.copy()
         return record
 
 
