@@ -19,7 +19,6 @@ import gc
 import logging
 import os
 import socket
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -47,9 +46,8 @@ from hub.kafka.offset_guard import OffsetGuard
 from hub.kafka.outbox import MAX_BATCH_BYTES, Outbox
 from hub.kafka.transport import SCHEME, Chunk, Handled, take_in_chunks
 from hub.metrics import Children, HubMetrics
-from hub.redaction import redact
 from hub.settings import EventLoop, Settings
-from hub.store.sql import Connection, StoreError
+from hub.store.sql import Connection
 from hub.stream.batch import BatchProcessor
 from hub.stream.cases import CaseTracker, report_cases
 from hub.stream.dead_letters import (
@@ -57,14 +55,13 @@ from hub.stream.dead_letters import (
 )
 from hub.stream.pipeline import Pipeline, PipelineConfig
 from hub.stream.register import RegisterCache, RegisterFeed
+from hub.stream.retry import StoreRetry
 from hub.types import Incoming
 from hub.wire.codec import Codec
 
 log = logging.getLogger("hub.worker")
 T = TypeVar("T")
 
-# A store write is retried this many times (with backoff) before the worker stops loudly.
-STORE_RETRIES = 5
 # Pending table-changelog messages before the stream waits for the producer to catch up.
 TABLE_BUFFER = 20_000
 
@@ -157,8 +154,10 @@ def build_app(settings: Settings) -> faust.App:
     )
     store = Connection(settings.resolved_store_url)
     # The feed applies its batches in a thread, on a connection of its own.
-    feed = RegisterFeed(kafka, settings.population_topic, Connection(settings.resolved_store_url),
-                        codec, register_cache, metrics=metrics)  # fmt: skip
+    feed_store = Connection(settings.resolved_store_url)
+    feed_retry = StoreRetry(feed_store, metrics, in_thread=True)
+    feed = RegisterFeed(kafka, settings.population_topic, feed_store, codec, register_cache,
+                        metrics=metrics, retry=feed_retry)  # fmt: skip
     feed_stop = asyncio.Event()
 
     @app.task  # type: ignore[untyped-decorator]
@@ -230,33 +229,11 @@ def build_app(settings: Settings) -> faust.App:
     case_topics = [t.value for t in (*AgencyTopic, *AckTopic)]
     take_in_chunks(app, [*source_topics, *case_topics], handle_chunk)
 
-    async def with_store_retry(what: str, call: Callable[[], T]) -> T | None:
-        """``call`` against the store, retried with backoff; None when it failed for good (the
-        worker then stops loudly, nothing of the batch acknowledged)."""
-        delay = 0.5
-        for attempt in range(1, STORE_RETRIES + 1):
-            try:
-                # On the loop thread, on purpose: a worker thread would fight the loop for the
-                # GIL on every row; a slow store should pause consumption anyway.
-                return call()
-            except Exception as exc:  # noqa: BLE001 - any store failure: retry, then stop
-                metrics.store_write_errors.inc()
-                if attempt == STORE_RETRIES:
-                    error = StoreError(f"store {what} failed {attempt} times: {redact(str(exc))}")
-                    log.critical("%s; nothing of the batch was acknowledged", error)
-                    return None
-                log.warning("store %s failed (attempt %d): %s; retrying", what, attempt,
-                            redact(str(exc)))  # fmt: skip
-                store.reset()
-                await asyncio.sleep(delay)
-                delay *= 2
-        return None
-
     # The batch's outputs go out as record batches (hub/kafka/outbox.py), counted per batch.
     outbox = Outbox(lambda: aiokafka_producer(app), lambda t, n: events_out(t).inc(n))
     processor = BatchProcessor(
         pipeline=pipeline, codec=codec, metrics=metrics, out=outbox, store=store,
-        store_call=with_store_retry, register=register_cache,
+        store_call=StoreRetry(store, metrics), register=register_cache,
         population_topic=settings.population_topic,
         limit=DeadLetterLimit(settings.dlq_window, settings.dlq_max_ratio),
         worker_name=worker_name,

@@ -16,7 +16,8 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
-from typing import Any
+from functools import partial
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaError
@@ -27,10 +28,14 @@ from hub.domain.records import PopulationRecord
 from hub.kafka.admin import topic_partitions
 from hub.kafka.client import Connectable, options
 from hub.metrics import HubMetrics
-from hub.store.sql import Store, utc
+from hub.store.sql import Store, StoreError, utc
 from hub.wire.codec import Codec, CodecError
 
+if TYPE_CHECKING:
+    from hub.stream.batch import StoreCall
+
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def register_row(record: PopulationRecord, data: bytes, partition: int,
@@ -116,8 +121,8 @@ class RegisterFeed:
     """``ref.population.v1`` → the store's register, from where the store says it got to."""
 
     def __init__(self, kafka: Connectable, topic: str, store: Callable[[], Store], codec: Codec,
-                 cache: RegisterCache, batch: int = 5000,
-                 metrics: HubMetrics | None = None) -> None:  # fmt: skip
+                 cache: RegisterCache, batch: int = 5000, metrics: HubMetrics | None = None,
+                 retry: StoreCall | None = None) -> None:  # fmt: skip
         self.kafka = kafka
         self.topic = topic
         self.store = store
@@ -125,6 +130,8 @@ class RegisterFeed:
         self.cache = cache
         self.batch = batch
         self.metrics = metrics
+        # How store calls are made (hub/stream/retry.py: retried, in a thread); None: directly.
+        self.retry = retry
         self.ready = asyncio.Event()  # set once caught up with the end at start
         self.applied = 0
         self.rejected = 0
@@ -147,7 +154,7 @@ class RegisterFeed:
         try:
             tps = await topic_partitions(consumer, [self.topic])
             consumer.assign(tps)
-            done = self.store().register_offsets(self.topic)
+            done = await self._store("read", lambda: self.store().register_offsets(self.topic))
             for tp in tps:
                 if tp.partition in done:
                     consumer.seek(tp, done[tp.partition])
@@ -159,9 +166,7 @@ class RegisterFeed:
                 fetched = await consumer.getmany(timeout_ms=500, max_records=self.batch)
                 records = [r for recs in fetched.values() for r in recs]
                 if records:
-                    # Off the event loop: a first start over a national register applies
-                    # millions of records, which must not stop the worker answering /metrics.
-                    for pid, record in await asyncio.to_thread(self.apply, records):
+                    for pid, record in await self._store("write", partial(self.apply, records)):
                         self.cache.refresh(pid, record)
                     for r in records:
                         positions[r.partition] = max(positions.get(r.partition, 0), r.offset + 1)
@@ -171,6 +176,18 @@ class RegisterFeed:
                 self._check_ready(positions)
         finally:
             await consumer.stop()
+
+    async def _store(self, what: str, call: Callable[[], T]) -> T:
+        """``call`` through the retry policy (off the event loop: a first start over a national
+        register applies millions of records, which must not stop the worker answering
+        /metrics); raises :class:`StoreError` once the store failed for good."""
+        if self.retry is None:
+            return await asyncio.to_thread(call)
+        result = await self.retry(f"register feed {what}", call)
+        if result is None:
+            log.critical("register feed: the store failed for good; stopping the worker")
+            raise StoreError("the store failed for good (register feed)")
+        return result
 
     def _check_ready(self, positions: dict[int, int]) -> None:
         if not self.ready.is_set() and all(

@@ -1,0 +1,57 @@
+"""Store calls retried with backoff, then given up loudly: the one policy of the worker's batches
+and of its register feed.
+
+A call that fails is retried ``STORE_RETRIES`` times (0.5 s, 1 s, 2 s, … apart) on a fresh
+connection; if the last attempt fails too the caller gets None, the log says the call "failed N
+times", and the caller stops the worker with nothing of its work acknowledged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import TypeVar
+
+from hub.metrics import HubMetrics
+from hub.redaction import redact
+from hub.store.sql import Connection
+
+log = logging.getLogger("hub.worker")
+T = TypeVar("T")
+
+# A store call is retried this many times (with backoff) before the worker stops loudly.
+STORE_RETRIES = 5
+
+
+class StoreRetry:
+    """Run store calls on ``connection`` with the retry policy. ``in_thread``: each call runs in
+    a worker thread (the register feed, on its own connection); otherwise on the event loop's
+    thread (the batches: a slow store should pause consumption anyway, and a thread would
+    fight the loop for the GIL on every row)."""
+
+    def __init__(self, connection: Connection, metrics: HubMetrics, *, in_thread: bool = False,
+                 retries: int = STORE_RETRIES, first_delay_s: float = 0.5) -> None:  # fmt: skip
+        self.connection = connection
+        self.metrics = metrics
+        self.in_thread = in_thread
+        self.retries = retries
+        self.first_delay_s = first_delay_s
+
+    async def __call__(self, what: str, call: Callable[[], T]) -> T | None:
+        delay = self.first_delay_s
+        for attempt in range(1, self.retries + 1):
+            try:
+                return await asyncio.to_thread(call) if self.in_thread else call()
+            except Exception as exc:  # noqa: BLE001 - any store failure: retry, then give up
+                self.metrics.store_write_errors.inc()
+                if attempt == self.retries:
+                    log.critical("store %s failed %d times: %s; the store failed for good",
+                                 what, attempt, redact(str(exc)))  # fmt: skip
+                    return None
+                log.warning("store %s failed (attempt %d): %s; retrying", what, attempt,
+                            redact(str(exc)))  # fmt: skip
+                self.connection.reset()
+                await asyncio.sleep(delay)
+                delay *= 2
+        return None
