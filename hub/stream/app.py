@@ -86,8 +86,8 @@ def quiet_gc() -> None:
     """Fewer collections, and none over what start-up built: everything alive once the worker is
     ready (faust, aiokafka, the reference data of units, holidays and ICD-10: ~200k objects) is
     moved out of the collector's reach with ``gc.freeze``, so a full collection walks only what
-    the batches made. ~+10% events/s in the A/B (docs/BENCHMARKS.md). Once per process: what
-    is frozen is never collected, so later rebalances leave it alone."""
+    the batches made (its share is not separated by an A/B run of its own: docs/BENCHMARKS.md).
+    Once per process: what is frozen is never collected, so later rebalances leave it alone."""
     if gc.get_freeze_count():
         return
     gc.collect()

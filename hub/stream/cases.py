@@ -106,9 +106,9 @@ class CaseTracker:
         """The store rows (cases, steps) of what changed since the last call, including cases
         of ``states`` that passed their deadline since (they change without a message)."""
         for case in states:
-            if case["case_id"] not in self.overdue_written and case_logic.status(case, now) == (
-                "overdue"
-            ):
+            if case["case_id"] in self.overdue_written:
+                continue
+            if case_logic.status(case, now) == "overdue":
                 self.overdue_written.add(case["case_id"])
                 self.dirty[case["case_id"]] = case
         rows = [case_logic.store_row(c, now) for c in self.dirty.values()]
