@@ -57,6 +57,9 @@ def markdown(results: dict[str, Figures]) -> str:
         lines.append(f"Latency occurred → stored at {e.get('offered_per_s')} events/s offered: "
                      f"p50 {e.get('latency_p50_ms')} ms, p99 {e.get('latency_p99_ms')} ms "
                      f"(worker peak RSS {e.get('latency_worker_rss_mb')} MB).")  # fmt: skip
+        if e.get("latency_unstored_events"):
+            lines.append(f"{e['latency_unstored_events']} events were not stored within the "
+                         "cap: the worker did not keep up with the offered rate.")  # fmt: skip
     notes = [f"- {LABELS[k]}: {f.note}" for k, f in results.items() if f.note and k in LABELS]
     if notes:
         lines += ["", *notes]

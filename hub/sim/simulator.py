@@ -33,18 +33,26 @@ async def produce(
     rate: float | None = None,
     progress: Progress | None = None,
     report: SimulationReport | None = None,
+    start_at: float | None = None,
 ) -> SimulationReport:
-    """Send ``messages`` (at ``rate`` per second when given) and wait for every acknowledgement."""
+    """Send ``messages`` (at ``rate`` per second when given) and wait for every acknowledgement.
+    With ``rate``, the i-th message (from 0) is sent at ``start + i / rate``, never before;
+    ``start_at`` (a ``time.monotonic()`` moment) is that start, else when the producer is
+    connected."""
     report = report or SimulationReport()
     producer = AIOKafkaProducer(
         **options(kafka), linger_ms=10, max_batch_size=256 * 1024, acks="all",
         enable_idempotence=True,
     )  # fmt: skip
     await producer.start()
-    started = time.monotonic()
+    started = time.monotonic() if start_at is None else start_at
     pending: list[asyncio.Future[object]] = []
     try:
-        for i, msg in enumerate(messages, 1):
+        for i, msg in enumerate(messages):
+            if rate:  # the i-th message (from 0) goes at started + i / rate, never before
+                ahead = i / rate - (time.monotonic() - started)
+                if ahead > 0:
+                    await asyncio.sleep(ahead)
             pending.append(await producer.send(msg.topic, key=msg.key, value=msg.value))
             report.per_topic[msg.topic] += 1
             if msg.poison:
@@ -58,12 +66,8 @@ async def produce(
             if len(pending) >= 2000:
                 await asyncio.gather(*pending)
                 pending.clear()
-            if progress and i % 500 == 0:
+            if progress and (i + 1) % 500 == 0:
                 progress(500)
-            if rate:
-                ahead = i / rate - (time.monotonic() - started)
-                if ahead > 0.005:
-                    await asyncio.sleep(ahead)
         await asyncio.gather(*pending)
         if progress:
             progress(report.sent % 500)

@@ -356,6 +356,19 @@ class Traffic:
             else:
                 yield self.message(self.event())
 
+    def scheduled(self, count: int, rate: float, begin: datetime) -> Iterator[Message]:
+        """``count`` messages of the mix, the i-th occurring at ``begin + i / rate`` (to the
+        millisecond, never after): live traffic encoded ahead, for a producer that sends each one
+        at the moment it occurred (the latency bench, whose producer then costs only Kafka's
+        client while the worker is measured)."""
+        saved = self.fixed_now
+        try:
+            for i in range(count):
+                self.fixed_now = _ms(begin + timedelta(seconds=i / rate))
+                yield self.message(self.event())
+        finally:
+            self.fixed_now = saved
+
     # ---- builders per source -----------------------------------------------------------
     def _pick(self, accept: Callable[[PopulationRecord], bool]) -> PopulationRecord | None:
         """A random living person ``accept`` likes, or None after a bounded number of draws."""

@@ -8,6 +8,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from hub.bench.runner import live_latencies, percentile
+from hub.domain.topics import SourceTopic
+from hub.sim.traffic import Traffic
+from hub.wire.codec import Codec
 
 
 def test_backdated_events_are_counted_apart_and_the_rest_measured(tmp_path: Path) -> None:
@@ -28,3 +31,21 @@ def test_backdated_events_are_counted_apart_and_the_rest_measured(tmp_path: Path
     assert percentile(live, 0.5) == 0.089  # the 50th of 40..139 ms
     assert percentile(live, 0.99) == 0.138
     assert percentile([], 0.99) is None
+
+
+def test_a_scheduled_window_occurs_at_its_send_times_and_never_after() -> None:
+    """The latency bench encodes its traffic ahead: the i-th event occurs at begin + i / rate
+    (to the millisecond, never later, so the producer never sends an event from the future);
+    dossier histories keep their older steps."""
+    codec = Codec()
+    traffic = Traffic(codec, seed=3, provinces=2, population=200, stale_share=0)
+    begin, rate = datetime(2026, 11, 28, 8, 0, tzinfo=UTC), 2000.0
+    messages = list(traffic.scheduled(400, rate, begin))
+    for i, msg in enumerate(messages):
+        at = codec.decode(msg.value)[1]["occurred_at"]
+        slot = begin + timedelta(seconds=i / rate)
+        assert at <= slot, f"event {i} occurs after it is sent"
+        if msg.topic != SourceTopic.DOSSIER.value:
+            assert slot - at < timedelta(milliseconds=1), f"event {i} occurs in its slot"
+    assert any(m.topic == SourceTopic.DOSSIER.value for m in messages)
+    assert traffic.fixed_now is None, "the generator's clock is live again afterwards"
