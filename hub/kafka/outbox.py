@@ -92,14 +92,20 @@ class Outbox:
             for key, value, headers in messages:
                 if _append(batch, key, value, headers):
                     continue
-                sent.append(await self.producer.send_batch(batch, topic, partition=partition))
+                sent.append(await self._send(batch, topic, partition))
                 batch = self.producer.create_batch()
                 _append(batch, key, value, headers)  # an empty batch takes any one message
-            sent.append(await self.producer.send_batch(batch, topic, partition=partition))
+            sent.append(await self._send(batch, topic, partition))
         await asyncio.gather(*sent)
         if self.count is not None:
             for topic, n in per_topic.items():
                 self.count(topic, n)
+
+    async def _send(self, batch: Any, topic: str, partition: int) -> Any:
+        # Closed, the batch is complete: aiokafka's sender takes it at once instead of holding it
+        # for the producer's linger (an open batch could still take messages from send()).
+        batch.close()
+        return await self.producer.send_batch(batch, topic, partition=partition)
 
 
 def _append(batch: Any, key: bytes | None, value: bytes, headers: Headers) -> bool:

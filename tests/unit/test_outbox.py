@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from aiokafka.partitioner import DefaultPartitioner
-from aiokafka.producer.message_accumulator import BatchBuilder
+from aiokafka.producer.message_accumulator import BatchBuilder, MessageBatch
 from aiokafka.record.default_records import DefaultRecordBatch
 
 from hub.kafka.outbox import Outbox
@@ -103,3 +103,27 @@ async def test_a_message_larger_than_a_batch_goes_alone_in_its_own() -> None:
     await outbox.add("dlq.x", b"k", b"x" * 4096)
     await outbox.flush()
     assert [[v for _, v in msgs] for _, _, msgs in producer.sent] == [[b"small"], [b"x" * 4096]]
+
+
+async def test_a_batch_is_sent_complete_without_waiting_out_the_linger() -> None:
+    """aiokafka holds an open batch for the producer's linger (it could still take messages
+    from send()); the outbox's batches are complete, so it closes them and the sender takes
+    them at once. aiokafka's own MessageBatch is the oracle."""
+    producer = FakeProducer()
+    lingers: list[float | None] = []
+    send = producer.send_batch
+
+    async def recording(batch: BatchBuilder, topic: str, *, partition: int) -> Any:
+        # What aiokafka's sender would see of the batch as it is handed over.
+        lingers.append(MessageBatch((topic, partition), batch, 60, 0.5).remaining_linger())
+        return await send(batch, topic, partition=partition)
+
+    producer.send_batch = recording  # type: ignore[method-assign]
+    outbox = Outbox(lambda: producer)
+    await outbox.add("dlq.x", b"k", b"v")
+    await outbox.add("hub.civil_status.v1", b"k", b"v")
+    await outbox.flush()
+    assert MessageBatch(("dlq.x", 0), producer.create_batch(), 60, 0.5).remaining_linger(), (
+        "an open batch would wait out the linger"
+    )
+    assert lingers == [None, None], "each batch handed over complete"
