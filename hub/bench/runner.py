@@ -198,8 +198,7 @@ class Bench:
     def preload(self) -> Preload:
         codec = Codec()
         traffic = Traffic(codec, seed=42, provinces=5, population=3000, stale_share=0)
-        spec = TopicSpec(self.population, self.settings.partitions, {"cleanup.policy": "compact"})
-        asyncio.run(create_topics(self.kafka, [spec], self.settings.replication_factor))
+        self.register_topic()
         asyncio.run(produce(self.kafka, traffic.register_messages(self.population)))
         start = asyncio.run(end_offsets(self.kafka, SOURCES))
         messages = list(traffic.stream(self.events))
@@ -207,6 +206,11 @@ class Bench:
         self.say(f"pre-loading {self.events} encoded events (mean {size} bytes)")
         asyncio.run(produce(self.kafka, messages))
         return Preload(self.events, start, size)
+
+    def register_topic(self) -> None:
+        """Create the bench's register topic (compacted, like ref.population.v1)."""
+        spec = TopicSpec(self.population, self.settings.partitions, {"cleanup.policy": "compact"})
+        asyncio.run(create_topics(self.kafka, [spec], self.settings.replication_factor))
 
     def close(self) -> None:
         """Delete the bench's register topic (its consumer groups expire on their own)."""

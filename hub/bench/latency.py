@@ -1,0 +1,52 @@
+"""Latency of one worker at chosen offered rates, without the rest of the bench.
+
+Run: ``python -m hub.bench.latency --rate 1000 --rate 2000 [--seconds 20]`` beside the local
+broker. Each rate is measured as ``hub bench`` measures it (hub/bench/runner.py
+``Bench.latency``): a fresh worker, WARMUP_S of traffic at the rate, then ``--seconds`` of it
+whose events are measured occurred → stored, from the store's own timestamps.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from hub.bench.runner import WARMUP_S, Bench
+from hub.settings import load_settings
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument(
+        "--rate", type=float, action="append",
+        help="offered events/s (repeat for several; default 1000 and 2000)",
+    )  # fmt: skip
+    parser.add_argument("--seconds", type=float, default=20.0, help="measured seconds a rate")
+    parser.add_argument(
+        "--cap", type=float, default=120.0,
+        help="seconds after the first stored event to wait for the rest",
+    )  # fmt: skip
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    bench = Bench(load_settings(), 0, 1, args.cap, lambda text: print(text, file=sys.stderr))
+    rows = []
+    try:
+        bench.register_topic()
+        for rate in args.rate or [1000.0, 2000.0]:
+            rows.append(bench.latency(rate, args.seconds).extra)
+    finally:
+        bench.close()
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return
+    print(f"one worker, {WARMUP_S:g} s of warm-up, then {args.seconds:g} s measured a rate")
+    print("| offered (events/s) | p50 ms | p99 ms | events measured | not stored |")
+    print("|---:|---:|---:|---:|---:|")
+    for r in rows:
+        print(f"| {r['offered_per_s']:,} | {r['latency_p50_ms']} | {r['latency_p99_ms']} | "
+              f"{r['latency_events']:,} | {r['latency_unstored_events']:,} |")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
