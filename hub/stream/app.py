@@ -19,6 +19,7 @@ import gc
 import logging
 import os
 import socket
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -145,7 +146,6 @@ def build_app(settings: Settings) -> faust.App:
     set_producer_buffer(app, TABLE_BUFFER)
     app.hub_metrics = metrics  # type: ignore[attr-defined]
     guard = OffsetGuard(kafka)
-    _guard_offsets(app, metrics, guard, settings)
 
     # The register lives in the central store (hub/stream/register.py): fed from
     # ref.population.v1 by this worker, looked up once per batch through a bounded cache.
@@ -241,11 +241,12 @@ def build_app(settings: Settings) -> faust.App:
 
     cases = CaseTracker(codec=codec, metrics=metrics, out=outbox, table=case_table,
                         worker_name=worker_name)  # fmt: skip
+    _guard_offsets(app, metrics, guard, settings, cases.reload)
 
     @app.timer(interval=settings.report_interval_s)  # type: ignore[untyped-decorator]
     async def report() -> None:
         now = datetime.now(UTC)
-        states = list(case_table.values())
+        states = list(cases.open.values())  # closed cases change no more and count in no gauge
         rows, steps = cases.changed(states, now)
         if rows:
             store().upsert_cases(rows, steps)
@@ -264,8 +265,8 @@ def serve_metrics(app: faust.App, registry: CollectorRegistry) -> None:
         return Response(body=generate_latest(registry), headers=headers, status=200)
 
 
-def _guard_offsets(app: faust.App, metrics: HubMetrics, guard: OffsetGuard,
-                   settings: Settings) -> None:  # fmt: skip
+def _guard_offsets(app: faust.App, metrics: HubMetrics, guard: OffsetGuard, settings: Settings,
+                   recovered: Callable[[], None]) -> None:  # fmt: skip
     """Give the offset guard the committed offsets before stream partitions resume.
 
     faust 0.15 seeks the stream partitions to the committed offsets while its drainer may be
@@ -289,6 +290,7 @@ def _guard_offsets(app: faust.App, metrics: HubMetrics, guard: OffsetGuard,
         guard.reset(committed)
 
     def ready() -> None:
+        recovered()  # the tables hold this generation's partitions
         metrics.ready.set(1)
         quiet_gc()
 

@@ -5,7 +5,8 @@ hub/domain/cases.py), writes each case's new state once per chunk to the case ta
 the citizen-facing notifications and the dead letters of refused acknowledgements to the
 outbox; :meth:`CaseTracker.run` returns once Kafka has them, and only then may the caller
 acknowledge the chunk's offsets. :meth:`CaseTracker.changed` gives the store rows of the cases
-that changed since the last call (and of those that went overdue without a message).
+that changed since the last call (and of those that went overdue without a message); the
+reports read :attr:`CaseTracker.open`, the cases not closed, kept as they are written.
 
 No faust here: the table is any mapping (a faust Table in ``hub worker``, a dict in tests).
 """
@@ -51,6 +52,16 @@ class CaseTracker:
         self.worker_name = worker_name
         self.dirty: dict[str, CaseState] = {}  # changed since the store last had them
         self.overdue_written: set[str] = set()
+        # This worker's cases not yet closed, as written: what the reports read. A closed case
+        # never changes status again, and the table keeps every case ever opened (serialized:
+        # reading it all back every report decoded each one).
+        self.open: dict[bytes, CaseState] = {}
+
+    def reload(self) -> None:
+        """The open cases from the table as it is now: after a start or a rebalance (table
+        recovery) changed which cases this worker holds."""
+        self.open = {key: state for key, state in self.table.items()
+                     if state["status"] == case_logic.OPEN}  # fmt: skip
 
     async def run(self, messages: list[Incoming]) -> None:
         """One chunk: every case it touches written once, its notifications and dead letters in
@@ -61,6 +72,10 @@ class CaseTracker:
         for key, state in states.items():
             self.table[key] = state
             self.dirty[state["case_id"]] = state
+            if state["status"] == case_logic.OPEN:
+                self.open[key] = state
+            else:
+                self.open.pop(key, None)
         for note in notes:
             value = self.codec.encode(CaseNotification.SCHEMA, note.to_avro())
             await self.out.add(NOTIFICATION_TOPIC, str(note.case_id).encode(), value)

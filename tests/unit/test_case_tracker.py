@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from uuid import uuid4
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -30,7 +31,7 @@ from hub.domain.topics import (
 from hub.domain.workflows import expand
 from hub.metrics import HubMetrics
 from hub.sim.traffic import Traffic
-from hub.stream.cases import CaseTracker
+from hub.stream.cases import CaseTracker, report_cases
 from hub.types import Incoming
 from hub.wire.codec import Codec
 
@@ -170,3 +171,50 @@ async def test_a_refused_send_raises_so_the_chunk_is_not_acknowledged() -> None:
     police, _ = two_tasks()
     with pytest.raises(ConnectionError):
         await cases.run([task_message(police, 1)])
+
+
+def gauges(metrics: HubMetrics) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in (metrics.cases_open, metrics.cases_overdue, metrics.tasks_open,
+                           metrics.tasks_overdue)
+            for m in family.collect() for s in m.samples}  # fmt: skip
+
+
+async def test_the_reports_read_the_open_cases_and_count_what_the_whole_table_counts() -> None:
+    """A closed case never changes status again, so the reports read only the open cases the
+    tracker keeps as it writes them (the table keeps every case ever opened, serialized). The
+    gauges must be what a read of the whole table gives, overdue and waiting cases included."""
+    out = Out()
+    cases, table, _ = tracker(out)
+    births = [two_tasks()]
+    traffic = Traffic(CODEC, seed=33, provinces=1, population=60, now=NOW)
+    while len(births) < 4:  # more cases, each with its police and insurance steps
+        event = traffic.event(SourceTopic.BIRTH)
+        assert isinstance(event, BirthRegistration)
+        tasks, _ = expand(event, event.province_code, event.commune_code, NOW)
+        if len(tasks) == 2:
+            births.append([task for _, task in tasks])
+    (p1, c1), (p2, c2), (p3, _), (p4, c4) = births
+    await cases.run([task_message(t, i) for i, t in enumerate([p1, c1, p2, c2, p3, p4, c4])])
+    stray = answer(two_tasks()[0].model_copy(update={"case_id": uuid4()}), 90)
+    await cases.run(
+        [
+            answer(p1, 20),
+            answer(c1, 21),  # completed
+            answer(p2, 22, outcome=AckOutcome.REJECTED),  # rejected
+            answer(p4, 23),
+            stray,
+        ]
+    )  # one step left; an answer before any task
+    assert set(cases.open) == {str(t.case_id).encode() for t in (p3, p4)} | {stray.key}
+    later = NOW + timedelta(days=60)  # every pending step is overdue by then
+    for now in (NOW, later):
+        whole, kept = HubMetrics.create(CollectorRegistry()), HubMetrics.create(CollectorRegistry())
+        report_cases(whole, list(table.values()), now)
+        report_cases(kept, list(cases.open.values()), now)
+        assert gauges(kept) == gauges(whole)
+    assert any(v for (name, _), v in gauges(kept).items() if "overdue" in name)
+    fresh, _, _ = tracker(Out())
+    fresh.table = table
+    fresh.reload()  # a restart or a rebalance: read once from the recovered table
+    assert fresh.open == cases.open

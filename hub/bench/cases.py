@@ -1,0 +1,88 @@
+"""One case report of the worker (every ``HUB_REPORT_INTERVAL_S``) over a large case table:
+reading the whole table, as before, against reading the open cases the tracker keeps.
+
+Run: ``python -m hub.bench.cases [--cases N] [--open-share F]``. The table is faust's memory
+store as the worker has it: every case ever opened, each value serialized with the table's
+``json`` codec (faust's own), so reading it all back decodes each one. Both ways then do the
+same work (hub/stream/cases.py ``CaseTracker.changed`` and ``report_cases``) and must give the
+same gauges; the figures are milliseconds of the event loop per report.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from faust.serializers import codecs
+from prometheus_client import CollectorRegistry
+
+from hub.domain import cases as case_logic
+from hub.metrics import HubMetrics
+from hub.stream.cases import CaseTracker, report_cases
+
+
+def case(i: int, closed: bool, now: datetime) -> dict[str, Any]:
+    """A birth's case with its police and social-insurance steps, done or waiting."""
+    due = (now + timedelta(days=3 if i % 7 else -1)).isoformat()  # a seventh are overdue
+    state = "DONE" if closed else case_logic.PENDING
+    return {
+        "case_id": f"case-{i}", "workflow": "birth", "province": "01",
+        "status": case_logic.COMPLETED if closed else case_logic.OPEN,
+        "opened_at": now.isoformat(),
+        "steps": {f"{i}-police": {"state": state, "agency": "POLICE", "due_at": due},
+                  f"{i}-insurance": {"state": state, "agency": "SOCIAL_INSURANCE", "due_at": due}},
+    }  # fmt: skip
+
+
+def one_report(states: list[dict[str, Any]], now: datetime) -> tuple[float, HubMetrics]:
+    """Seconds of what the worker's report timer does with ``states``; the gauges it set."""
+    metrics = HubMetrics.create(CollectorRegistry())
+    tracker = CaseTracker(codec=None, metrics=metrics, out=None, table={},  # type: ignore[arg-type]
+                          worker_name="bench")  # fmt: skip
+    began = time.perf_counter()
+    tracker.changed(states, now)
+    report_cases(metrics, states, now)
+    return time.perf_counter() - began, metrics
+
+
+def run(cases: int, open_share: float) -> dict[str, float]:
+    now = datetime.now(UTC)
+    every = max(1, round(1 / open_share)) if open_share > 0 else cases + 1
+    table = {f"case-{i}".encode(): codecs.dumps("json", case(i, i % every != 0, now))
+             for i in range(cases)}  # fmt: skip
+    began = time.perf_counter()
+    decoded = [codecs.loads("json", value) for value in table.values()]
+    read_all = time.perf_counter() - began
+    whole_s, whole = one_report(decoded, now)
+    kept = [state for state in decoded if state["status"] == case_logic.OPEN]
+    kept_s, tracked = one_report(kept, now)
+    same = [m.samples for m in whole.cases_open.collect()] == [
+        m.samples for m in tracked.cases_open.collect()]  # fmt: skip
+    return {"cases": cases, "open": len(kept), "read_whole_table_ms": read_all * 1000,
+            "report_whole_table_ms": (read_all + whole_s) * 1000,
+            "report_open_cases_ms": kept_s * 1000, "same_gauges": float(same)}  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument(
+        "--cases", type=int, action="append",
+        help="cases in the table (repeat; default 100,000 and 1,000,000)",
+    )  # fmt: skip
+    parser.add_argument("--open-share", type=float, default=0.05,
+                        help="share of them still open (default 0.05)")  # fmt: skip
+    args = parser.parse_args()
+    print("| cases in the table | open | whole table: ms a report (of it decoding) | "
+          "open cases: ms a report | same gauges |")  # fmt: skip
+    print("|---:|---:|---:|---:|---|")
+    for n in args.cases or [100_000, 1_000_000]:
+        r = run(n, args.open_share)
+        print(f"| {n:,} | {r['open']:,.0f} | {r['report_whole_table_ms']:,.0f} "
+              f"({r['read_whole_table_ms']:,.0f}) | {r['report_open_cases_ms']:,.1f} | "
+              f"{'yes' if r['same_gauges'] else 'NO'} |")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
