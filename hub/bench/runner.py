@@ -43,7 +43,7 @@ from hub.kafka.admin import (
     start_group_at_end,
 )
 from hub.kafka.client import connection, write_java_client_properties
-from hub.ops.scrape import fetch
+from hub.ops.scrape import Scrape, fetch
 from hub.settings import Settings
 from hub.sim.simulator import produce
 from hub.sim.traffic import Traffic
@@ -376,8 +376,7 @@ class Bench:
         and sent at the rate, each event at the moment it occurred; WARMUP_S of it first."""
         group = f"bench-lat-{uuid.uuid4().hex[:8]}"
         asyncio.run(start_group_at_end(self.kafka, group, [*SOURCES, *DOWNSTREAM]))
-        home = self.tmp / "latency"
-        home.mkdir()
+        home = Path(tempfile.mkdtemp(prefix="latency-", dir=self.tmp))  # one a call
         port = free_port()
         env = {**os.environ, **self.env, "HUB_HOME": str(home), "HUB_APP_ID": group,
                "HUB_METRICS_PORT": str(port)}  # fmt: skip
@@ -402,6 +401,7 @@ class Bench:
         report = asyncio.run(produce(self.kafka, messages, rate=rate, start_at=start_at))
         offered = report.sent / max(report.seconds, 1e-9)
         _, done = self._watch_store(home / "store.sqlite3", warmup + count, [proc])
+        stages = stage_means_ms(fetch(url))
         usage = stop(proc)
         live, backdated = live_latencies(home / "store.sqlite3", started)
         p50, p99 = percentile(live, 0.5), percentile(live, 0.99)
@@ -410,7 +410,19 @@ class Bench:
             "latency_p99_ms": _ms(p99), "latency_events": len(live),
             "latency_backdated_events": backdated,
             # Not stored within the cap: the slowest, absent from the quantiles above.
-            "latency_unstored_events": max(0, warmup + count - done)})  # fmt: skip
+            "latency_unstored_events": max(0, warmup + count - done),
+            **{f"{stage}_ms_per_batch": ms for stage, ms in stages.items()}})  # fmt: skip
+
+
+def stage_means_ms(scrape: Scrape | None) -> dict[str, float]:
+    """Mean milliseconds a batch spent waiting for Kafka's acknowledgements ("produce") and in
+    the store transaction ("store"), from the worker's ``hub_stage_duration_seconds``."""
+    if scrape is None:
+        return {}
+    sums = scrape.by("hub_stage_duration_seconds_sum", "stage")
+    counts = scrape.by("hub_stage_duration_seconds_count", "stage")
+    return {stage: round(sums[stage] / counts[stage] * 1000, 1)
+            for stage in ("produce", "store") if counts.get(stage) and stage in sums}  # fmt: skip
 
 
 # Seconds of traffic before the latency window (excluded from the figures).

@@ -7,8 +7,9 @@ import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from hub.bench.runner import live_latencies, percentile
+from hub.bench.runner import live_latencies, percentile, stage_means_ms
 from hub.domain.topics import SourceTopic
+from hub.ops.scrape import parse
 from hub.sim.traffic import Traffic
 from hub.wire.codec import Codec
 
@@ -49,3 +50,16 @@ def test_a_scheduled_window_occurs_at_its_send_times_and_never_after() -> None:
             assert slot - at < timedelta(milliseconds=1), f"event {i} occurs in its slot"
     assert any(m.topic == SourceTopic.DOSSIER.value for m in messages)
     assert traffic.fixed_now is None, "the generator's clock is live again afterwards"
+
+
+def test_the_stage_means_are_read_from_the_workers_histogram() -> None:
+    text = "\n".join([
+        'hub_stage_duration_seconds_sum{stage="produce"} 1.5',
+        'hub_stage_duration_seconds_count{stage="produce"} 100.0',
+        'hub_stage_duration_seconds_sum{stage="store"} 3.0',
+        'hub_stage_duration_seconds_count{stage="store"} 100.0',
+        'hub_stage_duration_seconds_sum{stage="decode"} 9.0',
+        'hub_stage_duration_seconds_count{stage="decode"} 0.0',
+    ])  # fmt: skip
+    assert stage_means_ms(parse(text)) == {"produce": 15.0, "store": 30.0}
+    assert stage_means_ms(None) == {}
