@@ -36,11 +36,16 @@ def case(i: int, closed: bool, now: datetime) -> dict[str, Any]:
     }  # fmt: skip
 
 
+def _tracker(table: dict[bytes, Any], metrics: HubMetrics) -> CaseTracker:
+    """A case tracker for the report's code only (no chunk is run: no codec, no outbox)."""
+    return CaseTracker(codec=None, metrics=metrics, out=None, table=table,  # type: ignore[arg-type]
+                       worker_name="bench")  # fmt: skip
+
+
 def one_report(states: list[dict[str, Any]], now: datetime) -> tuple[float, HubMetrics]:
     """Seconds of what the worker's report timer does with ``states``; the gauges it set."""
     metrics = HubMetrics.create(CollectorRegistry())
-    tracker = CaseTracker(codec=None, metrics=metrics, out=None, table={},  # type: ignore[arg-type]
-                          worker_name="bench")  # fmt: skip
+    tracker = _tracker({}, metrics)
     began = time.perf_counter()
     tracker.changed(states, now)
     report_cases(metrics, states, now)
@@ -56,7 +61,11 @@ def run(cases: int, open_share: float) -> dict[str, float]:
     decoded = [codecs.loads("json", value) for value in table.values()]
     read_all = time.perf_counter() - began
     whole_s, whole = one_report(decoded, now)
-    kept = [state for state in decoded if state["status"] == case_logic.OPEN]
+    tracker = _tracker(
+        dict(zip(table, decoded, strict=True)), HubMetrics.create(CollectorRegistry())
+    )
+    tracker.reload()  # the open cases, chosen by the worker's own code
+    kept = list(tracker.open.values())
     kept_s, tracked = one_report(kept, now)
     same = [m.samples for m in whole.cases_open.collect()] == [
         m.samples for m in tracked.cases_open.collect()]  # fmt: skip

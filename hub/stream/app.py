@@ -21,7 +21,7 @@ import os
 import socket
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any
 
 import faust
 from aiohttp.web import Response
@@ -61,7 +61,6 @@ from hub.types import Incoming
 from hub.wire.codec import Codec
 
 log = logging.getLogger("hub.worker")
-T = TypeVar("T")
 
 # Pending table-changelog messages before the stream waits for the producer to catch up.
 TABLE_BUFFER = 20_000
