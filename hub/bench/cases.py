@@ -37,9 +37,11 @@ def case(i: int, closed: bool, now: datetime) -> dict[str, Any]:
 
 
 def _tracker(table: dict[bytes, Any], metrics: HubMetrics) -> CaseTracker:
-    """A case tracker for the report's code only (no chunk is run: no codec, no outbox)."""
-    return CaseTracker(codec=None, metrics=metrics, out=None, table=table,  # type: ignore[arg-type]
-                       worker_name="bench")  # fmt: skip
+    """A case tracker for the report's code only (no chunk is run, nothing stored: no codec, no
+    outbox, no store)."""
+    nothing: Any = None
+    return CaseTracker(codec=nothing, metrics=metrics, out=nothing, table=table, store=nothing,
+                       retry=nothing, worker_name="bench")  # fmt: skip
 
 
 def one_report(states: list[dict[str, Any]], now: datetime) -> tuple[float, HubMetrics]:

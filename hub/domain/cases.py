@@ -11,6 +11,7 @@ and acknowledgements may arrive in either order; both are keyed by case id.
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import datetime
 from typing import Any
@@ -26,6 +27,7 @@ from hub.domain.records import (
 CaseState = dict[str, Any]
 PENDING = "PENDING"
 OPEN, COMPLETED, REJECTED = "OPEN", "COMPLETED", "REJECTED"
+CLOSED = frozenset({COMPLETED, REJECTED})
 NOTIFICATION_NAMESPACE = uuid.UUID("0b5c3d52-8f0e-4f7e-b1a3-6c1e1a7b2d90")
 
 PROCEDURE_VI = {
@@ -189,12 +191,21 @@ def status(case: CaseState, now: datetime) -> str:
 
 
 def store_row(case: CaseState, now: datetime) -> tuple[Any, ...]:
+    """The ``interconnection_cases`` row; its last column is the whole state, from which
+    :func:`from_store` gives the case back (the store keeps closed cases, the worker does not)."""
     due = [s["due_at"] for s in case["steps"].values() if s.get("due_at")]
     return (
         case["case_id"], case.get("workflow", ""), case.get("province", ""),
         case.get("opened_at") or now.isoformat(), max(due) if due else now.isoformat(),
         ",".join(sorted(pending(case).values())), status(case, now), case.get("closed_at"),
+        json.dumps(case, ensure_ascii=False, separators=(",", ":")),
     )  # fmt: skip
+
+
+def from_store(state: str) -> CaseState:
+    """A case from the ``state`` column of its store row."""
+    case: CaseState = json.loads(state)
+    return case
 
 
 def step_rows(case: CaseState) -> list[tuple[Any, ...]]:

@@ -152,7 +152,7 @@ CREATE INDEX IF NOT EXISTS dossier_history_received ON dossier_history (received
 CREATE TABLE IF NOT EXISTS interconnection_cases (
   case_id TEXT PRIMARY KEY, workflow TEXT NOT NULL, province_code TEXT NOT NULL,
   opened_at {ts} NOT NULL, due_at {ts} NOT NULL, pending TEXT NOT NULL,
-  status TEXT NOT NULL, closed_at {ts});
+  status TEXT NOT NULL, closed_at {ts}, state TEXT);
 CREATE TABLE IF NOT EXISTS dead_letters (
   source_topic TEXT NOT NULL, source_partition INTEGER NOT NULL, source_offset BIGINT NOT NULL,
   province_code TEXT NOT NULL, stage TEXT NOT NULL, reason TEXT NOT NULL,
@@ -184,7 +184,6 @@ INSERT_EVENTS = (
 # bytes) from ref.population.v1, and how far each partition of that topic has been applied. A
 # record replaces the row only when it is later on its partition (workers feed redundantly), or,
 # from another partition (the topic's partitions were increased), when it is not older.
-CITIZEN_REGISTER_COLUMNS = ("record", "source_partition", "source_offset")
 UPSERT_REGISTER = (
     "INSERT INTO citizens (personal_id, full_name, sex, date_of_birth, province_code, "
     "commune_code, deceased, date_of_death, updated_at, record, source_partition, source_offset) "
@@ -236,10 +235,23 @@ UPSERT_CASE_STEP = (
     "SET agency = excluded.agency, action = excluded.action, state = excluded.state, "
     "reason = excluded.reason, due_at = excluded.due_at, updated_at = excluded.updated_at"
 )
+# The case as a whole (``state``: the worker's case state as JSON) is the authority for a closed
+# case, which the worker no longer keeps (hub/stream/cases.py): a closed row is never replaced
+# by an open one (a worker that lost the case's partition writing what it had).
 UPSERT_CASE = (
-    "INSERT INTO interconnection_cases VALUES (?,?,?,?,?,?,?,?) ON CONFLICT (case_id) DO UPDATE "
-    "SET pending = excluded.pending, status = excluded.status, closed_at = excluded.closed_at"
+    "INSERT INTO interconnection_cases (case_id, workflow, province_code, opened_at, due_at, "
+    "pending, status, closed_at, state) VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT (case_id) "
+    "DO UPDATE SET workflow = excluded.workflow, province_code = excluded.province_code, "
+    "opened_at = excluded.opened_at, due_at = excluded.due_at, pending = excluded.pending, "
+    "status = excluded.status, closed_at = excluded.closed_at, state = excluded.state "
+    "WHERE interconnection_cases.status NOT IN ('completed', 'rejected') "
+    "OR excluded.status IN ('completed', 'rejected')"
 )
+# Columns added since a store was first made: (table, column, type key or SQL type).
+ADDED_COLUMNS = (
+    ("citizens", "record", "{blob}"), ("citizens", "source_partition", "INTEGER"),
+    ("citizens", "source_offset", "BIGINT"), ("interconnection_cases", "state", "TEXT"),
+)  # fmt: skip
 
 
 @dataclass
@@ -266,6 +278,7 @@ class Store(Protocol):
     def upsert_cases(
         self, rows: Sequence[tuple[Any, ...]], steps: Sequence[tuple[Any, ...]] = ()
     ) -> None: ...
+    def closed_cases(self, case_ids: Sequence[str]) -> dict[str, str]: ...
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]: ...
     def record_dead_letters(self, rows: Sequence[tuple[Any, ...]]) -> int: ...
     def transaction(self) -> AbstractContextManager[Transaction]: ...
@@ -304,23 +317,22 @@ class SqlStore:
                 if stmt.strip():
                     cur.execute(stmt)
             self.conn.commit()
-            self._add_register_columns()
+            self._add_columns()
         except (sqlite3.Error, OSError) as exc:
             raise StoreError(redact(f"cannot open store {self.url}: {exc}")) from exc
 
-    def _add_register_columns(self) -> None:
-        """A store made before the register moved here gets the register's columns."""
+    def _add_columns(self) -> None:
+        """A store made before a column was added gets it (ADDED_COLUMNS)."""
         cur = self.conn.cursor()
-        try:
-            cur.execute(f"SELECT {', '.join(CITIZEN_REGISTER_COLUMNS)} FROM citizens WHERE 1 = 0")
+        for table, column, kind in ADDED_COLUMNS:
+            try:
+                cur.execute(f"SELECT {column} FROM {table} WHERE 1 = 0")
+                self.conn.commit()
+                continue
+            except Exception:  # noqa: BLE001 - the column is missing: add it
+                self.conn.rollback()
+            cur.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind.format(**self.types)}")
             self.conn.commit()
-            return
-        except Exception:  # noqa: BLE001 - the columns are missing: add them
-            self.conn.rollback()
-        for column, kind in zip(CITIZEN_REGISTER_COLUMNS, (self.types["blob"], "INTEGER",
-                                                            "BIGINT"), strict=True):  # fmt: skip
-            cur.execute(f"ALTER TABLE citizens ADD COLUMN {column} {kind}")
-        self.conn.commit()
 
     # ---- the population register -------------------------------------------------------
     def apply_register(self, topic: str, rows: Sequence[tuple[Any, ...]],
@@ -390,6 +402,14 @@ class SqlStore:
             tx.executemany(UPSERT_CASE, rows)
             if steps:
                 tx.executemany(UPSERT_CASE_STEP, steps)
+
+    def closed_cases(self, case_ids: Sequence[str]) -> dict[str, str]:
+        """The state (JSON) of each of ``case_ids`` that is closed in the store: one indexed
+        query per 500 ids."""
+        rows = self._rows_in("SELECT case_id, state FROM interconnection_cases WHERE case_id IN "
+                             "({}) AND status IN ('completed', 'rejected') AND state IS NOT NULL",
+                             case_ids)  # fmt: skip
+        return {str(case_id): str(state) for case_id, state in rows}
 
     def record_dead_letters(self, rows: Sequence[tuple[Any, ...]]) -> int:
         """Where each dead letter came from, why, and its province (the quality reports)."""

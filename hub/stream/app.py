@@ -48,7 +48,7 @@ from hub.kafka.outbox import MAX_BATCH_BYTES, Outbox
 from hub.kafka.transport import SCHEME, Chunk, Handled, take_in_chunks
 from hub.metrics import Children, HubMetrics
 from hub.settings import EventLoop, Settings
-from hub.store.sql import Connection
+from hub.store.sql import Connection, StoreError
 from hub.stream.batch import BatchProcessor
 from hub.stream.cases import CaseTracker, report_cases
 from hub.stream.dead_letters import (
@@ -238,18 +238,19 @@ def build_app(settings: Settings) -> faust.App:
         worker_name=worker_name,
     )  # fmt: skip
 
-    cases = CaseTracker(codec=codec, metrics=metrics, out=outbox, table=case_table,
-                        worker_name=worker_name)  # fmt: skip
+    cases = CaseTracker(codec=codec, metrics=metrics, out=outbox, table=case_table, store=store,
+                        retry=StoreRetry(store, metrics), worker_name=worker_name)  # fmt: skip
     _guard_offsets(app, metrics, guard, settings, cases.reload)
 
     @app.timer(interval=settings.report_interval_s)  # type: ignore[untyped-decorator]
     async def report() -> None:
         now = datetime.now(UTC)
-        states = list(cases.open.values())  # closed cases change no more and count in no gauge
-        rows, steps = cases.changed(states, now)
-        if rows:
-            store().upsert_cases(rows, steps)
-        report_cases(metrics, states, now)
+        try:
+            await cases.store_changes(now)
+        except StoreError as exc:  # retried, then given up: stop loudly
+            await app.crash(exc)
+            return
+        report_cases(metrics, list(cases.open.values()), now)  # closed cases count in no gauge
         _report_lag(app, metrics, last_offset)
 
     return app

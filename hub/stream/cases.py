@@ -14,7 +14,7 @@ No faust here: the table is any mapping (a faust Table in ``hub worker``, a dict
 from __future__ import annotations
 
 import logging
-from collections.abc import MutableMapping
+from collections.abc import Callable, MutableMapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -28,9 +28,11 @@ from hub.domain.records import (
 )
 from hub.domain.topics import NOTIFICATION_TOPIC, AckTopic, AgencyTopic, dead_letter_topic
 from hub.metrics import HubMetrics
+from hub.store.sql import Store
 from hub.stream.batch import Out
 from hub.stream.dead_letters import dead_letter
 from hub.stream.pipeline import Rejected
+from hub.stream.retry import StoreRetry
 from hub.types import Incoming
 from hub.wire.codec import Codec
 
@@ -44,38 +46,52 @@ Refused = list[tuple[Incoming, Rejected]]
 
 class CaseTracker:
     def __init__(self, *, codec: Codec, metrics: HubMetrics, out: Out,
-                 table: MutableMapping[bytes, CaseState], worker_name: str) -> None:  # fmt: skip
+                 table: MutableMapping[bytes, CaseState], store: Callable[[], Store],
+                 retry: StoreRetry, worker_name: str) -> None:  # fmt: skip
         self.codec = codec
         self.metrics = metrics
         self.out = out
         self.table = table
+        self.store = store
+        self.retry = retry
         self.worker_name = worker_name
         self.dirty: dict[str, CaseState] = {}  # changed since the store last had them
         self.overdue_written: set[str] = set()
-        # This worker's cases not yet closed, as written: what the reports read. A closed case
-        # never changes status again, and the table keeps every case ever opened (serialized:
-        # reading it all back every report decoded each one).
+        # This worker's cases not yet closed, as written: what the reports read.
         self.open: dict[bytes, CaseState] = {}
+        # Closed cases the table still held at its recovery (written by a version that kept
+        # them, or a crash between storing a case and removing it): stored, then removed.
+        self.closing: dict[bytes, CaseState] = {}
 
     def reload(self) -> None:
         """The open cases from the table as it is now: after a start or a rebalance (table
         recovery) changed which cases this worker holds."""
-        self.open = {key: state for key, state in self.table.items()
-                     if state["status"] == case_logic.OPEN}  # fmt: skip
+        self.open, self.closing = {}, {}
+        for key, state in self.table.items():
+            held = self.open if state["status"] == case_logic.OPEN else self.closing
+            held[key] = state
 
     async def run(self, messages: list[Incoming]) -> None:
-        """One chunk: every case it touches written once, its notifications and dead letters in
-        Kafka when this returns (a refused send raises: nothing may be acknowledged)."""
+        """One chunk: every case it touches written once (a closed one to the store, then out of
+        the table), its notifications and dead letters in Kafka when this returns (a refused
+        send or a store that failed for good raises: nothing may be acknowledged)."""
         states: dict[bytes, CaseState] = {}
         refused: Refused = []
-        notes = [n for msg in messages for n in self.apply(msg, states, refused)]
+        stored = await self._closed_in_store(messages)
+        notes = [n for msg in messages for n in self.apply(msg, states, refused, stored)]
+        closed = [s for s in states.values() if s["status"] in case_logic.CLOSED]
+        if closed:  # in the store before the table forgets them
+            await self._upsert(closed, datetime.now(UTC))
         for key, state in states.items():
-            self.table[key] = state
-            self.dirty[state["case_id"]] = state
-            if state["status"] == case_logic.OPEN:
-                self.open[key] = state
-            else:
+            if state["status"] in case_logic.CLOSED:
+                self.table.pop(key, None)
                 self.open.pop(key, None)
+                self.closing.pop(key, None)
+                self.dirty.pop(state["case_id"], None)
+            else:
+                self.table[key] = state
+                self.dirty[state["case_id"]] = state
+                self.open[key] = state
         for note in notes:
             value = self.codec.encode(CaseNotification.SCHEMA, note.to_avro())
             await self.out.add(NOTIFICATION_TOPIC, str(note.case_id).encode(), value)
@@ -89,15 +105,44 @@ class CaseTracker:
         for note in notes:
             self.metrics.notifications.labels(note.workflow, note.state).inc()
 
-    def apply(self, msg: Incoming, states: dict[bytes, CaseState],
-              refused: Refused) -> list[CaseNotification]:  # fmt: skip
+    async def _closed_in_store(self, messages: list[Incoming]) -> dict[bytes, CaseState]:
+        """The closed cases, from the store, of the chunk's keys the table does not hold."""
+        names = {key: key.decode("utf-8", "replace") for key in {m.key for m in messages}
+                 if key and key not in self.table}  # fmt: skip
+        if not names:
+            return {}
+        ids = sorted(set(names.values()))
+        found = await self.retry.required("case lookup", lambda: self.store().closed_cases(ids))
+        return {key: case_logic.from_store(found[name])
+                for key, name in names.items() if name in found}  # fmt: skip
+
+    async def _upsert(self, states: list[CaseState], now: datetime) -> None:
+        rows = [case_logic.store_row(c, now) for c in states]
+        steps = [row for c in states for row in case_logic.step_rows(c)]
+        await self.retry.required("cases", lambda: self.store().upsert_cases(rows, steps))
+
+    async def store_changes(self, now: datetime) -> None:
+        """Write the cases changed since the last call, and those gone overdue since (they change
+        without a message); closed cases left in the table at its recovery are stored, then
+        removed from it. Raises StoreFailed when the store failed for good."""
+        closing = dict(self.closing)
+        rows, steps = self.changed(list(self.open.values()), now)
+        if rows:
+            await self.retry.required("cases", lambda: self.store().upsert_cases(rows, steps))
+        for key in closing:
+            self.table.pop(key, None)
+            self.closing.pop(key, None)
+
+    def apply(self, msg: Incoming, states: dict[bytes, CaseState], refused: Refused,
+              stored: dict[bytes, CaseState] | None = None) -> list[CaseNotification]:  # fmt: skip
         """One task or acknowledgement applied to its case (``states``: the chunk's cases so
-        far, over the table); the notifications it causes. An acknowledgement for another
-        agency's step is added to ``refused``; an unreadable message is counted and skipped."""
+        far, over the table, over the closed cases ``stored``); the notifications it causes. An
+        acknowledgement for another agency's step is added to ``refused``; an unreadable message
+        is counted and skipped."""
         key = msg.key or b""
         try:
             _, record = self.codec.decode(msg.value or b"")
-            current = states.get(key) or self.table.get(key)
+            current = states.get(key) or self.table.get(key) or (stored or {}).get(key)
             if msg.topic == AgencyTopic.ACK.value or msg.topic in ACK_AGENCY:
                 ack = AgencyAcknowledgement.model_validate(record)
                 state, notes = case_logic.on_ack(current, ack, ACK_AGENCY.get(msg.topic))
@@ -119,7 +164,10 @@ class CaseTracker:
     def changed(self, states: list[CaseState], now: datetime
                 ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:  # fmt: skip
         """The store rows (cases, steps) of what changed since the last call, including cases
-        of ``states`` that passed their deadline since (they change without a message)."""
+        of ``states`` that passed their deadline since (they change without a message) and the
+        closed cases the table held at its recovery."""
+        for case in self.closing.values():
+            self.dirty[case["case_id"]] = case
         for case in states:
             if case["case_id"] in self.overdue_written:
                 continue

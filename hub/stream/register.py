@@ -32,7 +32,7 @@ from hub.store.sql import Store, StoreError, utc
 from hub.wire.codec import Codec, CodecError
 
 if TYPE_CHECKING:
-    from hub.stream.batch import StoreCall
+    from hub.stream.retry import StoreRetry
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -122,7 +122,7 @@ class RegisterFeed:
 
     def __init__(self, kafka: Connectable, topic: str, store: Callable[[], Store], codec: Codec,
                  cache: RegisterCache, batch: int = 5000, metrics: HubMetrics | None = None,
-                 retry: StoreCall | None = None) -> None:  # fmt: skip
+                 retry: StoreRetry | None = None) -> None:  # fmt: skip
         self.kafka = kafka
         self.topic = topic
         self.store = store
@@ -183,11 +183,11 @@ class RegisterFeed:
         /metrics); raises :class:`StoreError` once the store failed for good."""
         if self.retry is None:
             return await asyncio.to_thread(call)
-        result = await self.retry(f"register feed {what}", call)
-        if result is None:
+        try:
+            return await self.retry.required(f"register feed {what}", call)
+        except StoreError:
             log.critical("register feed: the store failed for good; stopping the worker")
-            raise StoreError("the store failed for good (register feed)")
-        return result
+            raise
 
     def _check_ready(self, positions: dict[int, int]) -> None:
         if not self.ready.is_set() and all(

@@ -311,5 +311,39 @@ async def test_case_state_outlives_a_killed_worker(kafka_broker: Settings, tmp_p
             time.sleep(1)
         assert waiting == len(police) == 30, f"each case still waits for its card: {rows}"
         assert steps == [("DONE", 30), ("PENDING", 30)]
+        # Every card issued: the cases close, go to the store and leave the worker's table.
+        cards = [t for t in tasks.values() if t.agency is Agency.SOCIAL_INSURANCE]
+        await produce(bootstrap, [answer(t, AckOutcome.DONE) for t in cards])
+        for _ in range(120):
+            rows = second.query(f"SELECT status, count(*) FROM interconnection_cases "
+                                f"WHERE case_id IN ({ids}) GROUP BY 1")  # fmt: skip
+            if rows == [("completed", 30)]:
+                break
+            time.sleep(1)
+        assert rows == [("completed", 30)]
     finally:
         second.stop()
+    await closed_cases_stay_closed(bootstrap, tmp_path, group, police, ids)
+
+
+async def closed_cases_stay_closed(bootstrap: Connectable, tmp_path: Path, group: str,
+                                   police: list[AgencyTask], ids: str) -> None:  # fmt: skip
+    """The closed cases are tombstones in the case table's changelog (a restarted worker
+    recovers none of them), and answers redelivered to a restarted worker find them closed in
+    the store instead of opening them again as unknown cases."""
+    changelog = await read_all(bootstrap, [f"{group}-cases-changelog"], idle_ms=1500)
+    last = {r.key: r.value for r in changelog}  # type: ignore[attr-defined]
+    assert {last.get(str(t.case_id).encode(), b"absent") for t in police} == {None}
+    third = WorkerProcess(tmp_path / "w", group)
+    third.start()
+    try:
+        await produce(bootstrap, [answer(t, AckOutcome.DONE) for t in police])
+        await wait_committed(bootstrap, group, [ack_topic_of(Agency.POLICE.value)])
+        time.sleep(3)  # a report interval: a reopened case would be stored by now
+        rows = third.query(f"SELECT status, count(*) FROM interconnection_cases "
+                           f"WHERE case_id IN ({ids}) GROUP BY 1")  # fmt: skip
+        assert rows == [("completed", 30)]
+        assert 'hub_interconnection_cases_open{workflow="birth"} 0.0' in (third.metrics_text()
+                                                                         or "")  # fmt: skip
+    finally:
+        third.stop()

@@ -141,6 +141,54 @@ def test_case_rows_and_their_steps_are_upserted_by_case_id(store: Store) -> None
     assert (tasks[0].task_id, "REJECTED", "sai địa chỉ") in steps
 
 
+def test_a_closed_case_is_never_replaced_by_an_open_one_and_reads_back(store: Store) -> None:
+    """The store is the authority for closed cases (the worker keeps open ones only): an open
+    row written late (a worker that lost the case's partition) must not replace a closed one,
+    and a closed case reads back as the state it was written from."""
+    from hub.domain.records import AckOutcome, AgencyAcknowledgement
+    from hub.domain.workflows import expand
+
+    births = [e for _, e in envelopes(80, SourceTopic.BIRTH)]
+    event = next(e for e in births if expand(e, "01", "00004", NOW)[0])
+    task = expand(event, "01", "00004", NOW)[0][0][1]
+    opened, _ = cases.on_task(None, task)
+    ack = AgencyAcknowledgement(case_id=task.case_id, task_id=task.task_id, agency=task.agency,
+                                outcome=AckOutcome.REJECTED, acknowledged_at=NOW,
+                                note="thiếu giấy tờ")  # fmt: skip
+    closed, _ = cases.on_ack(opened, ack)
+    store.upsert_cases([cases.store_row(opened, NOW)], cases.step_rows(opened))
+    assert store.closed_cases([str(task.case_id)]) == {}, "open: the worker holds it"
+    store.upsert_cases([cases.store_row(closed, NOW)], cases.step_rows(closed))
+    store.upsert_cases([cases.store_row(opened, NOW)])  # stale
+    assert store.query("SELECT status FROM interconnection_cases") == [("rejected",)]
+    found = store.closed_cases([str(task.case_id), "no-such-case"])
+    assert list(found) == [str(task.case_id)]
+    assert cases.from_store(found[str(task.case_id)]) == closed
+
+
+def test_a_store_made_before_case_states_gets_the_column(tmp_path: Path) -> None:
+    """A store created by an earlier version (no ``state`` on interconnection_cases) is opened
+    without error and takes case rows with their state."""
+    import sqlite3
+
+    path = tmp_path / "old.sqlite3"
+    with sqlite3.connect(path) as old:
+        old.execute("CREATE TABLE interconnection_cases (case_id TEXT PRIMARY KEY, workflow TEXT "
+                    "NOT NULL, province_code TEXT NOT NULL, opened_at TEXT NOT NULL, due_at "
+                    "TEXT NOT NULL, pending TEXT NOT NULL, status TEXT NOT NULL, "
+                    "closed_at TEXT)")  # fmt: skip
+        old.execute("INSERT INTO interconnection_cases VALUES ('c1','birth','01','t','t','',"
+                    "'completed','t')")  # fmt: skip
+    store = open_store(f"sqlite:///{path}")
+    try:
+        assert store.closed_cases(["c1"]) == {}, "a row without its state is not a state"
+        state = {"case_id": "c2", "steps": {}, "status": "COMPLETED", "workflow": "birth"}
+        store.upsert_cases([cases.store_row(state, NOW)])
+        assert cases.from_store(store.closed_cases(["c2"])["c2"]) == state
+    finally:
+        store.close()
+
+
 def test_an_unreachable_store_is_a_clear_error() -> None:
     with pytest.raises(StoreError, match="cannot connect"):
         open_store("postgresql://nobody:x@127.0.0.1:1/none")

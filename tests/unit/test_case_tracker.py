@@ -3,8 +3,9 @@ in, case state (written once per case), notifications and dead letters come out.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from uuid import uuid4
 
@@ -31,7 +32,9 @@ from hub.domain.topics import (
 from hub.domain.workflows import expand
 from hub.metrics import HubMetrics
 from hub.sim.traffic import Traffic
+from hub.store.sql import Connection
 from hub.stream.cases import CaseTracker, report_cases
+from hub.stream.retry import StoreFailed, StoreRetry
 from hub.types import Incoming
 from hub.wire.codec import Codec
 
@@ -59,22 +62,50 @@ class Out:
 
 
 class Table(dict[bytes, Any]):
-    """A dict counting its writes (faust's table sends one changelog message per write)."""
+    """A dict counting its writes and deletions (faust's table sends one changelog message for
+    each: a value, or a tombstone)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.writes = 0
+        self.deletions = 0
 
     def __setitem__(self, key: bytes, value: Any) -> None:
         self.writes += 1
         super().__setitem__(key, value)
 
+    def __delitem__(self, key: bytes) -> None:
+        self.deletions += 1
+        super().__delitem__(key)
+
+    def pop(self, key: bytes, *default: Any) -> Any:  # as MutableMapping's: through __delitem__
+        if key not in self:
+            return default[0] if default else super().pop(key)
+        value = self[key]
+        del self[key]
+        return value
+
+
+STORE: list[Connection] = []  # the store of the test running (an SQLite file of its own)
+
+
+@pytest.fixture(autouse=True)
+def store(tmp_path: Path) -> Iterator[Connection]:
+    STORE[:] = [Connection(f"sqlite:///{tmp_path / 'store.sqlite3'}")]
+    yield STORE[0]
+    STORE[0]().close()
+
 
 def tracker(out: Out) -> tuple[CaseTracker, Table, HubMetrics]:
     metrics = HubMetrics.create(CollectorRegistry())
     table = Table()
-    return CaseTracker(codec=CODEC, metrics=metrics, out=out, table=table,
-                       worker_name="t"), table, metrics  # fmt: skip
+    retry = StoreRetry(STORE[0], metrics, retries=1, first_delay_s=0)
+    return CaseTracker(codec=CODEC, metrics=metrics, out=out, table=table, store=STORE[0],
+                       retry=retry, worker_name="t"), table, metrics  # fmt: skip
+
+
+def stored(query: str) -> list[tuple[Any, ...]]:
+    return STORE[0]().query(query)
 
 
 def two_tasks() -> list[AgencyTask]:
@@ -111,21 +142,91 @@ def notes(out: Out) -> list[CaseNotification]:
             for topic, _, value, _ in out.sent if topic == NOTIFICATION_TOPIC]  # fmt: skip
 
 
-async def test_a_chunk_opens_and_completes_a_case_written_once() -> None:
+async def test_a_chunk_opens_and_completes_a_case_stored_and_not_kept() -> None:
+    """A closed case goes to the store in its chunk and not into the table: the table (memory,
+    changelog, recovery at start) holds open cases only."""
     out = Out()
     cases, table, _ = tracker(out)
     police, card = two_tasks()
     await cases.run([task_message(police, 1), task_message(card, 2),
                      answer(police, 3), answer(card, 4)])  # fmt: skip
-    key = str(police.case_id).encode()
-    assert table.writes == 1, "four messages, one case: one write"
-    assert case_logic.status(table[key], NOW) == "completed"
+    assert table.writes == 0 and not table and not cases.open, "four messages, a closed case"
+    assert stored("SELECT case_id, status FROM interconnection_cases") == [
+        (str(police.case_id), "completed")]  # fmt: skip
+    assert sorted(stored("SELECT task_id, state FROM case_steps")) == sorted(
+        [(police.task_id, "DONE"), (card.task_id, "DONE")])  # fmt: skip
     states = [n.state for n in notes(out)]
     assert states[0] == "OPEN" and states[-1] == "COMPLETED"
     assert not out.pending, "every output flushed"
-    rows, steps = cases.changed(list(table.values()), NOW)
-    assert [r[6] for r in rows] == ["completed"] and len(steps) == 2
-    assert cases.changed(list(table.values()), NOW) == ([], []), "written to the store once"
+    assert cases.changed(list(cases.open.values()), NOW) == ([], []), "stored once"
+
+
+async def test_a_case_closed_in_a_later_chunk_leaves_the_table_with_a_tombstone() -> None:
+    out = Out()
+    cases, table, _ = tracker(out)
+    police, card = two_tasks()
+    await cases.run([task_message(police, 1), task_message(card, 2), answer(police, 3)])
+    key = str(police.case_id).encode()
+    assert key in table and key in cases.open and table.writes == 1
+    await cases.run([answer(card, 4, outcome=AckOutcome.REJECTED)])
+    assert key not in table and key not in cases.open and table.deletions == 1
+    assert stored("SELECT status FROM interconnection_cases") == [("rejected",)]
+    await cases.store_changes(NOW + timedelta(days=90))  # the report timer, much later
+    assert stored("SELECT status FROM interconnection_cases") == [("rejected",)]
+
+
+async def test_late_and_replayed_messages_of_a_closed_case_find_it_in_the_store() -> None:
+    """The table no longer holds a closed case: a redelivered answer, a replayed task or a late
+    answer must find it in the store, not open an unknown case ("waiting") over it."""
+    first = Out()
+    cases, _, _ = tracker(first)
+    police, card = two_tasks()
+    await cases.run([task_message(police, 1), task_message(card, 2), answer(police, 3),
+                     answer(card, 4)])  # fmt: skip
+    again = Out()
+    later, later_table, _ = tracker(again)  # another worker, after a rebalance: empty table
+    await later.run([answer(police, 3), task_message(card, 2), task_message(police, 1)])
+    assert not notes(again), "nothing changed: the citizen hears nothing again"
+    assert not later_table and not later.open, "the closed case is not reopened"
+    assert stored("SELECT status, pending FROM interconnection_cases") == [("completed", "")]
+    await later.run([answer(card, 9, outcome=AckOutcome.NEEDS_SUPPLEMENT)])  # a late change
+    assert not later_table and not later.open
+    assert stored("SELECT status FROM interconnection_cases") == [("completed",)]
+    assert (card.task_id, "NEEDS_SUPPLEMENT") in stored("SELECT task_id, state FROM case_steps")
+
+
+async def test_closed_cases_left_in_the_table_are_stored_then_removed() -> None:
+    """A table recovered from a changelog written before closed cases were removed (or a crash
+    between storing a case and removing it): the next report stores them and empties the table
+    of them; open cases stay."""
+    cases, table, _ = tracker(Out())
+    police, _ = two_tasks()
+    done, _ = case_logic.on_task(None, police)
+    done, _ = case_logic.on_ack(done, AgencyAcknowledgement(
+        case_id=police.case_id, task_id=police.task_id, agency=police.agency,
+        outcome=AckOutcome.REJECTED, acknowledged_at=NOW))  # fmt: skip
+    other = police.model_copy(update={"case_id": uuid4()})
+    still, _ = case_logic.on_task(None, other)
+    table.update({b"closed": done, b"open": still})
+    cases.reload()
+    assert set(cases.open) == {b"open"}
+    await cases.store_changes(NOW)
+    assert set(table) == {b"open"} and table.deletions == 1
+    rows = stored("SELECT case_id, status FROM interconnection_cases")
+    assert rows == [(str(police.case_id), "rejected")], "open ones are stored as they change"
+
+
+async def test_a_store_that_fails_for_good_keeps_the_case_and_raises() -> None:
+    """The closing case cannot be stored: the chunk raises (nothing acknowledged) and the table
+    still holds the case as it was, so the replay after the restart starts from it."""
+    cases, table, _ = tracker(Out())
+    police, card = two_tasks()
+    await cases.run([task_message(police, 1), task_message(card, 2)])
+    before = dict(table)
+    STORE[0]().query("DROP TABLE case_steps")  # the store refuses every case write from now on
+    with pytest.raises(StoreFailed):
+        await cases.run([answer(police, 3), answer(card, 4)])
+    assert table == before and table.deletions == 0
 
 
 async def test_the_next_chunk_continues_the_case_from_the_table() -> None:
