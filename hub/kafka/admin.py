@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaError
 
 from hub.domain.topics import TopicSpec, missing_topics
@@ -66,6 +67,14 @@ async def create_topics(
                 ]
             )
         return todo
+
+
+async def topic_config(kafka: Connectable, topic: str) -> dict[str, str]:
+    """The configuration of ``topic`` as the broker reports it (defaults included)."""
+    async with admin_client(kafka) as admin:
+        responses = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic)])
+    return {str(entry[0]): str(entry[1]) for response in responses
+            for resource in response.resources for entry in resource[4]}  # fmt: skip
 
 
 async def delete_topics(kafka: Connectable, names: Sequence[str]) -> None:

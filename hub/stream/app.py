@@ -64,6 +64,9 @@ log = logging.getLogger("hub.worker")
 
 # Pending table-changelog messages before the stream waits for the producer to catch up.
 TABLE_BUFFER = 20_000
+# The case table's changelog rolls a segment every hour (Kafka's default: 7 days), so that the
+# log cleaner can drop closed cases (their tombstones are kept delete.retention.ms, 1 day).
+CASE_CHANGELOG_CONFIG = {"segment.ms": str(3_600_000)}
 
 
 Worker = QuietWorker  # `hub worker` runs this (hub/kafka/faust_compat.py)
@@ -171,7 +174,8 @@ def build_app(settings: Settings) -> faust.App:
     # event), its changelog partition is the key's, as it is for the tasks and acknowledgements
     # keyed by the same case id (Kafka's default partitioner everywhere).
     case_table = app.Table("cases", partitions=settings.partitions, key_type=bytes,
-                           use_partitioner=True)  # fmt: skip
+                           use_partitioner=True,
+                           extra_topic_configs=CASE_CHANGELOG_CONFIG)  # fmt: skip
     events_out = Children(metrics.events_out)
     last_offset: dict[tuple[str, int], int] = {}
 

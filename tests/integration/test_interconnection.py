@@ -35,7 +35,7 @@ from hub.domain.topics import (
     ack_topic_of,
     dead_letter_topic,
 )
-from hub.kafka.admin import committed_offsets, end_offsets
+from hub.kafka.admin import committed_offsets, end_offsets, topic_config
 from hub.kafka.client import Connectable
 from hub.settings import Settings
 from hub.sim.simulator import produce
@@ -334,6 +334,8 @@ async def closed_cases_stay_closed(bootstrap: Connectable, tmp_path: Path, group
     changelog = await read_all(bootstrap, [f"{group}-cases-changelog"], idle_ms=1500)
     last = {r.key: r.value for r in changelog}  # type: ignore[attr-defined]
     assert {last.get(str(t.case_id).encode(), b"absent") for t in police} == {None}
+    config = await topic_config(bootstrap, f"{group}-cases-changelog")
+    assert config["cleanup.policy"] == "compact" and config["segment.ms"] == "3600000"
     third = WorkerProcess(tmp_path / "w", group)
     third.start()
     try:
