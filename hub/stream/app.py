@@ -1,7 +1,8 @@
 """The faust app of `hub worker`: faust consumes, commits and serves /metrics; the work is done
 by classes that know nothing of faust.
 
-Every input arrives a fetch at a time through the ``hubkafka://`` transport (no faust agent):
+Every input arrives a fetch at a time through the ``hubkafka://`` transport (no faust agent),
+and :class:`hub.stream.chunks.ChunkRouter` splits each fetch:
 - source topics → unified topics, agency topics, dead letters and the central
   store, one batch at a time through :class:`hub.stream.batch.BatchProcessor` (submit → produce
   → store; the batch's offsets are acknowledged only after both succeeded, so a crash replays at
@@ -9,7 +10,8 @@ Every input arrives a fetch at a time through the ``hubkafka://`` transport (no 
   subjects are looked up in the central store, one query each per batch; the register is fed
   there from ref.population.v1 by ``register_feed`` (hub/stream/register.py).
 - the same chunks' agency tasks and acknowledgements → interconnection case state (a faust
-  table, one write per case per chunk) and citizen notifications, acknowledged the same way.
+  table of the open cases, one write per case per chunk; closed cases go to the store) and
+  citizen notifications, acknowledged the same way.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from hub.domain.topics import (
     SourceTopic,
 )
 from hub.kafka.admin import committed_offsets
-from hub.kafka.client import connection, faust_broker
+from hub.kafka.client import Connectable, connection, faust_broker
 from hub.kafka.faust_compat import (
     QuietWorker,
     aiokafka_producer,
@@ -45,19 +47,19 @@ from hub.kafka.faust_compat import (
 )
 from hub.kafka.offset_guard import OffsetGuard
 from hub.kafka.outbox import MAX_BATCH_BYTES, Outbox
-from hub.kafka.transport import SCHEME, Chunk, Handled, take_in_chunks
+from hub.kafka.transport import SCHEME, take_in_chunks
 from hub.metrics import Children, HubMetrics
 from hub.settings import EventLoop, Settings
 from hub.store.sql import Connection, StoreError
 from hub.stream.batch import BatchProcessor
 from hub.stream.cases import CaseTracker, report_cases
+from hub.stream.chunks import ChunkRouter
 from hub.stream.dead_letters import (
     DeadLetterLimit,
 )
 from hub.stream.pipeline import Pipeline, PipelineConfig
 from hub.stream.register import RegisterCache, RegisterFeed
 from hub.stream.retry import StoreRetry
-from hub.types import Incoming
 from hub.wire.codec import Codec
 
 log = logging.getLogger("hub.worker")
@@ -98,22 +100,10 @@ def quiet_gc() -> None:
     gc.set_threshold(*GC_THRESHOLDS)
 
 
-def build_app(settings: Settings) -> faust.App:
-    kafka = connection(settings)  # a wrong Kafka setting stops here, named
-    codec = Codec()
-    pipeline = Pipeline(
-        codec,
-        PipelineConfig(
-            identity_mode=settings.identity_mode,
-            freshness=timedelta(seconds=settings.freshness_s),
-            register_max_age=timedelta(days=settings.register_max_age_days),
-        ),
-    )
-    worker_name = f"{socket.gethostname()}:{os.getpid()}"
+def faust_app(settings: Settings, kafka: Connectable) -> faust.App:
+    """The faust app: consumer group, commits, tables and the web server of ``/metrics``."""
     (settings.home / "worker").mkdir(parents=True, exist_ok=True)
-    registry = CollectorRegistry()
-    metrics = HubMetrics.create(registry)
-    app = faust.App(
+    return faust.App(
         settings.app_id,
         **faust_broker(kafka, scheme=SCHEME),
         store="memory://",
@@ -139,6 +129,23 @@ def build_app(settings: Settings) -> faust.App:
         web_graph_enabled=False,
         web_stats_enabled=False,
     )
+
+
+def build_app(settings: Settings) -> faust.App:
+    kafka = connection(settings)  # a wrong Kafka setting stops here, named
+    codec = Codec()
+    pipeline = Pipeline(
+        codec,
+        PipelineConfig(
+            identity_mode=settings.identity_mode,
+            freshness=timedelta(seconds=settings.freshness_s),
+            register_max_age=timedelta(days=settings.register_max_age_days),
+        ),
+    )
+    worker_name = f"{socket.gethostname()}:{os.getpid()}"
+    registry = CollectorRegistry()
+    metrics = HubMetrics.create(registry)
+    app = faust_app(settings, kafka)
     if settings.faust_metrics:
         setup_prometheus_sensors(app, pattern="/metrics", registry=registry, name_prefix="faust")
     else:
@@ -177,61 +184,6 @@ def build_app(settings: Settings) -> faust.App:
                            use_partitioner=True,
                            extra_topic_configs=CASE_CHANGELOG_CONFIG)  # fmt: skip
     events_out = Children(metrics.events_out)
-    last_offset: dict[tuple[str, int], int] = {}
-
-    async def read_back(topic: str, partition: int, offset: int,
-                        through: int | None = None) -> list[Any]:  # fmt: skip
-        """What the consumer skipped before ``offset`` on its partition (usually nothing), read
-        back; ``through`` is the last offset of a chunk starting at ``offset``."""
-        skipped = await guard.before(topic, partition, offset, through)
-        if skipped:
-            metrics.offsets_reread.labels(topic).inc(len(skipped))
-        return skipped
-
-    async def gather(parts: Chunk) -> tuple[list[Incoming], dict[Any, range]]:
-        """A chunk's records (with any the consumer skipped, read back) and, per partition, the
-        offsets they cover."""
-        batch: list[Incoming] = []
-        handled: dict[Any, range] = {}
-        for tp, records in parts.items():
-            first, last = records[0].offset, records[-1].offset
-            skipped = await read_back(tp.topic, tp.partition, first, last)
-            batch.extend(map(Incoming.of, skipped))
-            batch.extend(map(Incoming.of, records))
-            last_offset[(tp.topic, tp.partition)] = last
-            handled[tp] = range(skipped[0].offset if skipped else first, last + 1)
-        return batch, handled
-
-    async def handle_chunk(chunk: Chunk) -> Handled | None:
-        """One fetch as one batch: source records through the batch processor, agency tasks and
-        acknowledgements into their cases. Offsets are acknowledged only after the outputs are in
-        Kafka (and source events in the store): a crash replays at most this."""
-        if not feed.ready.is_set():  # identity checks need the register caught up
-            log.info("waiting for the register feed to catch up")
-            await feed.ready.wait()
-        sources = {tp: records for tp, records in chunk.items() if tp.topic in source_topics}
-        agency = {tp: records for tp, records in chunk.items() if tp.topic not in source_topics}
-        handled: dict[Any, range] = {}
-        if sources:
-            batch, handled = await gather(sources)
-            if not await processor.run(batch):
-                await app.crash(processor.failure or RuntimeError("batch failed"))
-                return None
-        if agency:
-            messages, covered = await gather(agency)
-            try:
-                await cases.run(messages)
-            except Exception as exc:  # noqa: BLE001 - Kafka refused an output: stop, ack nothing
-                log.critical("case batch failed (%s); stopping the worker", exc)
-                await app.crash(exc)
-                return None
-            handled.update(covered)
-        return handled
-
-    source_topics = frozenset(t.value for t in SourceTopic)
-    case_topics = [t.value for t in (*AgencyTopic, *AckTopic)]
-    take_in_chunks(app, [*source_topics, *case_topics], handle_chunk)
-
     # The batch's outputs go out as record batches (hub/kafka/outbox.py), counted per batch.
     outbox = Outbox(lambda: aiokafka_producer(app), lambda t, n: events_out(t).inc(n))
     processor = BatchProcessor(
@@ -241,9 +193,13 @@ def build_app(settings: Settings) -> faust.App:
         limit=DeadLetterLimit(settings.dlq_window, settings.dlq_max_ratio),
         worker_name=worker_name,
     )  # fmt: skip
-
     cases = CaseTracker(codec=codec, metrics=metrics, out=outbox, table=case_table, store=store,
                         retry=StoreRetry(store, metrics), worker_name=worker_name)  # fmt: skip
+    source_topics = [t.value for t in SourceTopic]
+    chunks = ChunkRouter(sources=source_topics, batches=processor, cases=cases, guard=guard,
+                         register_ready=feed.ready, metrics=metrics, crash=app.crash)  # fmt: skip
+    case_topics = [t.value for t in (*AgencyTopic, *AckTopic)]
+    take_in_chunks(app, [*source_topics, *case_topics], chunks.handle)
     _guard_offsets(app, metrics, guard, settings, cases.reload)
 
     @app.timer(interval=settings.report_interval_s)  # type: ignore[untyped-decorator]
@@ -255,7 +211,7 @@ def build_app(settings: Settings) -> faust.App:
             await app.crash(exc)
             return
         report_cases(metrics, list(cases.open.values()), now)  # closed cases count in no gauge
-        _report_lag(app, metrics, last_offset)
+        _report_lag(app, metrics, chunks.last_offset)
 
     return app
 

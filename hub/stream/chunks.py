@@ -1,0 +1,100 @@
+"""One fetch of the ``hubkafka://`` transport as one unit of work: its source records through the
+batch processor, its agency tasks and acknowledgements into their cases, and the offsets it may
+acknowledge — only once both are done.
+
+No faust here: the transport calls :meth:`ChunkRouter.handle` with a chunk (records per topic
+partition) and acknowledges the offset ranges it returns; None means nothing may be
+acknowledged and the worker is stopping (``crash`` was called with why).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Collection
+from typing import Any, Protocol
+
+from hub.kafka.transport import Chunk, Handled
+from hub.metrics import HubMetrics
+from hub.types import Incoming
+
+log = logging.getLogger("hub.worker")
+
+
+class Batches(Protocol):
+    @property
+    def failure(self) -> BaseException | None: ...  # why the last batch failed
+
+    async def run(self, batch: list[Incoming]) -> bool: ...
+
+
+class Cases(Protocol):
+    async def run(self, messages: list[Incoming]) -> None: ...
+
+
+class Guard(Protocol):
+    async def before(self, topic: str, partition: int, offset: int,
+                     through: int | None = None) -> list[Any]: ...  # fmt: skip
+
+
+class ChunkRouter:
+    def __init__(self, *, sources: Collection[str], batches: Batches, cases: Cases, guard: Guard,
+                 register_ready: asyncio.Event, metrics: HubMetrics,
+                 crash: Callable[[BaseException], Awaitable[None]]) -> None:  # fmt: skip
+        self.sources = frozenset(sources)
+        self.batches = batches
+        self.cases = cases
+        self.guard = guard
+        self.register_ready = register_ready
+        self.metrics = metrics
+        self.crash = crash
+        # The last offset handled on each partition: the lag reported beside the high water.
+        self.last_offset: dict[tuple[str, int], int] = {}
+
+    async def handle(self, chunk: Chunk) -> Handled | None:
+        """One fetch as one batch. Offsets are acknowledged only after the outputs are in Kafka
+        (and source events in the store): a crash replays at most this."""
+        if not self.register_ready.is_set():  # identity checks need the register caught up
+            log.info("waiting for the register feed to catch up")
+            await self.register_ready.wait()
+        sources = {tp: records for tp, records in chunk.items() if tp.topic in self.sources}
+        agency = {tp: records for tp, records in chunk.items() if tp.topic not in self.sources}
+        handled: dict[Any, range] = {}
+        if sources:
+            batch, handled = await self.gather(sources)
+            if not await self.batches.run(batch):
+                await self.crash(self.batches.failure or RuntimeError("batch failed"))
+                return None
+        if agency:
+            messages, covered = await self.gather(agency)
+            try:
+                await self.cases.run(messages)
+            except Exception as exc:  # noqa: BLE001 - Kafka or the store refused: stop, ack nothing
+                log.critical("case batch failed (%s); stopping the worker", exc)
+                await self.crash(exc)
+                return None
+            handled.update(covered)
+        return handled
+
+    async def gather(self, parts: Chunk) -> tuple[list[Incoming], dict[Any, range]]:
+        """A chunk's records (with any the consumer skipped, read back) and, per partition, the
+        offsets they cover."""
+        batch: list[Incoming] = []
+        handled: dict[Any, range] = {}
+        for tp, records in parts.items():
+            first, last = records[0].offset, records[-1].offset
+            skipped = await self.read_back(tp.topic, tp.partition, first, last)
+            batch.extend(map(Incoming.of, skipped))
+            batch.extend(map(Incoming.of, records))
+            self.last_offset[(tp.topic, tp.partition)] = last
+            handled[tp] = range(skipped[0].offset if skipped else first, last + 1)
+        return batch, handled
+
+    async def read_back(self, topic: str, partition: int, offset: int,
+                        through: int | None = None) -> list[Any]:  # fmt: skip
+        """What the consumer skipped before ``offset`` on its partition (usually nothing), read
+        back; ``through`` is the last offset of a chunk starting at ``offset``."""
+        skipped = await self.guard.before(topic, partition, offset, through)
+        if skipped:
+            self.metrics.offsets_reread.labels(topic).inc(len(skipped))
+        return skipped
