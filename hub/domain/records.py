@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from hub.domain.enums import CodeSystem, EventType, Sex
 from hub.domain.events import NS, Record, check_personal_id, normalise_name
+from hub.domain.text import record_hygiene
 
 
 class Agency(StrEnum):
@@ -116,6 +117,13 @@ class AgencyTask(Record):
     deadline_basis: str | None = None
     case_task_ids: list[str] = Field(default_factory=list)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _hygiene(cls, data: Any) -> Any:
+        """Text hygiene (hub/domain/text.py): a task's text goes to agencies and the store."""
+        return record_hygiene(data, cls.model_fields, cls.__name__,
+                              free_text=("deadline_basis",))  # fmt: skip
+
 
 class AgencyAcknowledgement(Record):
     SCHEMA = f"{NS}.AgencyAcknowledgement"
@@ -127,6 +135,14 @@ class AgencyAcknowledgement(Record):
     acknowledged_at: datetime
     reference: str | None = None
     note: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _hygiene(cls, data: Any) -> Any:
+        """Text hygiene (hub/domain/text.py): an agency's answer goes to the citizen's
+        notification and the store (PostgreSQL refuses a NUL in text: one would stop the worker
+        on every retry)."""
+        return record_hygiene(data, cls.model_fields, cls.__name__, free_text=("note",))
 
 
 class CaseNotification(Record):

@@ -14,9 +14,12 @@ No faust here: the table is any mapping (a faust Table in ``hub worker``, a dict
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Callable, MutableMapping
 from datetime import UTC, datetime
 from typing import Any
+
+from pydantic import ValidationError
 
 from hub.domain import cases as case_logic
 from hub.domain.records import (
@@ -31,10 +34,10 @@ from hub.metrics import HubMetrics
 from hub.store.sql import Store
 from hub.stream.batch import Out
 from hub.stream.dead_letters import dead_letter
-from hub.stream.pipeline import Rejected
+from hub.stream.pipeline import Rejected, validation_reason
 from hub.stream.retry import StoreRetry
 from hub.types import Incoming
-from hub.wire.codec import Codec
+from hub.wire.codec import Codec, CodecError
 
 log = logging.getLogger("hub.worker")
 
@@ -107,8 +110,8 @@ class CaseTracker:
 
     async def _closed_in_store(self, messages: list[Incoming]) -> dict[bytes, CaseState]:
         """The closed cases, from the store, of the chunk's keys the table does not hold."""
-        names = {key: key.decode("utf-8", "replace") for key in {m.key for m in messages}
-                 if key and key not in self.table}  # fmt: skip
+        names = {key: name for key in {m.key for m in messages}
+                 if key and key not in self.table and (name := case_id_of(key))}  # fmt: skip
         if not names:
             return {}
         ids = sorted(set(names.values()))
@@ -137,8 +140,8 @@ class CaseTracker:
               stored: dict[bytes, CaseState] | None = None) -> list[CaseNotification]:  # fmt: skip
         """One task or acknowledgement applied to its case (``states``: the chunk's cases so
         far, over the table, over the closed cases ``stored``); the notifications it causes. An
-        acknowledgement for another agency's step is added to ``refused``; an unreadable message
-        is counted and skipped."""
+        acknowledgement for another agency's step, or a message that cannot be read, is added to
+        ``refused`` (a dead letter: nothing that enters the hub is dropped)."""
         key = msg.key or b""
         try:
             _, record = self.codec.decode(msg.value or b"")
@@ -153,10 +156,11 @@ class CaseTracker:
             log.warning("refused acknowledgement %s/%s: %s", msg.topic, msg.offset, exc)
             refused.append((msg, Rejected(Stage.ROUTE, exc.reason, str(exc))))
             return []
-        except Exception as exc:  # noqa: BLE001 - any bad message is counted, never fatal
+        except Exception as exc:  # noqa: BLE001 - any bad message is dead-lettered, never fatal
             log.warning("unreadable agency message %s/%s: %s", msg.topic, msg.offset, exc)
-            reason = "invalid_agency_message"
-            self.metrics.dead_letters.labels(dead_letter_topic(msg.topic), reason).inc()
+            stage = Stage.DECODE if isinstance(exc, CodecError) else Stage.VALIDATE
+            detail = validation_reason(exc)[1] if isinstance(exc, ValidationError) else str(exc)
+            refused.append((msg, Rejected(stage, "invalid_agency_message", detail)))
             return []
         states[key] = state
         return notes
@@ -178,6 +182,16 @@ class CaseTracker:
         steps = [row for c in self.dirty.values() for row in case_logic.step_rows(c)]
         self.dirty.clear()
         return rows, steps
+
+
+def case_id_of(key: bytes) -> str | None:
+    """The case id a message key names (a UUID, as the hub writes it), or None: a key that
+    cannot be one is never sent to the store (PostgreSQL would refuse a NUL in it)."""
+    try:
+        name = key.decode("ascii")
+        return name if str(uuid.UUID(name)) == name else None
+    except ValueError:  # UnicodeDecodeError included
+        return None
 
 
 def report_cases(metrics: HubMetrics, states: list[CaseState], now: datetime) -> None:

@@ -1,19 +1,22 @@
 """One bad input never stops the worker: a NUL in a name and a row PostgreSQL refuses, between
-valid events of the same batch, are dead-lettered; every valid event is stored exactly once;
-the store's password appears in no log line."""
+valid events of the same batch, are dead-lettered; so are an agency's answer with a NUL in its
+note and one keyed with bytes that cannot be a case id; every valid event is stored exactly
+once; the store's password appears in no log line."""
 
 from __future__ import annotations
 
 import asyncio
 import urllib.error
 import urllib.request
+import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from hub.domain.records import DeadLetter
-from hub.domain.topics import SourceTopic, dead_letter_topic
+from hub.domain.records import AckOutcome, Agency, AgencyAcknowledgement, DeadLetter
+from hub.domain.topics import SourceTopic, ack_topic_of, dead_letter_topic
 from hub.settings import Settings
 from hub.sim.simulator import produce
 from hub.sim.traffic import Message
@@ -53,8 +56,9 @@ async def test_nul_name_and_a_refused_row_are_dead_lettered_and_the_worker_goes_
     refused = traffic.message(traffic.event(SourceTopic.BIRTH))
     after = [traffic.message(traffic.event(SourceTopic.BIRTH)) for _ in range(600)]
     url = pg_schema_url(postgres_url, refused.key.decode())
+    nul_note, nul_key = hostile_answers(codec)
     # All in a row, so the worker meets them in the same batches.
-    await produce(bootstrap, [*before, nul, refused, *after])
+    await produce(bootstrap, [*before, nul, nul_note, nul_key, refused, *after])
     valid = {str(m.event_id) for m in [*before, *after]}
 
     worker = WorkerProcess(tmp_path / "w", group, {"HUB_STORE_URL": url})
@@ -73,6 +77,7 @@ async def test_nul_name_and_a_refused_row_are_dead_lettered_and_the_worker_goes_
                 urllib.request.urlopen(f"http://127.0.0.1:{worker.port}{view}", timeout=5)
             assert answer.value.code == 404, view
         letters = await dead_letters(codec, bootstrap, [nul, refused])
+        answers = await read_all(bootstrap, [dead_letter_topic(nul_note.topic)], 1000)
     finally:
         worker.stop()
     ids = [str(r[0]) for r in pg_rows(url, "SELECT event_id FROM events")]
@@ -82,8 +87,25 @@ async def test_nul_name_and_a_refused_row_are_dead_lettered_and_the_worker_goes_
     assert letters[str(refused.event_id)].reason == "store_rejected"
     assert "test_refuses_one" in letters[str(refused.event_id)].detail
     assert letters[str(refused.event_id)].original_value == refused.value
+    answered = [DeadLetter.model_validate(codec.decode(r.value)[1])  # type: ignore[attr-defined]
+                for r in answers]  # fmt: skip
+    assert [(a.reason, a.stage) for a in answered if a.original_value == nul_note.value] == [
+        ("invalid_agency_message", "VALIDATE")]  # fmt: skip
     password = postgres_url.split("://", 1)[1].split("@", 1)[0].partition(":")[2]
     assert password and password not in worker.log.read_text(errors="replace")
+
+
+def hostile_answers(codec: Codec) -> tuple[Message, Message]:
+    """An agency's answer with a NUL in its note, and a valid answer keyed with a NUL and bytes
+    that are not text (the case lookup must not send that key to PostgreSQL)."""
+    ack = AgencyAcknowledgement(case_id=uuid.uuid4(), task_id="t:RESIDENCE_REGISTRATION",
+                                agency=Agency.POLICE, outcome=AckOutcome.DONE,
+                                acknowledged_at=datetime.now(UTC), note="ok")  # fmt: skip
+    topic = ack_topic_of(Agency.POLICE.value)
+    bad = codec.encode(AgencyAcknowledgement.SCHEMA, ack.to_avro() | {"note": "x\x00y"})
+    good = codec.encode(AgencyAcknowledgement.SCHEMA, ack.to_avro())
+    return (Message(topic, str(ack.case_id).encode(), bad, None),
+            Message(topic, b"\x00\xff", good, None))  # fmt: skip
 
 
 async def dead_letters(

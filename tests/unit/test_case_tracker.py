@@ -257,14 +257,67 @@ async def test_an_answer_on_another_agencys_topic_is_dead_lettered_with_its_head
     assert state["steps"][card.task_id]["state"] == case_logic.PENDING
 
 
-async def test_an_unreadable_message_is_counted_and_changes_nothing() -> None:
+def letters(out: Out) -> list[tuple[str, DeadLetter, bytes | None]]:
+    return [(topic, DeadLetter.model_validate(CODEC.decode(value)[1]), key)
+            for topic, key, value, _ in out.sent if topic.startswith("dlq.")]  # fmt: skip
+
+
+async def test_an_unreadable_message_is_dead_lettered_and_changes_nothing() -> None:
+    """Nothing that enters the hub is dropped (DESIGN.md): an agency message that cannot be read
+    goes to its dead-letter topic with its bytes, and is counted."""
     out = Out()
     cases, table, metrics = tracker(out)
     await cases.run([Incoming(AgencyTopic.RESIDENCE.value, 0, 7, b"k", b"\x00garbage")])
     assert table.writes == 0 and not notes(out)
-    counted = metrics.dead_letters.labels(dead_letter_topic(AgencyTopic.RESIDENCE.value),
-                                          "invalid_agency_message")._value.get()  # fmt: skip
-    assert counted == 1
+    topic = dead_letter_topic(AgencyTopic.RESIDENCE.value)
+    [(sent_to, letter, key)] = letters(out)
+    assert (sent_to, letter.reason, letter.stage, key) == (topic, "invalid_agency_message",
+                                                           "DECODE", b"k")  # fmt: skip
+    assert letter.original_value == b"\x00garbage" and letter.original_offset == 7
+    assert metrics.dead_letters.labels(topic, "invalid_agency_message")._value.get() == 1
+
+
+@pytest.mark.parametrize("field", ["note", "task_id", "reference"])
+async def test_an_answer_with_a_nul_is_dead_lettered_and_never_reaches_the_store(
+    field: str,
+) -> None:
+    """PostgreSQL refuses a NUL in text: an answer carrying one, stored, would fail the case
+    write on every retry and stop every worker that reads it. It is dead-lettered at validation
+    and the case goes on as before."""
+    out = Out()
+    cases, table, _ = tracker(out)
+    police, card = two_tasks()
+    await cases.run([task_message(police, 1), task_message(card, 2)])
+    ack = AgencyAcknowledgement(case_id=police.case_id, task_id=police.task_id,
+                                agency=police.agency, outcome=AckOutcome.REJECTED,
+                                acknowledged_at=NOW, note="ok", reference="R-1")  # fmt: skip
+    record = ack.to_avro() | {field: "bad\x00value"}
+    value = CODEC.encode(AgencyAcknowledgement.SCHEMA, record)
+    hostile = Incoming(ack_topic_of(police.agency.value), 0, 3, str(police.case_id).encode(),
+                       value)  # fmt: skip
+    before = dict(table)
+    await cases.run([hostile])
+    [(_, letter, _)] = letters(out)
+    assert (letter.reason, letter.stage) == ("invalid_agency_message", "VALIDATE")
+    assert f"{field}: " in letter.detail and "U+0000" in letter.detail
+    assert table == before, "the case is as it was"
+
+
+async def test_a_key_that_cannot_be_a_case_id_is_never_looked_up() -> None:
+    """The store lookup takes only keys that are case ids (UUIDs): a hostile key (a NUL, bytes
+    that are not text) is not sent to the store, and its message is handled as an unknown case
+    would be."""
+    out = Out()
+    cases, _, _ = tracker(out)
+    asked: list[list[str]] = []
+    real = STORE[0]()
+    lookup = real.closed_cases
+    real.closed_cases = lambda ids: asked.append(list(ids)) or lookup(ids)  # type: ignore[method-assign]
+    police, _ = two_tasks()
+    good = answer(police, 1)
+    await cases.run([good, Incoming(good.topic, 0, 2, b"\x00\xff", good.value),
+                     Incoming(good.topic, 0, 3, b"not-a-uuid\x00", good.value)])  # fmt: skip
+    assert asked == [[str(police.case_id)]]
 
 
 async def test_a_refused_send_raises_so_the_chunk_is_not_acknowledged() -> None:
