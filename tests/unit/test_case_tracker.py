@@ -372,3 +372,21 @@ async def test_the_reports_read_the_open_cases_and_count_what_the_whole_table_co
     fresh.table = table
     fresh.reload()  # a restart or a rebalance: read once from the recovered table
     assert fresh.open == cases.open
+
+
+async def test_an_answer_before_its_task_then_the_task_gives_the_stored_case_its_workflow() -> None:
+    """Answers can come before their task (a "waiting" case, no workflow yet): once the task
+    arrives the stored row must say which workflow and province the case is, not keep the
+    empty values the waiting row was written with."""
+    cases, _, _ = tracker(Out())
+    police, card = two_tasks()
+    await cases.run([answer(police, 1)])
+    await cases.store_changes(NOW)
+    assert stored("SELECT workflow, province_code, status FROM interconnection_cases") == [
+        ("", "", "waiting")]  # fmt: skip
+    await cases.run([task_message(police, 2), task_message(card, 3)])
+    await cases.store_changes(NOW)
+    [(workflow, province, status)] = stored(
+        "SELECT workflow, province_code, status FROM interconnection_cases")  # fmt: skip
+    assert (workflow, province) == (police.workflow, police.province_code)
+    assert status in ("open", "overdue")
