@@ -464,6 +464,10 @@ class SqlStore:
             self.conn = None
 
 
+# Pages (4 KiB) of write-ahead log between two checkpoints of an SQLite store (80 MiB).
+WAL_CHECKPOINT_PAGES = 20_000
+
+
 class SqliteStore(SqlStore):
     def _connect(self) -> Any:
         path = Path(self.url.removeprefix("sqlite:///"))
@@ -477,6 +481,11 @@ class SqliteStore(SqlStore):
         # WAL lets `hub status` and the demo read while the worker writes.
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
+        # A checkpoint every WAL_CHECKPOINT_PAGES pages instead of SQLite's 1,000 (4 MB): a batch
+        # of random event ids dirties pages all over the indexes, so with the default nearly
+        # every commit checkpointed and the write cost grew with the tables (python -m
+        # hub.bench.store; docs/BENCHMARKS.md). The WAL file grows to about that size.
+        conn.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
         return conn
 
 
