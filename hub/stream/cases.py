@@ -80,11 +80,12 @@ class CaseTracker:
         send or a store that failed for good raises: nothing may be acknowledged)."""
         states: dict[bytes, CaseState] = {}
         refused: Refused = []
+        now = datetime.now(UTC)  # the chunk's clock: closed cases' rows and dead letters
         stored = await self._closed_in_store(messages)
         notes = [n for msg in messages for n in self.apply(msg, states, refused, stored)]
         closed = [s for s in states.values() if s["status"] in case_logic.CLOSED]
         if closed:  # in the store before the table forgets them
-            await self._upsert(closed, datetime.now(UTC))
+            await self._write(*store_rows(closed, now))
         for key, state in states.items():
             if state["status"] in case_logic.CLOSED:
                 self.table.pop(key, None)
@@ -98,7 +99,6 @@ class CaseTracker:
         for note in notes:
             value = self.codec.encode(CaseNotification.SCHEMA, note.to_avro())
             await self.out.add(NOTIFICATION_TOPIC, str(note.case_id).encode(), value)
-        now = datetime.now(UTC)
         for msg, rejected in refused:
             letter = dead_letter(msg, rejected, now, self.worker_name)
             value = self.codec.encode(DeadLetter.SCHEMA, letter.to_avro())
@@ -119,9 +119,8 @@ class CaseTracker:
         return {key: case_logic.from_store(found[name])
                 for key, name in names.items() if name in found}  # fmt: skip
 
-    async def _upsert(self, states: list[CaseState], now: datetime) -> None:
-        rows = [case_logic.store_row(c, now) for c in states]
-        steps = [row for c in states for row in case_logic.step_rows(c)]
+    async def _write(self, rows: list[tuple[Any, ...]], steps: list[tuple[Any, ...]]) -> None:
+        """Case rows and their steps' rows into the store, through the retry policy."""
         await self.retry.required("cases", lambda: self.store().upsert_cases(rows, steps))
 
     async def store_changes(self, now: datetime) -> None:
@@ -131,7 +130,7 @@ class CaseTracker:
         closing = dict(self.closing)
         rows, steps = self.changed(list(self.open.values()), now)
         if rows:
-            await self.retry.required("cases", lambda: self.store().upsert_cases(rows, steps))
+            await self._write(rows, steps)
         for key in closing:
             self.table.pop(key, None)
             self.closing.pop(key, None)
@@ -178,10 +177,16 @@ class CaseTracker:
             if case_logic.status(case, now) == "overdue":
                 self.overdue_written.add(case["case_id"])
                 self.dirty[case["case_id"]] = case
-        rows = [case_logic.store_row(c, now) for c in self.dirty.values()]
-        steps = [row for c in self.dirty.values() for row in case_logic.step_rows(c)]
+        rows = store_rows(list(self.dirty.values()), now)
         self.dirty.clear()
-        return rows, steps
+        return rows
+
+
+def store_rows(states: list[CaseState], now: datetime
+               ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:  # fmt: skip
+    """The ``interconnection_cases`` rows of ``states`` and the ``case_steps`` rows of theirs."""
+    return ([case_logic.store_row(c, now) for c in states],
+            [row for c in states for row in case_logic.step_rows(c)])  # fmt: skip
 
 
 def case_id_of(key: bytes) -> str | None:
