@@ -69,7 +69,8 @@ async def test_workers_join_and_one_is_killed_yet_every_event_is_stored_once(
         await asyncio.to_thread(workers[2].start)  # joins again
         moments.append(await until(0.55))
         workers[1].kill()  # mid-batch, no goodbye: its partitions move after the session ends
-        assert workers[0].alive() and workers[2].alive()
+        gone = [w for w in (workers[0], workers[2]) if not w.alive()]
+        assert not gone, "a surviving worker stopped:\n" + "\n".join(w.tail() for w in gone)
         report = await sending
         assert sorted(map(str, report.valid_event_ids)) == sorted(valid)
         await until(1.0, limit=300)

@@ -68,7 +68,7 @@ class WorkerProcess:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"worker exited early: {self.log.read_text()[-3000:]}")
+                raise RuntimeError(f"worker exited early: {self.tail()}")
             if self.metrics_text() is not None:
                 return
             time.sleep(0.5)
@@ -100,6 +100,10 @@ class WorkerProcess:
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
+
+    def tail(self, chars: int = 3000) -> str:
+        """The end of the worker's log (why it stopped, when an assertion finds it gone)."""
+        return self.log.read_text(errors="replace")[-chars:] if self.log.exists() else ""
 
     def stored(self, event_ids: Iterable[str]) -> int:
         """How many of ``event_ids`` have a row in the store."""
