@@ -211,7 +211,7 @@ def build_app(settings: Settings) -> faust.App:
             await app.crash(exc)
             return
         report_cases(metrics, list(cases.open.values()), now)  # closed cases count in no gauge
-        _report_lag(app, metrics, chunks.last_offset)
+        chunks.report_lag(app.consumer)
 
     return app
 
@@ -259,18 +259,3 @@ def _guard_offsets(app: faust.App, metrics: HubMetrics, guard: OffsetGuard, sett
     @app.on_before_shutdown.connect  # type: ignore[arg-type]
     async def stop_guard(sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
         await guard.stop()
-
-
-def _report_lag(app: faust.App, metrics: HubMetrics, last: dict[tuple[str, int], int]) -> None:
-    """Lag of the partitions an agent has read from (table changelogs are not stream input)."""
-    consumer = app.consumer
-    for tp in consumer.assignment():
-        done = last.get((tp.topic, tp.partition))
-        if done is None:
-            continue
-        try:
-            high = consumer.highwater(tp)
-        except (KeyError, AttributeError):
-            continue
-        if high is not None:
-            metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(max(0, high - done - 1))

@@ -32,6 +32,12 @@ class Cases(Protocol):
     async def run(self, messages: list[Incoming]) -> None: ...
 
 
+class Positions(Protocol):  # the consumer's view of its partitions (faust's Consumer)
+    def assignment(self) -> set[Any]: ...
+
+    def highwater(self, tp: Any) -> int | None: ...
+
+
 class Guard(Protocol):
     async def before(self, topic: str, partition: int, offset: int,
                      through: int | None = None) -> list[Any]: ...  # fmt: skip
@@ -75,6 +81,24 @@ class ChunkRouter:
                 return None
             handled.update(covered)
         return handled
+
+    def report_lag(self, consumer: Positions) -> None:
+        """Lag of each assigned partition this worker has handled records of, beside its high
+        water. faust's aiokafka consumer runs in a thread of its own, so a rebalance can revoke a
+        partition between ``assignment()`` and ``highwater()``: aiokafka then asserts "Partition
+        is not assigned" (or finds no assignment at all). Such a partition is skipped until the
+        next report; a metric must never stop the worker (CI saw a worker stop mid-rebalance)."""
+        for tp in consumer.assignment():
+            done = self.last_offset.get((tp.topic, tp.partition))
+            if done is None:
+                continue
+            try:
+                high = consumer.highwater(tp)
+            except (AssertionError, KeyError, AttributeError):  # revoked meanwhile
+                continue
+            if high is not None:
+                lag = max(0, high - done - 1)
+                self.metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(lag)
 
     async def gather(self, parts: Chunk) -> tuple[list[Incoming], dict[Any, range]]:
         """A chunk's records (with any the consumer skipped, read back) and, per partition, the

@@ -142,3 +142,30 @@ async def test_an_empty_chunk_acknowledges_nothing_and_runs_nothing() -> None:
     chunks, _, _ = router(batches, cases)
     assert await chunks.handle({}) == {}
     assert not batches.seen and not cases.seen
+
+
+class Consumer:
+    """A consumer whose ``revoked`` partitions are gone by the time their high water is read
+    (its thread rebalanced between ``assignment()`` and ``highwater()``)."""
+
+    def __init__(self, high: dict[TP, int], revoked: set[TP]) -> None:
+        self.high, self.revoked = high, revoked
+
+    def assignment(self) -> set[Any]:
+        return set(self.high)
+
+    def highwater(self, tp: Any) -> int | None:
+        assert tp not in self.revoked, "Partition is not assigned"  # what aiokafka does
+        return self.high[tp]
+
+
+async def test_lag_is_reported_and_a_partition_revoked_meanwhile_is_skipped_not_fatal() -> None:
+    chunks, crashed, metrics = router(Batches(), Cases())
+    kept, gone, unread = TP(SOURCE, 0), TP(SOURCE, 1), TP(SOURCE, 2)
+    assert await chunks.handle({kept: records(SOURCE, 0, range(10, 20))}) is not None
+    assert await chunks.handle({gone: records(SOURCE, 1, range(0, 5))}) is not None
+    chunks.report_lag(Consumer({kept: 50, gone: 9, unread: 7}, revoked={gone}))
+    lag = metrics.consumer_lag.labels
+    assert lag(SOURCE, "0")._value.get() == 50 - 19 - 1
+    assert lag(SOURCE, "1")._value.get() == 0  # never set: skipped, not raised
+    assert not crashed
