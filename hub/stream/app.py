@@ -188,7 +188,7 @@ def build_app(settings: Settings) -> faust.App:
     outbox = Outbox(lambda: aiokafka_producer(app), lambda t, n: events_out(t).inc(n))
     processor = BatchProcessor(
         pipeline=pipeline, codec=codec, metrics=metrics, out=outbox, store=store,
-        store_call=StoreRetry(store, metrics), register=register_cache,
+        retry=StoreRetry(store, metrics), register=register_cache,
         population_topic=settings.population_topic,
         limit=DeadLetterLimit(settings.dlq_window, settings.dlq_max_ratio),
         worker_name=worker_name,

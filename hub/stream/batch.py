@@ -40,6 +40,7 @@ from hub.stream.dead_letters import (
 )
 from hub.stream.pipeline import Accepted, Pipeline, Rejected
 from hub.stream.register import RegisterCache
+from hub.stream.retry import StoreFailed
 from hub.types import Incoming
 from hub.wire.codec import Codec
 
@@ -59,10 +60,11 @@ class Out(Protocol):
     async def flush(self) -> None: ...
 
 
-class StoreCall(Protocol):
-    """Run a store call with retries; None when it failed for good (the worker stops)."""
+class Retry(Protocol):
+    """Run a store call with retries (hub/stream/retry.py); raises StoreFailed when it failed
+    for good (the worker stops)."""
 
-    async def __call__(self, what: str, call: Callable[[], T]) -> T | None: ...
+    async def required(self, what: str, call: Callable[[], T]) -> T: ...
 
 
 class Stop(Exception):
@@ -81,7 +83,7 @@ class Work:
 
 class BatchProcessor:
     def __init__(self, *, pipeline: Pipeline, codec: Codec, metrics: HubMetrics,
-                 out: Out, store: Callable[[], Store], store_call: StoreCall,
+                 out: Out, store: Callable[[], Store], retry: Retry,
                  register: RegisterCache, population_topic: str, limit: DeadLetterLimit,
                  worker_name: str) -> None:  # fmt: skip
         self.pipeline = pipeline
@@ -89,7 +91,7 @@ class BatchProcessor:
         self.metrics = metrics
         self.out = out
         self.store_of = store
-        self.store_call = store_call
+        self.retry = retry
         self.register = register
         self.population_topic = population_topic
         self.limit = limit
@@ -245,10 +247,11 @@ class BatchProcessor:
 
     # ---- the store, through the retrying caller ------------------------------------------------
     async def _store(self, what: str, call: Callable[[], T]) -> T:
-        result = await self.store_call(what, call)
-        if result is None:
-            raise Stop(f"the store failed for good ({what}): nothing of the batch acknowledged")
-        return result
+        try:
+            return await self.retry.required(what, call)
+        except StoreFailed as exc:
+            raise Stop(f"the store failed for good ({what}): nothing of the batch acknowledged"
+                       ) from exc  # fmt: skip
 
     def _lineages(self, event_ids: list[str]) -> dict[str, str]:
         return self.store_of().lineages(event_ids)

@@ -26,6 +26,7 @@ from hub.stream.batch import BatchProcessor
 from hub.stream.dead_letters import DeadLetterLimit
 from hub.stream.pipeline import Pipeline, PipelineConfig
 from hub.stream.register import RegisterCache, register_row
+from hub.stream.retry import StoreFailed
 from hub.types import Incoming
 from hub.wire.codec import Codec
 
@@ -67,16 +68,17 @@ class FakeKafka:
 
 def processor(store: Store, kafka: FakeKafka, *, fail: set[str] | None = None,
               window: int = 1000) -> BatchProcessor:  # fmt: skip
-    async def store_call(what: str, call: Callable[[], T]) -> T | None:
-        if fail and what in fail:
-            return None
-        return call()
+    class Retry:  # StoreRetry without waits: the calls named in ``fail`` failed for good
+        async def required(self, what: str, call: Callable[[], T]) -> T:
+            if fail and what in fail:
+                raise StoreFailed(f"the store failed for good ({what})")
+            return call()
 
     return BatchProcessor(
         pipeline=Pipeline(CODEC, PipelineConfig()), codec=CODEC,
         metrics=HubMetrics.create(CollectorRegistry()), out=Outbox(lambda: kafka),
         store=lambda: store,
-        store_call=store_call, register=RegisterCache(CODEC, 1000, 30),
+        retry=Retry(), register=RegisterCache(CODEC, 1000, 30),
         population_topic=POPULATION_TOPIC, limit=DeadLetterLimit(window, 0.5), worker_name="t",
     )  # fmt: skip
 
