@@ -5,9 +5,11 @@ writers open nothing."""
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import json
 import re
+import sqlite3
 import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -81,6 +83,13 @@ def skipped_counts(metrics: str) -> dict[tuple[str, str], float]:
     return {(s.labels["workflow"], s.labels["reason"]): s.value
             for f in text_string_to_metric_families(metrics) for s in f.samples
             if s.name == "hub_interconnection_skipped_total"}  # fmt: skip
+
+
+def open_cases(metrics: str) -> float:
+    """hub_interconnection_cases_open summed over its workflows (a case reopened by a late
+    answer has no workflow yet)."""
+    return sum(s.value for f in text_string_to_metric_families(metrics) for s in f.samples
+               if s.name == "hub_interconnection_cases_open")  # fmt: skip
 
 
 def answer(task: AgencyTask, outcome: AckOutcome, note: str | None = None,
@@ -349,3 +358,93 @@ async def closed_cases_stay_closed(bootstrap: Connectable, tmp_path: Path, group
                                                                          or "")  # fmt: skip
     finally:
         third.stop()
+
+
+def case_statuses(db: Path, ids: str) -> list[tuple[object, ...]]:
+    """How many of the cases ``ids`` are completed, rejected or still waiting (open or overdue)
+    in the SQLite store ``db`` (shared by workers)."""
+    if not db.exists():
+        return []
+    conn = sqlite3.connect(db, timeout=30)
+    try:
+        sql = (
+            "SELECT CASE WHEN status IN ('completed', 'rejected') THEN status ELSE 'waiting' "
+            f"END, count(*) FROM interconnection_cases WHERE case_id IN ({ids}) "
+        )
+        return [tuple(r) for r in conn.execute(sql + "GROUP BY 1 ORDER BY 1").fetchall()]
+    except sqlite3.OperationalError:  # not created yet
+        return []
+    finally:
+        conn.close()
+
+
+async def until_statuses(db: Path, ids: str, wanted: list[tuple[object, ...]],
+                         timeout: float = 180) -> list[tuple[object, ...]]:  # fmt: skip
+    deadline = time.monotonic() + timeout
+    while (rows := case_statuses(db, ids)) != wanted and time.monotonic() < deadline:
+        await asyncio.sleep(1)
+    return rows
+
+
+async def test_two_workers_close_cases_and_the_survivor_keeps_them_closed(
+    kafka_broker: Settings, tmp_path: Path
+) -> None:
+    """Two live workers share the cases (each holds the case partitions it was given) and one
+    store. Half the cases close while both run: each worker stores its closed cases and drops
+    them from its table. Then one worker is SIGKILLed; the survivor takes its partitions (its
+    open cases recovered from the changelog, its closed ones as tombstones). The remaining
+    answers close the rest, and every answer of the closed half, delivered again, finds its case
+    closed in the store — whichever worker closed it — and opens nothing."""
+    codec = Codec()
+    bootstrap = kafka_broker.kafka_bootstrap
+    group, traffic = await traffic_for_new_group(bootstrap, "case-pair", codec, 3, 400)
+    births: list[BirthRegistration] = []
+    while len(births) < 30:
+        event = traffic.event(SourceTopic.BIRTH)
+        if isinstance(event, BirthRegistration) and len(expected_steps(event)) == 2:
+            births.append(event)
+    db = tmp_path / "shared.sqlite3"
+    env = {"HUB_STORE_URL": f"sqlite:///{db}"}
+    first, second = (WorkerProcess(tmp_path / f"w{i}", group, env) for i in range(2))
+    first.start()
+    second.start()
+    try:
+        await produce(bootstrap, (traffic.message(e) for e in births))
+        tasks = await tasks_of(bootstrap, codec, {e.event_id for e in births}, 60)
+        assert len(tasks) == 60
+        case_ids = sorted({str(t.case_id) for t in tasks.values()})
+        early = set(case_ids[:15])  # these close while both workers run
+        closing = [t for t in tasks.values()
+                   if t.agency is Agency.POLICE or str(t.case_id) in early]  # fmt: skip
+        await produce(bootstrap, [answer(t, AckOutcome.DONE) for t in closing])
+        ids = ",".join(f"'{c}'" for c in case_ids)
+        rows = await until_statuses(db, ids, [("completed", 15), ("waiting", 15)])
+        assert rows == [("completed", 15), ("waiting", 15)], rows
+        ack_topics = [ack_topic_of(a.value) for a in (Agency.POLICE, Agency.SOCIAL_INSURANCE)]
+        await wait_committed(bootstrap, group, ack_topics)
+        first.kill()  # its open cases live on in the changelog, its closed ones in the store
+
+        rest = [t for t in tasks.values()
+                if t.agency is Agency.SOCIAL_INSURANCE and str(t.case_id) not in early]  # fmt: skip
+        again = [answer(t, AckOutcome.DONE) for t in closing if str(t.case_id) in early]
+        await produce(bootstrap, [*again, *(answer(t, AckOutcome.DONE) for t in rest)])
+        rows = await until_statuses(db, ids, [("completed", 30)])
+        assert rows == [("completed", 30)], rows
+        await wait_committed(bootstrap, group, ack_topics, timeout=120)
+        time.sleep(3)  # report intervals: a reopened case would be stored and counted by now
+        assert case_statuses(db, ids) == [("completed", 30)]
+        conn = sqlite3.connect(db, timeout=30)
+        try:
+            steps = conn.execute(f"SELECT state, count(*) FROM case_steps WHERE case_id IN "
+                                 f"({ids}) GROUP BY 1").fetchall()  # fmt: skip
+        finally:
+            conn.close()
+        assert steps == [("DONE", 60)]
+        assert second.alive(), second.tail()
+        assert open_cases(second.metrics_text() or "") == 0  # of any workflow, known or not
+    finally:
+        first.kill()
+        second.stop()
+    changelog = await read_all(bootstrap, [f"{group}-cases-changelog"], idle_ms=1500)
+    last = {r.key: r.value for r in changelog}  # type: ignore[attr-defined]
+    assert {last.get(c.encode(), b"absent") for c in case_ids} == {None}  # all tombstones
