@@ -259,6 +259,16 @@ async def test_digitised_books_open_no_case_through_import_or_kafka(
     assert skipped_counts(metrics).get(("death", "digitised")) == 50
 
 
+def two_step_births(traffic: Traffic, count: int) -> list[BirthRegistration]:
+    """``count`` live births whose parents chose both procedures (two tasks a case)."""
+    births: list[BirthRegistration] = []
+    while len(births) < count:
+        event = traffic.event(SourceTopic.BIRTH)
+        if isinstance(event, BirthRegistration) and len(expected_steps(event)) == 2:
+            births.append(event)
+    return births
+
+
 async def wait_committed(bootstrap: Connectable, group: str, topics: list[str],
                          timeout: float = 60) -> None:  # fmt: skip
     """Until ``group`` committed every partition of ``topics`` up to its end."""
@@ -280,11 +290,7 @@ async def test_case_state_outlives_a_killed_worker(kafka_broker: Settings, tmp_p
     codec = Codec()
     bootstrap = kafka_broker.kafka_bootstrap
     group, traffic = await traffic_for_new_group(bootstrap, "case-kill", codec, 3, 400)
-    births: list[BirthRegistration] = []
-    while len(births) < 30:
-        event = traffic.event(SourceTopic.BIRTH)
-        if isinstance(event, BirthRegistration) and len(expected_steps(event)) == 2:
-            births.append(event)
+    births = two_step_births(traffic, 30)
     await produce(bootstrap, (traffic.message(e) for e in births))
     first = WorkerProcess(tmp_path / "w", group)
     first.start()
@@ -398,11 +404,7 @@ async def test_two_workers_close_cases_and_the_survivor_keeps_them_closed(
     codec = Codec()
     bootstrap = kafka_broker.kafka_bootstrap
     group, traffic = await traffic_for_new_group(bootstrap, "case-pair", codec, 3, 400)
-    births: list[BirthRegistration] = []
-    while len(births) < 30:
-        event = traffic.event(SourceTopic.BIRTH)
-        if isinstance(event, BirthRegistration) and len(expected_steps(event)) == 2:
-            births.append(event)
+    births = two_step_births(traffic, 30)
     db = tmp_path / "shared.sqlite3"
     env = {"HUB_STORE_URL": f"sqlite:///{db}"}
     first, second = (WorkerProcess(tmp_path / f"w{i}", group, env) for i in range(2))
