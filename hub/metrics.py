@@ -53,6 +53,7 @@ class HubMetrics:
     quality: Counter
     cases_open: Gauge
     cases_overdue: Gauge
+    cases_waiting: Gauge
     tasks_open: Gauge
     tasks_overdue: Gauge
     interconnection_skipped: Counter
@@ -93,6 +94,10 @@ class HubMetrics:
                              registry=r),
             cases_overdue=Gauge("hub_interconnection_cases_overdue",
                                 "Open interconnection cases past their deadline.", ["workflow"],
+                                registry=r),
+            cases_waiting=Gauge("hub_interconnection_cases_waiting",
+                                "Cases with agency answers but no task seen yet (the task comes "
+                                "within seconds; one that stays: answers for an unknown case).",
                                 registry=r),
             tasks_open=Gauge("hub_interconnection_tasks_open",
                              "Agency tasks not yet acknowledged.", ["workflow", "agency"],

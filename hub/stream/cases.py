@@ -200,13 +200,16 @@ def case_id_of(key: bytes) -> str | None:
 
 
 def report_cases(metrics: HubMetrics, states: list[CaseState], now: datetime) -> None:
-    """The open and overdue gauges of the cases in ``states`` (this worker's partitions)."""
+    """The open, overdue and waiting gauges of the cases in ``states`` (this worker's
+    partitions)."""
     open_cases: dict[str, int] = {}
     overdue_cases: dict[str, int] = {}
     open_tasks: dict[tuple[str, str], int] = {}
     overdue_tasks: dict[tuple[str, str], int] = {}
+    waiting = 0
     for case in states:
         st = case_logic.status(case, now)
+        waiting += st == "waiting"
         wf = case.get("workflow", "unknown")
         if st in ("open", "overdue"):
             open_cases[wf] = open_cases.get(wf, 0) + 1
@@ -216,6 +219,7 @@ def report_cases(metrics: HubMetrics, states: list[CaseState], now: datetime) ->
                     overdue_tasks[(wf, agency)] = overdue_tasks.get((wf, agency), 0) + 1
         if st == "overdue":
             overdue_cases[wf] = overdue_cases.get(wf, 0) + 1
+    metrics.cases_waiting.set(waiting)
     for wf in {"birth", "death"} | set(open_cases):
         metrics.cases_open.labels(wf).set(open_cases.get(wf, 0))
         metrics.cases_overdue.labels(wf).set(overdue_cases.get(wf, 0))

@@ -443,7 +443,9 @@ async def test_two_workers_close_cases_and_the_survivor_keeps_them_closed(
             conn.close()
         assert steps == [("DONE", 60)]
         assert second.alive(), second.tail()
-        assert open_cases(second.metrics_text() or "") == 0  # of any workflow, known or not
+        metrics = second.metrics_text() or ""
+        assert open_cases(metrics) == 0  # of any workflow
+        assert "hub_interconnection_cases_waiting 0.0" in metrics  # no answer made a case anew
     finally:
         first.kill()
         second.stop()

@@ -329,8 +329,8 @@ async def test_a_refused_send_raises_so_the_chunk_is_not_acknowledged() -> None:
 
 def gauges(metrics: HubMetrics) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     return {(s.name, tuple(sorted(s.labels.items()))): s.value
-            for family in (metrics.cases_open, metrics.cases_overdue, metrics.tasks_open,
-                           metrics.tasks_overdue)
+            for family in (metrics.cases_open, metrics.cases_overdue, metrics.cases_waiting,
+                           metrics.tasks_open, metrics.tasks_overdue)
             for m in family.collect() for s in m.samples}  # fmt: skip
 
 
@@ -368,6 +368,7 @@ async def test_the_reports_read_the_open_cases_and_count_what_the_whole_table_co
         report_cases(kept, list(cases.open.values()), now)
         assert gauges(kept) == gauges(whole)
     assert any(v for (name, _), v in gauges(kept).items() if "overdue" in name)
+    assert gauges(kept)[("hub_interconnection_cases_waiting", ())] == 1  # the stray answer
     fresh, _, _ = tracker(Out())
     fresh.table = table
     fresh.reload()  # a restart or a rebalance: read once from the recovered table

@@ -49,6 +49,7 @@ def populated_exposition() -> str:
     m.notifications.labels("birth", "OPEN").inc()
     m.cases_open.labels("birth").set(1)
     m.cases_overdue.labels("birth").set(0)
+    m.cases_waiting.set(0)
     m.tasks_open.labels("birth", "POLICE").set(1)
     m.tasks_overdue.labels("birth", "POLICE").set(0)
     m.identity_issues.labels("health.encounter", "subject_unknown").inc()
