@@ -367,14 +367,14 @@ async def closed_cases_stay_closed(bootstrap: Connectable, tmp_path: Path, group
 
 
 def case_statuses(db: Path, ids: str) -> list[tuple[object, ...]]:
-    """How many of the cases ``ids`` are completed, rejected or still waiting (open or overdue)
+    """How many of the cases ``ids`` are completed, rejected or still open (open or overdue)
     in the SQLite store ``db`` (shared by workers)."""
     if not db.exists():
         return []
     conn = sqlite3.connect(db, timeout=30)
     try:
         sql = (
-            "SELECT CASE WHEN status IN ('completed', 'rejected') THEN status ELSE 'waiting' "
+            "SELECT CASE WHEN status IN ('completed', 'rejected') THEN status ELSE 'pending' "
             f"END, count(*) FROM interconnection_cases WHERE case_id IN ({ids}) "
         )
         return [tuple(r) for r in conn.execute(sql + "GROUP BY 1 ORDER BY 1").fetchall()]
@@ -420,8 +420,8 @@ async def test_two_workers_close_cases_and_the_survivor_keeps_them_closed(
                    if t.agency is Agency.POLICE or str(t.case_id) in early]  # fmt: skip
         await produce(bootstrap, [answer(t, AckOutcome.DONE) for t in closing])
         ids = ",".join(f"'{c}'" for c in case_ids)
-        rows = await until_statuses(db, ids, [("completed", 15), ("waiting", 15)])
-        assert rows == [("completed", 15), ("waiting", 15)], rows
+        rows = await until_statuses(db, ids, [("completed", 15), ("pending", 15)])
+        assert rows == [("completed", 15), ("pending", 15)], rows
         ack_topics = [ack_topic_of(a.value) for a in (Agency.POLICE, Agency.SOCIAL_INSURANCE)]
         await wait_committed(bootstrap, group, ack_topics)
         first.kill()  # its open cases live on in the changelog, its closed ones in the store
