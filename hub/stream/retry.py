@@ -3,8 +3,8 @@ its cases and its register feed.
 
 A call that fails is retried ``STORE_RETRIES`` times (0.5 s, 1 s, 2 s, … apart) on a fresh
 connection; if the last attempt fails too, :meth:`StoreRetry.required` raises
-:class:`StoreFailed` (calling the retry itself gives None instead), the log says the call
-"failed N times", and the caller stops the worker with nothing of its work acknowledged.
+:class:`StoreFailed`, the log says the call "failed N times", and the caller stops the worker
+with nothing of its work acknowledged.
 """
 
 from __future__ import annotations
@@ -42,13 +42,6 @@ class StoreRetry:
         self.in_thread = in_thread
         self.retries = retries
         self.first_delay_s = first_delay_s
-
-    async def __call__(self, what: str, call: Callable[[], T]) -> T | None:
-        """``call``'s result, or None once it failed on every attempt."""
-        try:
-            return await self.required(what, call)
-        except StoreFailed:
-            return None
 
     async def required(self, what: str, call: Callable[[], T]) -> T:
         """``call``'s result; raises :class:`StoreFailed` once it failed on every attempt."""

@@ -1,5 +1,6 @@
 """The worker's store retry policy: a failing call is retried on a fresh connection, then given
-up loudly with None (the caller stops the worker); the same for the register feed's thread."""
+up loudly with StoreFailed (the caller stops the worker); the same for the register feed's
+thread."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from prometheus_client import CollectorRegistry
 
 from hub.metrics import HubMetrics
 from hub.store.sql import Connection
-from hub.stream.retry import StoreRetry
+from hub.stream.retry import StoreFailed, StoreRetry
 
 
 class Flaky:
@@ -43,7 +44,7 @@ async def test_a_call_that_recovers_is_retried_on_a_fresh_connection(in_thread: 
     connection = Resets()
     retry = StoreRetry(connection, metrics, in_thread=in_thread, retries=3, first_delay_s=0)
     call = Flaky(failures=2)
-    assert await retry("write", call) == "rows"
+    assert await retry.required("write", call) == "rows"
     assert len(call.threads) == 3 and connection.resets == 2
     assert metrics.store_write_errors._value.get() == 2
     on_loop = all(t == threading.get_ident() for t in call.threads)
@@ -53,8 +54,9 @@ async def test_a_call_that_recovers_is_retried_on_a_fresh_connection(in_thread: 
 async def test_a_store_gone_for_good_is_given_up_loudly(caplog: pytest.LogCaptureFixture) -> None:
     retry = StoreRetry(Resets(), HubMetrics.create(CollectorRegistry()), in_thread=True,
                        retries=3, first_delay_s=0)  # fmt: skip
-    with caplog.at_level(logging.WARNING, logger="hub.worker"):
-        assert await retry("register feed write", Flaky(failures=99)) is None
+    with (caplog.at_level(logging.WARNING, logger="hub.worker"),
+          pytest.raises(StoreFailed, match="register feed write")):  # fmt: skip
+        await retry.required("register feed write", Flaky(failures=99))
     critical = [r.getMessage() for r in caplog.records if r.levelno == logging.CRITICAL]
     assert len(critical) == 1
     assert "register feed write failed 3 times" in critical[0]
