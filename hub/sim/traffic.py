@@ -457,6 +457,10 @@ class Traffic:
         r = self.rng
         person = self._living()
         common = self._common("hotich", person.province_code)
+        if person.date_of_birth > common["occurred_at"].date():
+            # A stale timestamp from before midnight (UTC), a person born since (a newborn of
+            # this run): no registration of a death comes before the birth; it is current.
+            common["occurred_at"] = self.now
         person_dead = person.model_copy(update={"deceased": True})
         self.people[self.people.index(person)] = person_dead
         choice = self._choose(DEATH_CHOICES)

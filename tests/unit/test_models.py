@@ -145,3 +145,20 @@ def test_a_batch_is_validated_against_the_one_moment_it_read_the_clock_at() -> N
     assert err.value.errors()[0]["type"] == "date_in_future"
     with pytest.raises(ValidationError):
         BirthRegistration.model_validate(data)  # an hour ahead of the real clock
+
+
+def test_the_simulator_never_registers_a_death_before_the_birth_after_midnight() -> None:
+    """Just after midnight (UTC) a stale death registration is stamped yesterday, while a
+    newborn of the run was born today: the simulator must not make that registration (CI met
+    it as a ValidationError in the middle of a run). Every person here was born today."""
+    midnight = datetime.combine(datetime.now(UTC).date(), datetime.min.time(), UTC)
+    traffic = Traffic(Codec(), seed=5, provinces=1, population=40, now=midnight, stale_share=1.0)
+    today = midnight.date()
+    traffic.people = [p.model_copy(update={
+        "date_of_birth": today,
+        "personal_id": make_personal_id(p.personal_id[:3], p.sex, today, i)})
+        for i, p in enumerate(traffic.people)]  # fmt: skip
+    for _ in range(5):
+        death = traffic.event(SourceTopic.DEATH)
+        assert isinstance(death, DeathRegistration)
+        assert death.deceased_date_of_birth <= death.date_of_death <= death.occurred_at.date()
