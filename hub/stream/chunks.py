@@ -87,7 +87,8 @@ class ChunkRouter:
         water. faust's aiokafka consumer runs in a thread of its own, so a rebalance can revoke a
         partition between ``assignment()`` and ``highwater()``: aiokafka then asserts "Partition
         is not assigned" (or finds no assignment at all). Such a partition is skipped until the
-        next report; a metric must never stop the worker (CI saw a worker stop mid-rebalance)."""
+        next report; a metric must never stop the worker (the likely, unproven cause of a stop CI
+        saw mid-rebalance)."""
         for tp in consumer.assignment():
             done = self.last_offset.get((tp.topic, tp.partition))
             if done is None:
