@@ -548,7 +548,8 @@ def dlq_list(settings: Settings, as_json: bool) -> None:
 
 @dlq.command("replay")
 @click.option("--topic", required=True,
-              help="Source or agency task topic whose dead letters to re-inject.")  # fmt: skip
+              help="Source, agency task or acknowledgement topic whose dead letters to "
+                   "re-inject.")  # fmt: skip
 @click.option("--reason", default=None, help="Only dead letters with this reason code.")
 @click.option("--dry-run", is_flag=True, help="Say what would be replayed; send nothing.")
 @click.pass_obj
@@ -556,7 +557,8 @@ def dlq_replay(settings: Settings, topic: str, reason: str | None, dry_run: bool
     """Re-inject dead letters into their topic after a fix (each one once).
 
     Source topics go back through the worker; agency task topics (dead-lettered by
-    `hub deliver`) are delivered again.
+    `hub deliver`) are delivered again; acknowledgements whose task had not come
+    (ack_without_task) go back to their cases once the task is in.
 
     Replayed dead letters are remembered in HUB_HOME/dlq-replayed.json; replaying again sends
     only dead letters that arrived since.

@@ -129,6 +129,18 @@ class Settings(BaseSettings):
     report_interval_s: float = Field(
         default=2.0, gt=0, description="Seconds between case/KPI/lag metric refreshes."
     )
+    case_answer_wait_s: float = Field(
+        default=86_400.0,
+        gt=0,
+        description="How long agency answers for a case no task opened wait for the task; then "
+        "they are dead-lettered (ack_without_task) and the case is given up on.",
+    )
+    cases_waiting_max: int = Field(
+        default=100_000,
+        ge=0,
+        description="Cases a worker lets wait for their task (answers first); beyond it the "
+        "oldest are given up on early (bounds a worker's memory under answers to made-up cases).",
+    )
     event_loop: EventLoop = Field(
         default=EventLoop.UVLOOP,
         description="Event loop of the worker: uvloop (faster) or asyncio (the standard one).",

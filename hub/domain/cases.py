@@ -2,7 +2,9 @@
 step is PENDING until its agency answers DONE, REJECTED or NEEDS_SUPPLEMENT.
 
 A case is COMPLETED when every step is done, REJECTED as soon as one step is rejected, OPEN
-otherwise (overdue when a pending step is past its working-day deadline). Every change is a
+otherwise (overdue when a pending step is past its working-day deadline). Answers that came for
+a case no task opened make a "waiting" case; one whose task never comes is given up on
+(UNMATCHED, :func:`unmatched`) and its answers dead-lettered by the worker. Every change is a
 citizen-facing ``CaseNotification`` (in Vietnamese) for hub.notification.v1.
 
 Pure state transitions over plain dicts (they live in a faust Table, serialised as JSON). Tasks
@@ -28,6 +30,9 @@ CaseState = dict[str, Any]
 PENDING = "PENDING"
 OPEN, COMPLETED, REJECTED = "OPEN", "COMPLETED", "REJECTED"
 CLOSED = frozenset({COMPLETED, REJECTED})
+# Answers that waited too long for a task that never came: not closed (a task that comes after
+# all opens the case afresh), and no longer kept by the worker.
+UNMATCHED = "UNMATCHED"
 NOTIFICATION_NAMESPACE = uuid.UUID("0b5c3d52-8f0e-4f7e-b1a3-6c1e1a7b2d90")
 
 PROCEDURE_VI = {
@@ -101,6 +106,19 @@ def on_ack(
     if "workflow" in case:  # the citizen hears of steps of a case that is open
         notes.append(_note(case, ack.task_id, ack.outcome.value, ack.note, ack.acknowledged_at))
     return case, notes + _settle(case, ack.acknowledged_at)
+
+
+def waiting(case: CaseState) -> bool:
+    """Answers came for the case, and no task yet."""
+    return "workflow" not in case and case["status"] == OPEN
+
+
+def unmatched(case: CaseState, at: datetime) -> CaseState:
+    """A waiting case given up on at ``at``: its task never came (the worker dead-letters the
+    answers and forgets the case; its store row says ``unmatched``)."""
+    given_up = _copy(case)
+    given_up.update(status=UNMATCHED, closed_at=at.isoformat())
+    return given_up
 
 
 def _copy(state: CaseState) -> CaseState:
@@ -181,6 +199,8 @@ def status(case: CaseState, now: datetime) -> str:
         return "completed"
     if case["status"] == REJECTED:
         return "rejected"
+    if case["status"] == UNMATCHED:
+        return "unmatched"
     if "workflow" not in case:
         return "waiting"
     for step in case["steps"].values():

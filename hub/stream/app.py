@@ -202,12 +202,17 @@ def build_app(settings: Settings) -> faust.App:
     take_in_chunks(app, [*source_topics, *case_topics], chunks.handle)
     _guard_offsets(app, metrics, guard, settings, cases.reload)
 
+    answer_wait = timedelta(seconds=settings.case_answer_wait_s)
+    # The timer's dead letters (answers whose task never came) in an outbox of their own.
+    letters = Outbox(lambda: aiokafka_producer(app), lambda t, n: events_out(t).inc(n))
+
     @app.timer(interval=settings.report_interval_s)  # type: ignore[untyped-decorator]
     async def report() -> None:
         now = datetime.now(UTC)
         try:
+            await cases.expire_waiting(now, answer_wait, settings.cases_waiting_max, letters)
             await cases.store_changes(now)
-        except StoreError as exc:  # retried, then given up: stop loudly
+        except (StoreError, KafkaError) as exc:  # retried, then given up; or a refused send
             await app.crash(exc)
             return
         report_cases(metrics, list(cases.open.values()), now)  # closed cases count in no gauge

@@ -8,15 +8,24 @@ acknowledge the chunk's offsets. :meth:`CaseTracker.changed` gives the store row
 that changed since the last call (and of those that went overdue without a message); the
 reports read :attr:`CaseTracker.open`, the cases not closed, kept as they are written.
 
+Answers can come for a case no task opened (a "waiting" case): the answer overtook its task, or
+names a case the hub never opened (a mistyped or made-up case id). Each such answer is kept
+with the case as it came, and :meth:`CaseTracker.expire_waiting` gives up on a case whose task
+has not come in time, or on the oldest when too many wait: its answers go to their dead-letter
+topic untouched, the case leaves the table, and its store row says ``unmatched``. A flood of
+answers to made-up cases costs a worker a bounded amount of memory, and nothing is dropped.
+
 No faust here: the table is any mapping (a faust Table in ``hub worker``, a dict in tests).
 """
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import logging
 import uuid
 from collections.abc import Callable, MutableMapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import ValidationError
@@ -45,6 +54,9 @@ CaseState = case_logic.CaseState
 # Acknowledgement topic → the agency it belongs to (the shared legacy topic is not in it).
 ACK_AGENCY = {t.value: t.name for t in AckTopic}
 Refused = list[tuple[Incoming, Rejected]]
+# Answers a waiting case keeps (a case has a handful of steps): more are dead-lettered at once.
+MAX_WAITING_ANSWERS = 16
+WITHOUT_TASK = "ack_without_task"  # the dead-letter reason of answers whose task never came
 
 
 class CaseTracker:
@@ -65,24 +77,33 @@ class CaseTracker:
         # Closed cases the table still held at its recovery (written by a version that kept
         # them, or a crash between storing a case and removing it): stored, then removed.
         self.closing: dict[bytes, CaseState] = {}
+        # A chunk and the report timer both change cases (and await in between): one at a time.
+        self.lock = asyncio.Lock()
 
     def reload(self) -> None:
         """The open cases from the table as it is now: after a start or a rebalance (table
         recovery) changed which cases this worker holds."""
         self.open, self.closing = {}, {}
+        now = datetime.now(UTC).isoformat()
         for key, state in self.table.items():
             held = self.open if state["status"] == case_logic.OPEN else self.closing
             held[key] = state
+            if case_logic.waiting(state) and "waiting_since" not in state:
+                held[key] = {**state, "waiting_since": now}  # written by an earlier version
 
     async def run(self, messages: list[Incoming]) -> None:
         """One chunk: every case it touches written once (a closed one to the store, then out of
         the table), its notifications and dead letters in Kafka when this returns (a refused
         send or a store that failed for good raises: nothing may be acknowledged)."""
+        async with self.lock:
+            await self._run(messages)
+
+    async def _run(self, messages: list[Incoming]) -> None:
         states: dict[bytes, CaseState] = {}
         refused: Refused = []
         now = datetime.now(UTC)  # the chunk's clock: closed cases' rows and dead letters
         stored = await self._closed_in_store(messages)
-        notes = [n for msg in messages for n in self.apply(msg, states, refused, stored)]
+        notes = [n for msg in messages for n in self.apply(msg, states, refused, stored, now)]
         closed = [s for s in states.values() if s["status"] in case_logic.CLOSED]
         if closed:  # in the store before the table forgets them
             await self._write(*store_rows(closed, now))
@@ -100,13 +121,59 @@ class CaseTracker:
             value = self.codec.encode(CaseNotification.SCHEMA, note.to_avro())
             await self.out.add(NOTIFICATION_TOPIC, str(note.case_id).encode(), value)
         for msg, rejected in refused:
-            letter = dead_letter(msg, rejected, now, self.worker_name)
-            value = self.codec.encode(DeadLetter.SCHEMA, letter.to_avro())
-            await self.out.add(dead_letter_topic(msg.topic), msg.key, value, msg.headers)
-            self.metrics.dead_letters.labels(dead_letter_topic(msg.topic), rejected.reason).inc()
+            await self._dead_letter(self.out, msg, rejected, now)
         await self.out.flush()
         for note in notes:
             self.metrics.notifications.labels(note.workflow, note.state).inc()
+
+    async def _dead_letter(self, out: Out, msg: Incoming, rejected: Rejected,
+                           now: datetime) -> None:  # fmt: skip
+        letter = dead_letter(msg, rejected, now, self.worker_name)
+        value = self.codec.encode(DeadLetter.SCHEMA, letter.to_avro())
+        await out.add(dead_letter_topic(msg.topic), msg.key, value, msg.headers)
+        self.metrics.dead_letters.labels(dead_letter_topic(msg.topic), rejected.reason).inc()
+
+    async def expire_waiting(self, now: datetime, wait: timedelta, most: int, out: Out) -> int:
+        """Give up on the waiting cases (answers, no task) that waited ``wait`` or more, and on
+        the oldest beyond ``most``: their answers to their dead-letter topics (reason
+        ``ack_without_task``) through ``out``, then the store row (``unmatched``), then out of
+        the table. The number given up on; raises when Kafka refused or the store failed for
+        good (the cases stay, and are given up on again at the next call).
+
+        ``out`` is an outbox of the caller's (the report timer's), not the chunks': its flush
+        must not send a batch's outputs, whose offsets would then move on another's flush."""
+        async with self.lock:
+            held = sorted((since(s), k) for k, s in self.open.items() if case_logic.waiting(s))
+            over = max(0, len(held) - most)
+            why = {key: f"no task came for it within {wait}" for began, key in held
+                   if now - began >= wait}  # fmt: skip
+            for _, key in held[:over]:
+                why.setdefault(key, f"more than {most} cases were waiting, the oldest given up on")
+            expired = list(why)
+            if not expired:
+                return 0
+            for key in expired:
+                case = self.open[key]
+                kept = case.get("answers", [])
+                detail = (f"an answer for case {case['case_id']}, which no task opened: "
+                          f"{why[key]} (a case id the hub never issued, or a task topic not "
+                          "consumed)")  # fmt: skip
+                rejected = Rejected(Stage.ROUTE, WITHOUT_TASK, detail)
+                for answer in kept:
+                    await self._dead_letter(out, kept_message(answer), rejected, now)
+                if not kept:  # a table written before answers were kept: the store row has them
+                    log.warning("case %s given up on; its answers were not kept (written by an "
+                                "earlier version): see its store row", case["case_id"])  # fmt: skip
+            await out.flush()
+            await self._write(*store_rows([case_logic.unmatched(self.open[k], now)
+                                           for k in expired], now))  # fmt: skip
+            for key in expired:
+                case = self.open.pop(key)
+                self.table.pop(key, None)
+                self.dirty.pop(case["case_id"], None)
+            log.warning("gave up on %d case(s) whose task never came; their answers are "
+                        "dead-lettered (%s)", len(expired), WITHOUT_TASK)  # fmt: skip
+            return len(expired)
 
     async def _closed_in_store(self, messages: list[Incoming]) -> dict[bytes, CaseState]:
         """The closed cases, from the store, of the chunk's keys the table does not hold."""
@@ -127,6 +194,10 @@ class CaseTracker:
         """Write the cases changed since the last call, and those gone overdue since (they change
         without a message); closed cases left in the table at its recovery are stored, then
         removed from it. Raises StoreFailed when the store failed for good."""
+        async with self.lock:
+            await self._store_changes(now)
+
+    async def _store_changes(self, now: datetime) -> None:
         closing = dict(self.closing)
         rows, steps = self.changed(list(self.open.values()), now)
         if rows:
@@ -136,11 +207,13 @@ class CaseTracker:
             self.closing.pop(key, None)
 
     def apply(self, msg: Incoming, states: dict[bytes, CaseState], refused: Refused,
-              stored: dict[bytes, CaseState] | None = None) -> list[CaseNotification]:  # fmt: skip
+              stored: dict[bytes, CaseState] | None = None,
+              now: datetime | None = None) -> list[CaseNotification]:  # fmt: skip
         """One task or acknowledgement applied to its case (``states``: the chunk's cases so
         far, over the table, over the closed cases ``stored``); the notifications it causes. An
         acknowledgement for another agency's step, or a message that cannot be read, is added to
-        ``refused`` (a dead letter: nothing that enters the hub is dropped)."""
+        ``refused`` (a dead letter: nothing that enters the hub is dropped). An answer for a
+        case no task opened is kept with it as it came (``now``: since when it waits)."""
         key = msg.key or b""
         try:
             _, record = self.codec.decode(msg.value or b"")
@@ -148,9 +221,17 @@ class CaseTracker:
             if msg.topic == AgencyTopic.ACK.value or msg.topic in ACK_AGENCY:
                 ack = AgencyAcknowledgement.model_validate(record)
                 state, notes = case_logic.on_ack(current, ack, ACK_AGENCY.get(msg.topic))
+                if case_logic.waiting(state):
+                    state = keep_answer(state, msg, now or datetime.now(UTC))
             else:
                 task = AgencyTask.model_validate(record)
                 state, notes = case_logic.on_task(current, task)
+                state.pop("answers", None)  # its answers, if any came first, found their case
+                state.pop("waiting_since", None)
+        except TooManyAnswers as exc:
+            log.warning("refused acknowledgement %s/%s: %s", msg.topic, msg.offset, exc)
+            refused.append((msg, Rejected(Stage.ROUTE, WITHOUT_TASK, str(exc))))
+            return []
         except case_logic.WrongAgency as exc:
             log.warning("refused acknowledgement %s/%s: %s", msg.topic, msg.offset, exc)
             refused.append((msg, Rejected(Stage.ROUTE, exc.reason, str(exc))))
@@ -180,6 +261,47 @@ class CaseTracker:
         rows = store_rows(list(self.dirty.values()), now)
         self.dirty.clear()
         return rows
+
+
+class TooManyAnswers(ValueError):
+    """A waiting case already keeps :data:`MAX_WAITING_ANSWERS` answers."""
+
+
+def keep_answer(state: CaseState, msg: Incoming, now: datetime) -> CaseState:
+    """The waiting case with ``msg`` kept as it came (once: a redelivered answer is kept once),
+    waiting since its first answer."""
+    kept: list[dict[str, Any]] = state.get("answers", [])
+    if any((a["topic"], a["partition"], a["offset"]) == (msg.topic, msg.partition, msg.offset)
+           for a in kept):  # fmt: skip
+        return state
+    if len(kept) >= MAX_WAITING_ANSWERS:
+        raise TooManyAnswers(f"case {state['case_id']} already keeps {len(kept)} answers and no "
+                             "task came for it")  # fmt: skip
+    answer = {"topic": msg.topic, "partition": msg.partition, "offset": msg.offset,
+              "key": _text(msg.key), "value": _text(msg.value),
+              "headers": [[k, _text(v)] for k, v in msg.headers]}  # fmt: skip
+    return {**state, "answers": [*kept, answer],
+            "waiting_since": state.get("waiting_since") or now.isoformat()}  # fmt: skip
+
+
+def kept_message(answer: dict[str, Any]) -> Incoming:
+    """An answer :func:`keep_answer` kept, as the message it came as."""
+    headers = tuple((k, _bytes(v)) for k, v in answer["headers"])
+    return Incoming(answer["topic"], answer["partition"], answer["offset"],
+                    _bytes(answer["key"]), _bytes(answer["value"]), headers)  # fmt: skip
+
+
+def _text(raw: bytes | None) -> str | None:  # bytes kept in the JSON case state
+    return None if raw is None else base64.b64encode(raw).decode("ascii")
+
+
+def _bytes(text: str | None) -> bytes | None:
+    return None if text is None else base64.b64decode(text)
+
+
+def since(state: CaseState) -> datetime:
+    """When a waiting case's first answer came (the hub's clock)."""
+    return datetime.fromisoformat(state["waiting_since"])
 
 
 def store_rows(states: list[CaseState], now: datetime

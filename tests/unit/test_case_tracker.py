@@ -3,6 +3,7 @@ in, case state (written once per case), notifications and dead letters come out.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -33,7 +34,7 @@ from hub.domain.workflows import expand
 from hub.metrics import HubMetrics
 from hub.sim.traffic import Traffic
 from hub.store.sql import Connection
-from hub.stream.cases import CaseTracker, report_cases
+from hub.stream.cases import MAX_WAITING_ANSWERS, CaseTracker, report_cases
 from hub.stream.retry import StoreFailed, StoreRetry
 from hub.types import Incoming
 from hub.wire.codec import Codec
@@ -391,3 +392,131 @@ async def test_an_answer_before_its_task_then_the_task_gives_the_stored_case_its
         "SELECT workflow, province_code, status FROM interconnection_cases")  # fmt: skip
     assert (workflow, province) == (police.workflow, police.province_code)
     assert status in ("open", "overdue")
+    assert "answers" not in cases.open[str(police.case_id).encode()], "the answer found its case"
+
+
+def given_up(out: Out) -> list[DeadLetter]:
+    return [letter for _, letter, _ in letters(out)]
+
+
+def stray(offset: int, task_id: str = "") -> Incoming:
+    """An answer for a case no task opened (a made-up case id)."""
+    police = two_tasks()[0]
+    made_up = police.model_copy(update={"case_id": uuid4(), "task_id": task_id or police.task_id})
+    return answer(made_up, offset)
+
+
+async def test_answers_whose_task_never_comes_are_dead_lettered_untouched_and_forgotten() -> None:
+    """A flood of answers to made-up case ids must not stay in the worker's table for ever, and
+    must not vanish: after the wait each answer goes to its dead-letter topic untouched (bytes,
+    key, headers, origin), the case leaves the table (a tombstone) and its store row says why."""
+    out, timer = Out(), Out()
+    cases, table, metrics = tracker(out)
+    message = stray(7)
+    await cases.run([message])
+    assert cases.open and table, "waiting for its task"
+    wait = timedelta(hours=1)
+    now = datetime.now(UTC)
+    assert await cases.expire_waiting(now, wait, 100, timer) == 0, "not waited long yet"
+    assert await cases.expire_waiting(now + 2 * wait, wait, 100, timer) == 1
+    [letter] = given_up(timer)
+    assert (letter.original_topic, letter.original_partition, letter.original_offset) == (
+        message.topic, message.partition, message.offset)  # fmt: skip
+    assert (letter.original_key, letter.original_value) == (message.key, message.value)
+    assert [(h.key, h.value) for h in letter.original_headers] == list(message.headers)
+    assert letter.reason == "ack_without_task" and timer.sent[0][0] == f"dlq.{message.topic}"
+    assert not out.sent, "the chunks' outbox is not the timer's"
+    assert not cases.open and not table and table.deletions == 1
+    assert stored("SELECT case_id, status FROM interconnection_cases") == [
+        ((message.key or b"").decode(), "unmatched")]  # fmt: skip
+    report_cases(metrics, list(cases.open.values()), now)
+    assert gauges(metrics)[("hub_interconnection_cases_waiting", ())] == 0
+    assert await cases.expire_waiting(now + 4 * wait, wait, 100, timer) == 0, "once"
+    assert len(given_up(timer)) == 1
+
+
+async def test_beyond_the_limit_the_oldest_waiting_cases_are_given_up_on_first() -> None:
+    out = Out()
+    cases, _, _ = tracker(out)
+    messages = [stray(i) for i in range(5)]
+    for message in messages:  # one chunk each: each case waits since its own chunk
+        await cases.run([message])
+    now = datetime.now(UTC)
+    assert await cases.expire_waiting(now, timedelta(days=1), 2, out) == 3
+    assert [letter.original_offset for letter in given_up(out)] == [0, 1, 2]
+    assert set(cases.open) == {m.key for m in messages[3:]}
+    assert await cases.expire_waiting(now, timedelta(days=1), 2, out) == 0
+
+
+async def test_a_waiting_case_keeps_a_bounded_number_of_answers_each_once() -> None:
+    """Answers for one made-up case: kept up to the bound (a redelivered one once), the rest
+    dead-lettered at once; given up on, each kept answer is dead-lettered once."""
+    out = Out()
+    cases, _, _ = tracker(out)
+    first = stray(0, "t-0")
+    case_id = AgencyAcknowledgement.model_validate(CODEC.decode(first.value or b"")[1]).case_id
+    ack = AgencyAcknowledgement.model_validate(CODEC.decode(first.value or b"")[1])
+    more = []
+    for i in range(1, MAX_WAITING_ANSWERS + 4):
+        other = ack.model_copy(update={"task_id": f"t-{i}"})
+        value = CODEC.encode(AgencyAcknowledgement.SCHEMA, other.to_avro())
+        more.append(Incoming(first.topic, 0, i, first.key, value))
+    await cases.run([first, first, *more[:5]])  # the first answer delivered twice
+    await cases.run([first, *more[5:]])  # and again, after a restart
+    assert len(cases.open[str(case_id).encode()]["answers"]) == MAX_WAITING_ANSWERS
+    refused = given_up(out)
+    assert [letter.original_offset for letter in refused] == [16, 17, 18, 19]
+    assert {letter.reason for letter in refused} == {"ack_without_task"}
+    timer = Out()
+    await cases.expire_waiting(datetime.now(UTC), timedelta(0), 100, timer)
+    assert sorted(letter.original_offset for letter in given_up(timer)) == list(range(16))
+
+
+class Gated(Out):
+    """An outbox whose flush waits until the test opens it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = asyncio.Event()
+
+    async def flush(self) -> None:
+        await self.gate.wait()
+        await super().flush()
+
+
+async def test_a_task_arriving_while_its_answers_are_given_up_on_keeps_its_case() -> None:
+    """The report timer gives up on a waiting case while a chunk brings its task: the case the
+    task opens must stay in the table (the two take turns), its answer dead-lettered."""
+    out, timer = Out(), Gated()
+    cases, table, _ = tracker(out)
+    police, _ = two_tasks()
+    await cases.run([answer(police, 1)])
+    expiring = asyncio.create_task(
+        cases.expire_waiting(datetime.now(UTC) + timedelta(days=2), timedelta(days=1), 100, timer)
+    )
+    await asyncio.sleep(0.01)  # the timer is waiting for Kafka
+    chunk = asyncio.create_task(cases.run([task_message(police, 2)]))
+    await asyncio.sleep(0.01)
+    timer.gate.set()
+    await asyncio.gather(expiring, chunk)
+    key = str(police.case_id).encode()
+    assert key in table and key in cases.open, "the case the task opened is kept"
+    assert table[key]["workflow"] == police.workflow and "answers" not in table[key]
+    assert [letter.original_offset for letter in given_up(timer)] == [1]
+
+
+async def test_a_waiting_case_an_earlier_version_wrote_is_given_up_on_after_the_wait() -> None:
+    """A table written before answers were kept: its waiting case waits from the restart, then
+    leaves the table; its answers' states stay in the store row (nothing to dead-letter)."""
+    out = Out()
+    cases, table, _ = tracker(out)
+    case_id = str(uuid4())
+    steps = {"t-1": {"state": "DONE", "reason": None, "agency": "POLICE"}}
+    table[case_id.encode()] = {"case_id": case_id, "steps": steps, "status": "OPEN"}
+    cases.reload()
+    now, wait = datetime.now(UTC), timedelta(hours=1)
+    assert await cases.expire_waiting(now, wait, 100, out) == 0, "waits from the restart"
+    assert await cases.expire_waiting(now + 2 * wait, wait, 100, out) == 1
+    assert not table and not cases.open and not out.sent
+    [(status, state)] = stored("SELECT status, state FROM interconnection_cases")
+    assert status == "unmatched" and case_logic.from_store(state)["steps"] == steps
