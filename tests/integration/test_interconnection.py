@@ -5,12 +5,12 @@ writers open nothing."""
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import json
 import re
 import sqlite3
 import time
+import uuid
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -37,6 +37,7 @@ from hub.domain.topics import (
     ack_topic_of,
     dead_letter_topic,
 )
+from hub.domain.workflows import expand
 from hub.kafka.admin import committed_offsets, end_offsets, topic_config
 from hub.kafka.client import Connectable
 from hub.settings import Settings
@@ -44,7 +45,12 @@ from hub.sim.simulator import produce
 from hub.sim.traffic import Message, Traffic
 from hub.wire.codec import Codec, CodecError
 from tests.integration.test_pipeline import read_all
-from tests.integration.workers import WorkerProcess, traffic_for_new_group
+from tests.integration.workers import (
+    WorkerProcess,
+    sqlite_rows,
+    traffic_for_new_group,
+    until,
+)
 
 pytestmark = pytest.mark.integration
 TASK_TOPICS = [t.value for t in AgencyTopic if t is not AgencyTopic.ACK]
@@ -369,27 +375,14 @@ async def closed_cases_stay_closed(bootstrap: Connectable, tmp_path: Path, group
 def case_statuses(db: Path, ids: str) -> list[tuple[object, ...]]:
     """How many of the cases ``ids`` are completed, rejected or still open (open or overdue)
     in the SQLite store ``db`` (shared by workers)."""
-    if not db.exists():
-        return []
-    conn = sqlite3.connect(db, timeout=30)
-    try:
-        sql = (
-            "SELECT CASE WHEN status IN ('completed', 'rejected') THEN status ELSE 'pending' "
-            f"END, count(*) FROM interconnection_cases WHERE case_id IN ({ids}) "
-        )
-        return [tuple(r) for r in conn.execute(sql + "GROUP BY 1 ORDER BY 1").fetchall()]
-    except sqlite3.OperationalError:  # not created yet
-        return []
-    finally:
-        conn.close()
+    return sqlite_rows(db, "SELECT CASE WHEN status IN ('completed', 'rejected') THEN status "
+                           "ELSE 'pending' END, count(*) FROM interconnection_cases "
+                           f"WHERE case_id IN ({ids}) GROUP BY 1 ORDER BY 1")  # fmt: skip
 
 
 async def until_statuses(db: Path, ids: str, wanted: list[tuple[object, ...]],
                          timeout: float = 180) -> list[tuple[object, ...]]:  # fmt: skip
-    deadline = time.monotonic() + timeout
-    while (rows := case_statuses(db, ids)) != wanted and time.monotonic() < deadline:
-        await asyncio.sleep(1)
-    return rows
+    return await until(lambda: case_statuses(db, ids), wanted.__eq__, timeout)
 
 
 async def test_two_workers_close_cases_and_the_survivor_keeps_them_closed(
@@ -452,3 +445,43 @@ async def test_two_workers_close_cases_and_the_survivor_keeps_them_closed(
     changelog = await read_all(bootstrap, [f"{group}-cases-changelog"], idle_ms=1500)
     last = {r.key: r.value for r in changelog}  # type: ignore[attr-defined]
     assert {last.get(c.encode(), b"absent") for c in case_ids} == {None}  # all tombstones
+
+
+async def test_answers_to_cases_never_opened_reach_the_dead_letter_topic_and_leave_the_worker(
+    kafka_broker: Settings, tmp_path: Path
+) -> None:
+    """An agency's system answers for case ids the hub never issued (a bug, or a hostile
+    system flooding the hub): each answer waits for its task a while (HUB_CASE_ANSWER_WAIT_S),
+    then goes untouched to its dead-letter topic, the case leaves the worker (no waiting case in
+    its gauge, a tombstone in the table's changelog) and the store row says ``unmatched``."""
+    codec = Codec()
+    bootstrap = kafka_broker.kafka_bootstrap
+    group, traffic = await traffic_for_new_group(bootstrap, "stray", codec, 1, 60)
+    births = two_step_births(traffic, 3)
+    now = datetime.now(UTC)
+    police = [task for e in births for _, task in expand(e, e.province_code, e.commune_code, now)[0]
+              if task.agency is Agency.POLICE]  # fmt: skip
+    made_up = [t.model_copy(update={"case_id": uuid.uuid4()}) for t in police]  # never issued
+    answers = [answer(t, AckOutcome.DONE) for t in made_up]
+    await produce(bootstrap, answers)
+    worker = WorkerProcess(tmp_path / "w", group, {"HUB_CASE_ANSWER_WAIT_S": "3"})
+    worker.start()
+    ids = ",".join(f"'{t.case_id}'" for t in made_up)
+    sql = f"SELECT status, count(*) FROM interconnection_cases WHERE case_id IN ({ids}) GROUP BY 1"
+    try:
+        rows = await until(lambda: sqlite_rows(worker.store_path, sql),
+                           [("unmatched", 3)].__eq__, 90)  # fmt: skip
+        metrics = worker.metrics_text() or ""
+    finally:
+        worker.stop()
+    assert rows == [("unmatched", 3)], rows
+    waiting = [s.value for f in text_string_to_metric_families(metrics) for s in f.samples
+               if s.name == "hub_interconnection_cases_waiting"]  # fmt: skip
+    assert waiting == [0.0]
+    dlq = dead_letter_topic(ack_topic_of(Agency.POLICE.value))
+    letters = [DeadLetter.model_validate(codec.decode(r.value)[1])  # type: ignore[attr-defined]
+               for r in await read_all(bootstrap, [dlq], idle_ms=1000)]  # fmt: skip
+    ours = {bytes(m.value or b""): m for m in answers}
+    mine = [d for d in letters if d.original_value in ours]
+    assert len(mine) == 3 and {d.reason for d in mine} == {"ack_without_task"}
+    assert {d.original_key for d in mine} == {m.key for m in answers}

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-import time
 from pathlib import Path
 
 import pytest
@@ -13,7 +12,7 @@ import pytest
 from hub.settings import Settings
 from hub.sim.simulator import produce
 from hub.wire.codec import Codec
-from tests.integration.workers import WorkerProcess, traffic_for_new_group
+from tests.integration.workers import WorkerProcess, traffic_for_new_group, until
 
 pytestmark = pytest.mark.integration
 
@@ -54,26 +53,25 @@ async def test_workers_join_and_one_is_killed_yet_every_event_is_stored_once(
     valid = [str(m.event_id) for m in messages if m.event_id and not m.poison]
     sending = asyncio.create_task(produce(kafka_broker.kafka_bootstrap, messages, rate=500))
 
-    async def until(share: float, limit: float = 180) -> int:
-        deadline = time.monotonic() + limit
-        while (n := stored(db, valid)[1]) < share * len(valid) and time.monotonic() < deadline:
-            await asyncio.sleep(0.2)
-        return n
+    async def stored_share(share: float, limit: float = 180) -> int:
+        _, distinct = await until(lambda: stored(db, valid), lambda s: s[1] >= share * len(valid),
+                                  limit, every=0.2)  # fmt: skip
+        return distinct
 
     moments = []
     try:
         await asyncio.to_thread(workers[0].start)
-        moments.append(await until(0.15))
+        moments.append(await stored_share(0.15))
         await asyncio.to_thread(workers[1].start)  # joins: the group rebalances
-        moments.append(await until(0.35))
+        moments.append(await stored_share(0.35))
         await asyncio.to_thread(workers[2].start)  # joins again
-        moments.append(await until(0.55))
+        moments.append(await stored_share(0.55))
         workers[1].kill()  # mid-batch, no goodbye: its partitions move after the session ends
         gone = [w for w in (workers[0], workers[2]) if not w.alive()]
         assert not gone, "a surviving worker stopped:\n" + "\n".join(w.tail() for w in gone)
         report = await sending
         assert sorted(map(str, report.valid_event_ids)) == sorted(valid)
-        await until(1.0, limit=300)
+        await stored_share(1.0, limit=300)
     finally:
         sending.cancel()
         for w in workers:

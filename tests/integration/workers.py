@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import random
 import signal
@@ -12,8 +13,9 @@ import sys
 import time
 import urllib.request
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 from hub.kafka.client import Connectable
 from hub.sim.simulator import produce
@@ -21,6 +23,7 @@ from hub.sim.traffic import Traffic
 from hub.wire.codec import Codec
 
 REPO = Path(__file__).resolve().parents[2]
+T = TypeVar("T")
 
 
 def free_port() -> int:
@@ -35,6 +38,29 @@ def pg_rows(url: str, sql: str) -> list[tuple[object, ...]]:
 
     with psycopg.connect(url) as conn:
         return [tuple(r) for r in conn.execute(sql).fetchall()]
+
+
+def sqlite_rows(db: Path, sql: str, params: Sequence[object] = ()) -> list[tuple[object, ...]]:
+    """The rows of ``sql`` in the SQLite store ``db`` (shared by workers); none before a worker
+    created the store and its tables."""
+    if not db.exists():
+        return []
+    conn = sqlite3.connect(db, timeout=30)
+    try:
+        return [tuple(r) for r in conn.execute(sql, params).fetchall()]
+    except sqlite3.OperationalError:  # not created yet
+        return []
+    finally:
+        conn.close()
+
+
+async def until(read: Callable[[], T], done: Callable[[T], bool], timeout: float = 180,
+                every: float = 1.0) -> T:  # fmt: skip
+    """Read until what was read is ``done`` or ``timeout`` seconds passed; the last read."""
+    deadline = time.monotonic() + timeout
+    while not done(value := read()) and time.monotonic() < deadline:
+        await asyncio.sleep(every)
+    return value
 
 
 class WorkerProcess:
