@@ -66,7 +66,11 @@ def on_task(state: CaseState | None, task: AgencyTask) -> tuple[CaseState, list[
                 dossier_code=task.dossier_code,
                 opened_at=case.get("opened_at") or task.issued_at.isoformat())  # fmt: skip
     # Every task of the case is known from the first one to arrive: a case is not complete
-    # when that one is done while its siblings are still on their way.
+    # when that one is done while its siblings are still on their way. Steps answered before
+    # any task that the case does not have are dropped (the worker dead-letters the answers).
+    if opening and task.case_task_ids:
+        for task_id in set(case["steps"]) - set(task.case_task_ids):
+            del case["steps"][task_id]
     for task_id in task.case_task_ids or [task.task_id]:
         _step(case, task_id)
     step = _step(case, task.task_id)
@@ -84,6 +88,12 @@ class WrongAgency(ValueError):
     reason = "ack_wrong_agency"
 
 
+class UnknownStep(ValueError):
+    """An acknowledgement for a task the case does not have (reason ``ack_unknown_task``)."""
+
+    reason = "ack_unknown_task"
+
+
 def on_ack(
     state: CaseState | None, ack: AgencyAcknowledgement, from_agency: str | None = None
 ) -> tuple[CaseState, list[CaseNotification]]:
@@ -91,6 +101,8 @@ def on_ack(
     topic it came on (None: the shared topic of before); an answer for another agency's step,
     or naming another agency, is refused."""
     case: CaseState = _copy(state) if state else _new(str(ack.case_id))
+    if "workflow" in case and ack.task_id not in case["steps"]:
+        raise UnknownStep(f"case {case['case_id']} has no task {ack.task_id!r}")
     known = case["steps"].get(ack.task_id, {}).get("agency")
     if from_agency is not None and (
         ack.agency.value != from_agency or (known is not None and known != from_agency)
@@ -126,16 +138,26 @@ def _copy(state: CaseState) -> CaseState:
 
 
 def _settle(case: CaseState, at: datetime) -> list[CaseNotification]:
-    """Close the case when its steps say so; the notification of that, if it changed."""
+    """Close the case when its steps say so; the notification of that, if it changed. Only the
+    steps whose task came count: an answer that came before its task may be voided by it (from
+    an agency the step is not for), so it neither completes nor rejects the case until then."""
     if case["status"] != OPEN or "workflow" not in case:
         return []
-    states = [s["state"] for s in case["steps"].values()]
-    if AckOutcome.REJECTED.value in states:
+    steps = case["steps"].values()
+    confirmed = [s["state"] for s in steps if "action" in s]
+    if AckOutcome.REJECTED.value in confirmed:
         case["status"] = REJECTED
-    elif states and all(s == AckOutcome.DONE.value for s in states):
+    elif (
+        confirmed
+        and len(confirmed) == len(steps)
+        and all(s == AckOutcome.DONE.value for s in confirmed)
+    ):
         case["status"] = COMPLETED
     else:
         return []
+    # Closed when the last of its tasks and answers came (an answer may have overtaken a task).
+    at = max([at, *(datetime.fromisoformat(s["updated_at"]) for s in steps
+                    if s.get("updated_at") and "action" in s)])  # fmt: skip
     case["closed_at"] = at.isoformat()
     rejected = [s for s in case["steps"].values() if s["state"] == AckOutcome.REJECTED.value]
     reason = rejected[0].get("reason") if rejected else None

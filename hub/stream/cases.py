@@ -8,10 +8,12 @@ acknowledge the chunk's offsets. :meth:`CaseTracker.changed` gives the store row
 that changed since the last call (and of those that went overdue without a message); the
 reports read :attr:`CaseTracker.open`, the cases not closed, kept as they are written.
 
-Answers can come for a case no task opened (a "waiting" case): the answer overtook its task, or
-names a case the hub never opened (a mistyped or made-up case id). Each such answer is kept
-with the case as it came, and :meth:`CaseTracker.expire_waiting` gives up on a case whose task
-has not come in time, or on the oldest when too many wait: its answers go to their dead-letter
+Answers can come before their task: the answer overtook it (they travel on different topics),
+or names a case the hub never opened (a mistyped or made-up case id; the case "waits"). Such an
+answer is kept with its case as it came until its step's task comes: the task voids an answer
+from an agency the step is not for, which is then dead-lettered (``ack_wrong_agency``).
+:meth:`CaseTracker.expire_waiting` gives up on a waiting case whose task has not come in time,
+or on the oldest when too many wait: its answers go to their dead-letter
 topic untouched, the case leaves the table, and its store row says ``unmatched``. A flood of
 answers to made-up cases costs a worker a bounded amount of memory, and nothing is dropped.
 
@@ -221,18 +223,17 @@ class CaseTracker:
             if msg.topic == AgencyTopic.ACK.value or msg.topic in ACK_AGENCY:
                 ack = AgencyAcknowledgement.model_validate(record)
                 state, notes = case_logic.on_ack(current, ack, ACK_AGENCY.get(msg.topic))
-                if case_logic.waiting(state):
-                    state = keep_answer(state, msg, now or datetime.now(UTC))
+                if "action" not in state["steps"][ack.task_id]:  # before its step's task
+                    state = keep_answer(state, msg, ack, now or datetime.now(UTC))
             else:
                 task = AgencyTask.model_validate(record)
                 state, notes = case_logic.on_task(current, task)
-                state.pop("answers", None)  # its answers, if any came first, found their case
-                state.pop("waiting_since", None)
+                refused.extend(settle_kept(state, task))
         except TooManyAnswers as exc:
             log.warning("refused acknowledgement %s/%s: %s", msg.topic, msg.offset, exc)
             refused.append((msg, Rejected(Stage.ROUTE, WITHOUT_TASK, str(exc))))
             return []
-        except case_logic.WrongAgency as exc:
+        except (case_logic.WrongAgency, case_logic.UnknownStep) as exc:
             log.warning("refused acknowledgement %s/%s: %s", msg.topic, msg.offset, exc)
             refused.append((msg, Rejected(Stage.ROUTE, exc.reason, str(exc))))
             return []
@@ -264,24 +265,55 @@ class CaseTracker:
 
 
 class TooManyAnswers(ValueError):
-    """A waiting case already keeps :data:`MAX_WAITING_ANSWERS` answers."""
+    """A case already keeps :data:`MAX_WAITING_ANSWERS` answers before their tasks."""
 
 
-def keep_answer(state: CaseState, msg: Incoming, now: datetime) -> CaseState:
-    """The waiting case with ``msg`` kept as it came (once: a redelivered answer is kept once),
-    waiting since its first answer."""
+def keep_answer(state: CaseState, msg: Incoming, ack: AgencyAcknowledgement,
+                now: datetime) -> CaseState:  # fmt: skip
+    """The case with ``msg`` (the answer ``ack``, before its step's task) kept as it came, once (a
+    redelivered answer is kept once); a waiting case waits since its first answer."""
     kept: list[dict[str, Any]] = state.get("answers", [])
     if any((a["topic"], a["partition"], a["offset"]) == (msg.topic, msg.partition, msg.offset)
            for a in kept):  # fmt: skip
         return state
     if len(kept) >= MAX_WAITING_ANSWERS:
-        raise TooManyAnswers(f"case {state['case_id']} already keeps {len(kept)} answers and no "
-                             "task came for it")  # fmt: skip
-    answer = {"topic": msg.topic, "partition": msg.partition, "offset": msg.offset,
+        raise TooManyAnswers(f"case {state['case_id']} already keeps {len(kept)} answers whose "
+                             "task has not come")  # fmt: skip
+    answer = {"task_id": ack.task_id, "agency": ack.agency.value,
+              "topic": msg.topic, "partition": msg.partition, "offset": msg.offset,
               "key": _text(msg.key), "value": _text(msg.value),
               "headers": [[k, _text(v)] for k, v in msg.headers]}  # fmt: skip
-    return {**state, "answers": [*kept, answer],
-            "waiting_since": state.get("waiting_since") or now.isoformat()}  # fmt: skip
+    state = {**state, "answers": [*kept, answer]}
+    if case_logic.waiting(state):
+        state["waiting_since"] = state.get("waiting_since") or now.isoformat()
+    return state
+
+
+def settle_kept(state: CaseState, task: AgencyTask) -> Refused:
+    """The task's step has its task now: its kept answers leave ``state`` (the case opened, it
+    no longer waits). Returned, to be dead-lettered: those the task voided, from an agency the
+    step is not for (a forged or misrouted answer that overtook its task), and those for a task
+    the opened case does not have."""
+    state.pop("waiting_since", None)
+    refused: Refused = []
+    rest = []
+    for kept in state.pop("answers", []):
+        task_id, agency = kept.get("task_id"), kept.get("agency")
+        if task_id not in state["steps"]:
+            reason = case_logic.UnknownStep.reason
+            detail = f"case {state['case_id']} has no task {task_id!r}"
+        elif task_id == task.task_id and agency != task.agency.value:
+            reason = case_logic.WrongAgency.reason
+            detail = f"{agency} answered for a {task.agency.value} step ({task_id}) before its task"
+        elif task_id == task.task_id:
+            continue  # its step has its task: the answer stands
+        else:
+            rest.append(kept)  # its own task is still on its way
+            continue
+        refused.append((kept_message(kept), Rejected(Stage.ROUTE, reason, detail)))
+    if rest:
+        state["answers"] = rest
+    return refused
 
 
 def kept_message(answer: dict[str, Any]) -> Incoming:

@@ -520,3 +520,43 @@ async def test_a_waiting_case_an_earlier_version_wrote_is_given_up_on_after_the_
     assert not table and not cases.open and not out.sent
     [(status, state)] = stored("SELECT status, state FROM interconnection_cases")
     assert status == "unmatched" and case_logic.from_store(state)["steps"] == steps
+
+
+async def test_a_forged_answer_that_overtook_its_task_is_dead_lettered_when_the_task_voids_it() -> (
+    None
+):
+    """The police answer for the insurance step before the task came (nothing yet says whose
+    step it is); the task voids the answer — and the answer goes to its dead-letter topic,
+    untouched, instead of vanishing."""
+    out = Out()
+    cases, table, _ = tracker(out)
+    police, card = two_tasks()
+    forged = AgencyAcknowledgement(case_id=card.case_id, task_id=card.task_id,
+                                   agency=Agency.POLICE, outcome=AckOutcome.DONE,
+                                   acknowledged_at=NOW)  # fmt: skip
+    message = Incoming(ack_topic_of(Agency.POLICE.value), 0, 5, str(card.case_id).encode(),
+                       CODEC.encode(AgencyAcknowledgement.SCHEMA, forged.to_avro()))  # fmt: skip
+    await cases.run([message, answer(police, 6)])  # a real police answer too: it is kept
+    await cases.run([task_message(police, 7), task_message(card, 8)])
+    [(topic, letter, key)] = letters(out)
+    assert (topic, letter.reason, key) == (dead_letter_topic(message.topic), "ack_wrong_agency",
+                                           message.key)  # fmt: skip
+    assert (letter.original_offset, letter.original_value) == (5, message.value)
+    steps = table[str(card.case_id).encode()]["steps"]
+    assert steps[card.task_id]["state"] == "PENDING" and steps[police.task_id]["state"] == "DONE"
+
+
+async def test_answers_for_a_task_the_case_does_not_have_are_dead_lettered() -> None:
+    """Before the case opened (kept, then dead-lettered when its first task says which tasks it
+    has) and after (at once): an answer naming a made-up task id never counts for the case."""
+    out = Out()
+    cases, table, _ = tracker(out)
+    police, card = two_tasks()
+    made_up = police.model_copy(update={"task_id": f"{police.case_id}:MADE_UP"})
+    await cases.run([answer(made_up, 1, outcome=AckOutcome.REJECTED)])
+    await cases.run([task_message(police, 2), answer(made_up, 3), task_message(card, 4)])
+    assert [(letter.original_offset, letter.reason) for _, letter, _ in letters(out)] == [
+        (1, "ack_unknown_task"), (3, "ack_unknown_task")]  # fmt: skip
+    state = table[str(police.case_id).encode()]
+    assert set(state["steps"]) == {police.task_id, card.task_id} and "answers" not in state
+    assert state["status"] == "OPEN", "the made-up rejection rejected nothing"

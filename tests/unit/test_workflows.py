@@ -323,3 +323,51 @@ def test_a_forged_answer_that_overtakes_its_task_is_voided_when_the_task_arrives
     state, _ = cases.on_ack(None, forged, from_agency=Agency.POLICE.value)
     state, _ = cases.on_task(state, tasks[0])
     assert cases.status(state, NOW) == "open"
+
+
+def test_a_forged_answer_that_overtook_its_task_cannot_complete_the_case() -> None:
+    """The police answer DONE for the insurance step before any task came. When the police task
+    comes first and the police really answer, the case must not complete on the forged step:
+    it waits for the insurance task, which voids the forged answer."""
+    police, card = [t for _, t in expand(birth([BirthProcedure.RESIDENCE_REGISTRATION,
+                                                 BirthProcedure.HEALTH_INSURANCE_CARD]),
+                                          "79", "26734", NOW)[0]]  # fmt: skip
+    forged = AgencyAcknowledgement(case_id=card.case_id, task_id=card.task_id,
+                                   agency=Agency.POLICE, outcome=AckOutcome.DONE,
+                                   acknowledged_at=NOW)  # fmt: skip
+    state, _ = cases.on_ack(None, forged, from_agency=Agency.POLICE.value)
+    state, _ = cases.on_task(state, police)
+    state, notes = cases.on_ack(state, ack(police, AckOutcome.DONE), Agency.POLICE.value)
+    assert state["status"] == cases.OPEN and "COMPLETED" not in [n.state for n in notes]
+    state, _ = cases.on_task(state, card)
+    assert state["status"] == cases.OPEN
+    assert state["steps"][card.task_id]["state"] == "PENDING"
+
+
+def test_an_answer_that_overtook_its_task_closes_the_case_when_the_task_comes() -> None:
+    police, card = [t for _, t in expand(birth([BirthProcedure.RESIDENCE_REGISTRATION,
+                                                 BirthProcedure.HEALTH_INSURANCE_CARD]),
+                                          "79", "26734", NOW)[0]]  # fmt: skip
+    late = NOW + timedelta(hours=2)
+    early = ack(card, AckOutcome.DONE).model_copy(update={"acknowledged_at": late})
+    state, _ = cases.on_ack(None, early, Agency.SOCIAL_INSURANCE.value)
+    state, _ = cases.on_task(state, police)
+    state, _ = cases.on_ack(state, ack(police, AckOutcome.DONE), Agency.POLICE.value)
+    assert state["status"] == cases.OPEN, "the insurance task has not come"
+    state, notes = cases.on_task(state, card)
+    assert state["status"] == cases.COMPLETED
+    assert state["closed_at"] == late.isoformat() and notes[-1].at == late
+
+
+def test_an_answer_for_a_task_the_case_does_not_have_is_refused_or_dropped() -> None:
+    """A case knows its tasks from the first one: an answer naming another task id is refused
+    once the case is open, and dropped from it (the worker dead-letters it) if it came before."""
+    police, card = [t for _, t in expand(birth([BirthProcedure.RESIDENCE_REGISTRATION,
+                                                 BirthProcedure.HEALTH_INSURANCE_CARD]),
+                                          "79", "26734", NOW)[0]]  # fmt: skip
+    made_up = ack(police, AckOutcome.REJECTED).model_copy(update={"task_id": "x:MADE_UP"})
+    state, _ = cases.on_ack(None, made_up, Agency.POLICE.value)
+    state, _ = cases.on_task(state, police)
+    assert set(state["steps"]) == {police.task_id, card.task_id}
+    with pytest.raises(cases.UnknownStep):
+        cases.on_ack(state, made_up, Agency.POLICE.value)
