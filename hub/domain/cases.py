@@ -74,11 +74,15 @@ def on_task(state: CaseState | None, task: AgencyTask) -> tuple[CaseState, list[
     for task_id in task.case_task_ids or [task.task_id]:
         _step(case, task_id)
     step = _step(case, task.task_id)
+    first = "action" not in step
     if step.get("agency") not in (None, task.agency.value):
         # An answer that came before its task, from an agency the task is not for: void.
         step.update(state=PENDING, reason=None, updated_at=None)
     step.update(agency=task.agency.value, action=task.action.value, due_at=task.due_at.isoformat())
     notes = [_note(case, None, OPEN, None, task.issued_at)] if opening else []
+    if first and step["state"] != PENDING:  # its answer came first: the citizen hears of it now
+        notes.append(_note(case, task.task_id, step["state"], step.get("reason"),
+                           datetime.fromisoformat(step["updated_at"])))  # fmt: skip
     return case, notes + _settle(case, task.issued_at)
 
 
@@ -115,7 +119,7 @@ def on_ack(
     step.update(state=ack.outcome.value, reason=ack.note, agency=ack.agency.value,
                 updated_at=ack.acknowledged_at.isoformat())  # fmt: skip
     notes: list[CaseNotification] = []
-    if "workflow" in case:  # the citizen hears of steps of a case that is open
+    if "action" in step:  # the citizen hears of a step once its task came (it may void this)
         notes.append(_note(case, ack.task_id, ack.outcome.value, ack.note, ack.acknowledged_at))
     return case, notes + _settle(case, ack.acknowledged_at)
 

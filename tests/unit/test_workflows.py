@@ -279,7 +279,12 @@ def test_an_acknowledgement_may_overtake_its_task() -> None:
     assert cases.status(state, NOW) == "waiting"
     state, notes = cases.on_task(state, tasks[0])
     assert cases.status(state, NOW) == "completed"
-    assert [n.state for n in notes] == ["OPEN", "COMPLETED"]
+    # What the citizen hears when the task comes first: the step's outcome included.
+    in_order, first = cases.on_task(None, tasks[0])
+    _, then = cases.on_ack(in_order, ack(tasks[0], AckOutcome.DONE))
+    assert [n.state for n in notes] == [n.state for n in first + then] == [
+        "OPEN", "DONE", "COMPLETED"]  # fmt: skip
+    assert [n.notification_id for n in notes] == [n.notification_id for n in first + then]
 
 
 def test_v1_and_v2_births_still_decode_and_mean_registration_only() -> None:
@@ -342,6 +347,10 @@ def test_a_forged_answer_that_overtook_its_task_cannot_complete_the_case() -> No
     state, _ = cases.on_task(state, card)
     assert state["status"] == cases.OPEN
     assert state["steps"][card.task_id]["state"] == "PENDING"
+    # Came after the case opened, before the insurance task: the citizen is not told of it.
+    opened, _ = cases.on_task(None, police)
+    _, notes = cases.on_ack(opened, forged, from_agency=Agency.POLICE.value)
+    assert notes == []
 
 
 def test_an_answer_that_overtook_its_task_closes_the_case_when_the_task_comes() -> None:
