@@ -43,10 +43,9 @@ from hub.domain.records import (
 from hub.domain.topics import NOTIFICATION_TOPIC, AckTopic, AgencyTopic, dead_letter_topic
 from hub.metrics import HubMetrics
 from hub.store.sql import Store
-from hub.stream.batch import Out
+from hub.stream.batch import Out, Retry
 from hub.stream.dead_letters import dead_letter
 from hub.stream.pipeline import Rejected, validation_reason
-from hub.stream.retry import StoreRetry
 from hub.types import Incoming
 from hub.wire.codec import Codec, CodecError
 
@@ -64,7 +63,7 @@ WITHOUT_TASK = "ack_without_task"  # the dead-letter reason of answers whose tas
 class CaseTracker:
     def __init__(self, *, codec: Codec, metrics: HubMetrics, out: Out,
                  table: MutableMapping[bytes, CaseState], store: Callable[[], Store],
-                 retry: StoreRetry, worker_name: str) -> None:  # fmt: skip
+                 retry: Retry, worker_name: str) -> None:  # fmt: skip
         self.codec = codec
         self.metrics = metrics
         self.out = out
