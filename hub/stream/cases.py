@@ -166,8 +166,10 @@ class CaseTracker:
                     log.warning("case %s given up on; its answers were not kept (written by an "
                                 "earlier version): see its store row", case["case_id"])  # fmt: skip
             await out.flush()
-            await self._write(*store_rows([case_logic.unmatched(self.open[k], now)
-                                           for k in expired], now))  # fmt: skip
+            given_up = [case_logic.unmatched(self.open[k], now) for k in expired]
+            for case in given_up:
+                case.pop("answers", None)  # in their dead-letter topics now
+            await self._write(*store_rows(given_up, now))
             for key in expired:
                 case = self.open.pop(key)
                 self.table.pop(key, None)
@@ -213,8 +215,9 @@ class CaseTracker:
         """One task or acknowledgement applied to its case (``states``: the chunk's cases so
         far, over the table, over the closed cases ``stored``); the notifications it causes. An
         acknowledgement for another agency's step, or a message that cannot be read, is added to
-        ``refused`` (a dead letter: nothing that enters the hub is dropped). An answer for a
-        case no task opened is kept with it as it came (``now``: since when it waits)."""
+        ``refused`` (a dead letter: nothing that enters the hub is dropped). An answer that came
+        before its step's task is kept with the case as it came (``now``: since when a case no
+        task opened waits); the task settles it (:func:`settle_kept`)."""
         key = msg.key or b""
         try:
             _, record = self.codec.decode(msg.value or b"")
