@@ -1,16 +1,21 @@
 """One case report of the worker (every ``HUB_REPORT_INTERVAL_S``) over a large case table:
 reading the whole table, as before, against reading the open cases the tracker keeps.
 
-Run: ``python -m hub.bench.cases [--cases N] [--open-share F]``. The table is faust's memory
-store as the worker has it: every case ever opened, each value serialized with the table's
-``json`` codec (faust's own), so reading it all back decodes each one. Both ways then do the
-same work (hub/stream/cases.py ``CaseTracker.changed`` and ``report_cases``) and must give the
-same gauges; the figures are milliseconds of the event loop per report.
+Run: ``python -m hub.bench.cases [--cases N] [--open-share F] [--waiting N]``. The table is
+faust's memory store as the worker has it: every case ever opened, each value serialized with
+the table's ``json`` codec (faust's own), so reading it all back decodes each one. Both ways
+then do the same work (hub/stream/cases.py ``CaseTracker.changed`` and ``report_cases``) and
+must give the same gauges; the figures are milliseconds of the event loop per report.
+
+``--waiting N`` also times the report's check for waiting cases to give up on
+(``CaseTracker.expire_waiting``) with N of them waiting (answers, no task; none due): its cost
+under a flood of answers to made-up case ids, at most ``HUB_CASES_WAITING_MAX`` of them.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -76,6 +81,26 @@ def run(cases: int, open_share: float) -> dict[str, float]:
             "report_open_cases_ms": kept_s * 1000, "same_gauges": float(same)}  # fmt: skip
 
 
+def waiting_check_ms(waiting: int, repeats: int = 3) -> float:
+    """Milliseconds (best of ``repeats``) of the report's check over ``waiting`` waiting cases
+    of which none is due (nothing given up on: no outbox, no store)."""
+    now = datetime.now(UTC)
+    tracker = _tracker({}, HubMetrics.create(CollectorRegistry()))
+    for i in range(waiting):
+        tracker.open[f"stray-{i}".encode()] = {
+            "case_id": f"stray-{i}", "status": case_logic.OPEN, "answers": [],
+            "steps": {f"{i}-police": {"state": "DONE", "agency": "POLICE"}},
+            "waiting_since": (now - timedelta(milliseconds=i)).isoformat(),
+        }  # fmt: skip
+    timings = []
+    for _ in range(repeats):
+        began = time.perf_counter()
+        given_up = asyncio.run(tracker.expire_waiting(now, timedelta(days=1), waiting, tracker.out))
+        timings.append(time.perf_counter() - began)
+        assert given_up == 0
+    return min(timings) * 1000
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument(
@@ -84,6 +109,9 @@ def main() -> None:
     )  # fmt: skip
     parser.add_argument("--open-share", type=float, default=0.05,
                         help="share of them still open (default 0.05)")  # fmt: skip
+    parser.add_argument("--waiting", type=int, default=0,
+                        help="also time the check for waiting cases to give up on, with this "
+                             "many waiting")  # fmt: skip
     args = parser.parse_args()
     print("| cases in the table | open | whole table: ms a report (of it decoding) | "
           "open cases: ms a report | same gauges |")  # fmt: skip
@@ -93,6 +121,9 @@ def main() -> None:
         print(f"| {n:,} | {r['open']:,.0f} | {r['report_whole_table_ms']:,.0f} "
               f"({r['read_whole_table_ms']:,.0f}) | {r['report_open_cases_ms']:,.1f} | "
               f"{'yes' if r['same_gauges'] else 'NO'} |")  # fmt: skip
+    if args.waiting:
+        print(f"\nwaiting cases to give up on, checked over {args.waiting:,} waiting (none due): "
+              f"{waiting_check_ms(args.waiting):,.0f} ms a report")  # fmt: skip
 
 
 if __name__ == "__main__":

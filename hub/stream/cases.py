@@ -153,18 +153,17 @@ class CaseTracker:
             expired = list(why)
             if not expired:
                 return 0
+            unkept = 0  # cases a version before this one wrote: their store rows hold the answers
             for key in expired:
                 case = self.open[key]
                 kept = case.get("answers", [])
+                unkept += not kept
                 detail = (f"an answer for case {case['case_id']}, which no task opened: "
                           f"{why[key]} (a case id the hub never issued, or a task topic not "
                           "consumed)")  # fmt: skip
                 rejected = Rejected(Stage.ROUTE, WITHOUT_TASK, detail)
                 for answer in kept:
                     await self._dead_letter(out, kept_message(answer), rejected, now)
-                if not kept:  # a table written before answers were kept: the store row has them
-                    log.warning("case %s given up on; its answers were not kept (written by an "
-                                "earlier version): see its store row", case["case_id"])  # fmt: skip
             await out.flush()
             given_up = [case_logic.unmatched(self.open[k], now) for k in expired]
             for case in given_up:
@@ -176,6 +175,8 @@ class CaseTracker:
                 self.dirty.pop(case["case_id"], None)
             log.warning("gave up on %d case(s) whose task never came; their answers are "
                         "dead-lettered (%s)", len(expired), WITHOUT_TASK)  # fmt: skip
+            if unkept:  # their store rows (status unmatched) hold what was answered
+                log.warning("%d of them kept no answers (an earlier version wrote them)", unkept)
             return len(expired)
 
     async def _closed_in_store(self, messages: list[Incoming]) -> dict[bytes, CaseState]:

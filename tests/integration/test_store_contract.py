@@ -166,6 +166,29 @@ def test_a_closed_case_is_never_replaced_by_an_open_one_and_reads_back(store: St
     assert cases.from_store(found[str(task.case_id)]) == closed
 
 
+def test_a_case_given_up_on_is_not_closed_and_its_task_may_still_open_it(store: Store) -> None:
+    """An answer's case whose task never came is given up on (``unmatched``): it is not a closed
+    case (a task that comes after all must open it, not find it closed), and its row is
+    replaced when that task comes."""
+    from hub.domain.records import AckOutcome, AgencyAcknowledgement
+    from hub.domain.workflows import expand
+
+    births = [e for _, e in envelopes(80, SourceTopic.BIRTH)]
+    event = next(e for e in births if expand(e, "01", "00004", NOW)[0])
+    task = expand(event, "01", "00004", NOW)[0][0][1]
+    ack = AgencyAcknowledgement(case_id=task.case_id, task_id=task.task_id, agency=task.agency,
+                                outcome=AckOutcome.DONE, acknowledged_at=NOW)  # fmt: skip
+    waiting, _ = cases.on_ack(None, ack)
+    given_up = cases.unmatched(waiting, NOW)
+    store.upsert_cases([cases.store_row(given_up, NOW)], cases.step_rows(given_up))
+    assert store.query("SELECT status FROM interconnection_cases") == [("unmatched",)]
+    assert store.closed_cases([str(task.case_id)]) == {}
+    opened, _ = cases.on_task(None, task)
+    store.upsert_cases([cases.store_row(opened, NOW)], cases.step_rows(opened))
+    assert store.query("SELECT workflow, status FROM interconnection_cases") == [
+        (task.workflow, cases.status(opened, NOW))]  # fmt: skip
+
+
 def test_a_store_made_before_case_states_gets_the_column(tmp_path: Path) -> None:
     """A store created by an earlier version (no ``state`` on interconnection_cases) is opened
     without error and takes case rows with their state."""
