@@ -27,16 +27,15 @@ from typing import Any, Protocol, TypeVar
 from hub.domain.events import SourceEvent, clock_at
 from hub.domain.identity import subject_claimed
 from hub.domain.quality import DIMENSIONS
-from hub.domain.records import AgencyTask, DeadLetter, PopulationRecord, Stage, UnifiedEvent
-from hub.domain.topics import dead_letter_topic
+from hub.domain.records import AgencyTask, PopulationRecord, Stage, UnifiedEvent
 from hub.metrics import Children, HubMetrics, source_label
 from hub.redaction import redact
 from hub.store.sql import Store, batch_from, write_isolating
 from hub.stream.dead_letters import (
     DeadLetterLimit,
     DeadLetterLimitExceeded,
-    dead_letter,
     dead_letter_row,
+    letter_out,
 )
 from hub.stream.pipeline import Accepted, Pipeline, Rejected
 from hub.stream.register import RegisterCache
@@ -165,14 +164,8 @@ class BatchProcessor:
 
     async def _dead_letter(self, msg: Incoming, rejected: Rejected, now: datetime,
                            work: Work) -> None:  # fmt: skip
-        letter = dead_letter(msg, rejected, now, self.worker_name)
-        await self.out.add(
-            dead_letter_topic(msg.topic),
-            msg.key,
-            self.codec.encode(DeadLetter.SCHEMA, letter.to_avro()),
-            msg.headers,
-        )
-        self.metrics.dead_letters.labels(dead_letter_topic(msg.topic), rejected.reason).inc()
+        await self.out.add(*letter_out(self.codec, self.metrics, msg, rejected, now,
+                                       self.worker_name))  # fmt: skip
         # Quality covers every event that arrived: a dead letter is usable on no dimension.
         source, province = source_label(msg.topic), self.pipeline.province_of(msg)
         for dim in DIMENSIONS:
@@ -210,14 +203,8 @@ class BatchProcessor:
             refused_ids.add(env.event_id)
             msg = work.origin[str(env.event_id)]
             rejected = Rejected(Stage.STORE, "store_rejected", message)
-            letter = dead_letter(msg, rejected, stored, self.worker_name)
-            await self.out.add(
-                dead_letter_topic(msg.topic),
-                msg.key,
-                self.codec.encode(DeadLetter.SCHEMA, letter.to_avro()),
-                msg.headers,
-            )
-            self.metrics.dead_letters.labels(dead_letter_topic(msg.topic), "store_rejected").inc()
+            await self.out.add(*letter_out(self.codec, self.metrics, msg, rejected, stored,
+                                           self.worker_name))  # fmt: skip
             work.letters.append(dead_letter_row(msg, rejected, env.province_code, stored))
             log.warning("store refused %s (%s); dead-lettered: %s", env.event_id,
                         msg.lineage, redact(message))  # fmt: skip

@@ -37,14 +37,13 @@ from hub.domain.records import (
     AgencyAcknowledgement,
     AgencyTask,
     CaseNotification,
-    DeadLetter,
     Stage,
 )
-from hub.domain.topics import NOTIFICATION_TOPIC, AckTopic, AgencyTopic, dead_letter_topic
+from hub.domain.topics import NOTIFICATION_TOPIC, AckTopic, AgencyTopic
 from hub.metrics import HubMetrics
 from hub.store.sql import Store
 from hub.stream.batch import Out, Retry
-from hub.stream.dead_letters import dead_letter
+from hub.stream.dead_letters import letter_out
 from hub.stream.pipeline import Rejected, validation_reason
 from hub.types import Incoming
 from hub.wire.codec import Codec, CodecError
@@ -122,17 +121,11 @@ class CaseTracker:
             value = self.codec.encode(CaseNotification.SCHEMA, note.to_avro())
             await self.out.add(NOTIFICATION_TOPIC, str(note.case_id).encode(), value)
         for msg, rejected in refused:
-            await self._dead_letter(self.out, msg, rejected, now)
+            await self.out.add(*letter_out(self.codec, self.metrics, msg, rejected, now,
+                                           self.worker_name))  # fmt: skip
         await self.out.flush()
         for note in notes:
             self.metrics.notifications.labels(note.workflow, note.state).inc()
-
-    async def _dead_letter(self, out: Out, msg: Incoming, rejected: Rejected,
-                           now: datetime) -> None:  # fmt: skip
-        letter = dead_letter(msg, rejected, now, self.worker_name)
-        value = self.codec.encode(DeadLetter.SCHEMA, letter.to_avro())
-        await out.add(dead_letter_topic(msg.topic), msg.key, value, msg.headers)
-        self.metrics.dead_letters.labels(dead_letter_topic(msg.topic), rejected.reason).inc()
 
     async def expire_waiting(self, now: datetime, wait: timedelta, most: int, out: Out) -> int:
         """Give up on the waiting cases (answers, no task) that waited ``wait`` or more, and on
@@ -163,7 +156,8 @@ class CaseTracker:
                           "consumed)")  # fmt: skip
                 rejected = Rejected(Stage.ROUTE, WITHOUT_TASK, detail)
                 for answer in kept:
-                    await self._dead_letter(out, kept_message(answer), rejected, now)
+                    await out.add(*letter_out(self.codec, self.metrics, kept_message(answer),
+                                              rejected, now, self.worker_name))  # fmt: skip
             await out.flush()
             given_up = [case_logic.unmatched(self.open[k], now) for k in expired]
             for case in given_up:
@@ -211,8 +205,7 @@ class CaseTracker:
             self.closing.pop(key, None)
 
     def apply(self, msg: Incoming, states: dict[bytes, CaseState], refused: Refused,
-              stored: dict[bytes, CaseState] | None = None,
-              now: datetime | None = None) -> list[CaseNotification]:  # fmt: skip
+              stored: dict[bytes, CaseState], now: datetime) -> list[CaseNotification]:  # fmt: skip
         """One task or acknowledgement applied to its case (``states``: the chunk's cases so
         far, over the table, over the closed cases ``stored``); the notifications it causes. An
         acknowledgement for another agency's step, or a message that cannot be read, is added to
@@ -222,21 +215,17 @@ class CaseTracker:
         key = msg.key or b""
         try:
             _, record = self.codec.decode(msg.value or b"")
-            current = states.get(key) or self.table.get(key) or (stored or {}).get(key)
+            current = states.get(key) or self.table.get(key) or stored.get(key)
             if msg.topic == AgencyTopic.ACK.value or msg.topic in ACK_AGENCY:
                 ack = AgencyAcknowledgement.model_validate(record)
                 state, notes = case_logic.on_ack(current, ack, ACK_AGENCY.get(msg.topic))
                 if "action" not in state["steps"][ack.task_id]:  # before its step's task
-                    state = keep_answer(state, msg, ack, now or datetime.now(UTC))
+                    state = keep_answer(state, msg, ack, now)
             else:
                 task = AgencyTask.model_validate(record)
                 state, notes = case_logic.on_task(current, task)
                 refused.extend(settle_kept(state, task))
-        except TooManyAnswers as exc:
-            log.warning("refused acknowledgement %s/%s: %s", msg.topic, msg.offset, exc)
-            refused.append((msg, Rejected(Stage.ROUTE, WITHOUT_TASK, str(exc))))
-            return []
-        except (case_logic.WrongAgency, case_logic.UnknownStep) as exc:
+        except (case_logic.WrongAgency, case_logic.UnknownStep, TooManyAnswers) as exc:
             log.warning("refused acknowledgement %s/%s: %s", msg.topic, msg.offset, exc)
             refused.append((msg, Rejected(Stage.ROUTE, exc.reason, str(exc))))
             return []
@@ -269,6 +258,8 @@ class CaseTracker:
 
 class TooManyAnswers(ValueError):
     """A case already keeps :data:`MAX_WAITING_ANSWERS` answers before their tasks."""
+
+    reason = WITHOUT_TASK
 
 
 def keep_answer(state: CaseState, msg: Incoming, ack: AgencyAcknowledgement,

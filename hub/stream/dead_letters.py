@@ -7,8 +7,14 @@ from collections import deque
 from datetime import datetime
 
 from hub.domain.records import DeadLetter, Header
+from hub.domain.topics import dead_letter_topic
+from hub.metrics import HubMetrics
 from hub.stream.pipeline import Rejected
 from hub.types import Incoming
+from hub.wire.codec import Codec
+
+# What an outbox's ``add`` takes: topic, key, value, headers.
+Outgoing = tuple[str, bytes | None, bytes, tuple[tuple[str, bytes | None], ...]]
 
 
 class DeadLetterLimitExceeded(RuntimeError):
@@ -29,6 +35,16 @@ def dead_letter(msg: Incoming, rejected: Rejected, now: datetime, worker: str) -
         failed_at=now,
         worker=worker,
     )
+
+
+def letter_out(codec: Codec, metrics: HubMetrics, msg: Incoming, rejected: Rejected,
+               now: datetime, worker: str) -> Outgoing:  # fmt: skip
+    """The dead letter of ``msg`` as the message for ``dlq.<its topic>`` (its key and headers
+    kept), counted in ``hub_dead_letters_total``: what every worker path hands its outbox."""
+    topic = dead_letter_topic(msg.topic)
+    value = codec.encode(DeadLetter.SCHEMA, dead_letter(msg, rejected, now, worker).to_avro())
+    metrics.dead_letters.labels(topic, rejected.reason).inc()
+    return topic, msg.key, value, msg.headers
 
 
 def dead_letter_row(msg: Incoming, rejected: Rejected, province: str,
