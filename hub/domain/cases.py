@@ -163,7 +163,7 @@ def _settle(case: CaseState, at: datetime) -> list[CaseNotification]:
     at = max([at, *(datetime.fromisoformat(s["updated_at"]) for s in steps
                     if s.get("updated_at") and "action" in s)])  # fmt: skip
     case["closed_at"] = at.isoformat()
-    rejected = [s for s in case["steps"].values() if s["state"] == AckOutcome.REJECTED.value]
+    rejected = [s for s in steps if s["state"] == AckOutcome.REJECTED.value and "action" in s]
     reason = rejected[0].get("reason") if rejected else None
     return [_note(case, None, case["status"], reason, at)]
 

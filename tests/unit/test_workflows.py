@@ -380,3 +380,20 @@ def test_an_answer_for_a_task_the_case_does_not_have_is_refused_or_dropped() -> 
     assert set(state["steps"]) == {police.task_id, card.task_id}
     with pytest.raises(cases.UnknownStep):
         cases.on_ack(state, made_up, Agency.POLICE.value)
+
+
+def test_a_case_rejected_by_its_agency_gives_the_citizen_that_agency_s_reason() -> None:
+    """A forged rejection (the police, for the insurance step, before its task) must not lend
+    its reason to the case the police's own rejection closes."""
+    police, card = [t for _, t in expand(birth([BirthProcedure.RESIDENCE_REGISTRATION,
+                                                 BirthProcedure.HEALTH_INSURANCE_CARD]),
+                                          "79", "26734", NOW)[0]]  # fmt: skip
+    forged = AgencyAcknowledgement(case_id=card.case_id, task_id=card.task_id,
+                                   agency=Agency.POLICE, outcome=AckOutcome.REJECTED,
+                                   acknowledged_at=NOW, note="lý do giả")  # fmt: skip
+    state, _ = cases.on_ack(None, forged, from_agency=Agency.POLICE.value)
+    state, _ = cases.on_task(state, police)
+    state, notes = cases.on_ack(state, ack(police, AckOutcome.REJECTED, "Địa chỉ không đúng"),
+                                Agency.POLICE.value)  # fmt: skip
+    assert state["status"] == cases.REJECTED
+    assert notes[-1].state == "REJECTED" and notes[-1].reason == "Địa chỉ không đúng"
