@@ -372,17 +372,26 @@ class Traffic:
     # ---- builders per source -----------------------------------------------------------
     def _pick(self, accept: Callable[[PopulationRecord], bool]) -> PopulationRecord | None:
         """A random living person ``accept`` likes, or None after a bounded number of draws."""
+        found = self._pick_at(accept)
+        return None if found is None else self.people[found]
+
+    def _pick_at(self, accept: Callable[[PopulationRecord], bool]) -> int | None:
+        """Where in ``people`` :meth:`_pick`'s person is (the same draws)."""
         for _ in range(1000):
-            person = self.rng.choice(self.people)
+            at = self.rng.randrange(len(self.people))  # what rng.choice draws
+            person = self.people[at]
             if not person.deceased and accept(person):
-                return person
+                return at
         return None
 
     def _living(self) -> PopulationRecord:
-        person = self._pick(lambda _: True)
-        if person is None:
+        return self.people[self._living_at()]
+
+    def _living_at(self) -> int:
+        at = self._pick_at(lambda _: True)
+        if at is None:
             raise RuntimeError("the synthetic population has died out: use a larger population")
-        return person
+        return at
 
     def _dossier(self) -> ProcedureDossierEvent:
         """The next status change of a simulated dossier (hub/sim/dossiers.py): dossiers are
@@ -455,14 +464,15 @@ class Traffic:
 
     def _death(self) -> DeathRegistration:
         r = self.rng
-        person = self._living()
+        at = self._living_at()
+        person = self.people[at]
         common = self._common("hotich", person.province_code)
         if person.date_of_birth > common["occurred_at"].date():
             # A stale timestamp from before midnight (UTC), a person born since (a newborn of
             # this run): no registration of a death comes before the birth; it is current.
             common["occurred_at"] = self.now
         person_dead = person.model_copy(update={"deceased": True})
-        self.people[self.people.index(person)] = person_dead
+        self.people[at] = person_dead  # (an index() search compared every model: slow)
         choice = self._choose(DEATH_CHOICES)
         declarant = self._living()
         interconnection = None
