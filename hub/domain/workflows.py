@@ -12,6 +12,8 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from functools import lru_cache
+from typing import Any
 
 from hub.domain import calendar
 from hub.domain.enums import (
@@ -135,11 +137,15 @@ class Plan:
     skipped: list[str] = field(default_factory=list)  # reason codes, one per skipped procedure
 
 
+# The plan of every event no workflow starts (most events): made once, never changed.
+NO_WORKFLOW = Plan(None)
+
+
 def plan(event: SourceEvent) -> Plan:
     """The eligibility rules (docs/WORKFLOWS.md), each skip with its reason code."""
     workflow = WORKFLOW_OF.get(event.EVENT_TYPE)
     if workflow is None or not isinstance(event, BirthRegistration | DeathRegistration):
-        return Plan(None)
+        return NO_WORKFLOW
     if event.origin is RecordOrigin.DIGITISED:
         return Plan(workflow, skipped=["digitised"])
     if event.origin is RecordOrigin.CORRECTION:
@@ -189,6 +195,22 @@ def _death_plan(workflow: Workflow, event: DeathRegistration) -> Plan:
     return Plan(workflow, steps, skipped)
 
 
+@lru_cache(maxsize=64)
+def _fields_of(steps: tuple[Step, ...]) -> dict[str, Any]:
+    """The event fields ``steps`` carry, as pydantic's ``include`` (``interconnection.x``
+    becomes ``{"interconnection": {"x": True}}``)."""
+    spec: dict[str, Any] = {}
+    for step in steps:
+        for name in step.fields:
+            head, _, rest = name.partition(".")
+            nested = spec.get(head)
+            if not rest:
+                spec[head] = True  # the whole field
+            elif nested is not True:
+                spec[head] = {**(nested or {}), rest: True}
+    return spec
+
+
 def _value(values: dict[str, object], name: str) -> object:
     head, _, rest = name.partition(".")
     value = values.get(head)
@@ -207,15 +229,17 @@ def expand(event: SourceEvent, province: str, commune: str,
     assert event.interconnection is not None
     received = event.interconnection.received_at
     case_id = case_id_for(event.event_id)
-    values = event.model_dump(mode="json")
+    # Only the fields the chosen steps carry, as JSON would show them (a whole dump of the
+    # event cost more than the rest of the fan-out).
+    values = event.model_dump(mode="json", include=_fields_of(tuple(chosen.steps)))
     values.update(province_code=province, commune_code=commune)
     task_ids = [task_id_for(case_id, step.action) for step in chosen.steps]
     tasks = []
-    for step in chosen.steps:
+    for step, task_id in zip(chosen.steps, task_ids, strict=True):
         fields = {name: str(v) for name in step.fields if (v := _value(values, name)) is not None}
         tasks.append((step.topic, AgencyTask(
             case_id=case_id,
-            task_id=task_id_for(case_id, step.action),
+            task_id=task_id,
             workflow=chosen.workflow.name,
             agency=step.agency,
             action=step.action,

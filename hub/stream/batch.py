@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
+from operator import attrgetter
 from typing import Any, Protocol, TypeVar
 
 from hub.domain.events import SourceEvent, clock_at
@@ -47,6 +48,10 @@ log = logging.getLogger("hub.worker")
 T = TypeVar("T")
 
 Row = tuple[UnifiedEvent, SourceEvent]
+# Quality issues counted in hub_identity_issues_total (hub/domain/identity.py's codes).
+IDENTITY_ISSUES = ("subject_", "name_", "sex_", "dob_")
+# An event's quality flags in the order of DIMENSIONS.
+QUALITY_FLAGS = attrgetter(*DIMENSIONS)
 
 
 class Out(Protocol):
@@ -218,15 +223,19 @@ class BatchProcessor:
     # ---- after: metrics of the batch ---------------------------------------------------------
     def count_quality(self, accepted: list[Row]) -> None:
         """The quality series of a batch's accepted events: one increment per label set."""
-        dims: Counter[tuple[str, str, str, str]] = Counter()
+        flags: Counter[tuple[str, str, tuple[bool, ...]]] = Counter()
         issues: Counter[tuple[str, str]] = Counter()
         for env, _ in accepted:
-            src, prov, q = source_label(env.lineage.topic), env.province_code, env.quality
-            for dim in DIMENSIONS:
-                dims[(dim, src, prov, "true" if getattr(q, dim) else "false")] += 1
+            q = env.quality
+            flags[(env.lineage.topic, env.province_code, QUALITY_FLAGS(q))] += 1
             for issue in q.issues:
-                if issue.startswith(("subject_", "name_", "sex_", "dob_")):
-                    issues[(src, issue)] += 1
+                if issue.startswith(IDENTITY_ISSUES):
+                    issues[(source_label(env.lineage.topic), issue)] += 1
+        dims: Counter[tuple[str, str, str, str]] = Counter()
+        for (topic, prov, values), n in flags.items():
+            src = source_label(topic)
+            for dim, value in zip(DIMENSIONS, values, strict=True):
+                dims[(dim, src, prov, "true" if value else "false")] += n
         for labels, n in dims.items():
             self.quality(*labels).inc(n)
         for pair, n in issues.items():
