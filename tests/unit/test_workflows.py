@@ -154,6 +154,30 @@ def test_each_agency_receives_only_its_steps_fields() -> None:
     assert "interconnection.initial_care_facility" not in police
 
 
+def test_a_task_carries_its_steps_fields_as_the_whole_event_reads_in_json() -> None:
+    """Each declared field, read from the whole event dumped as JSON (as an agency's JSON
+    reader would see it): the value the task carries, as text, and nothing else."""
+    extra = {"residence_address": "Số 5, tổ 2", "initial_care_facility": "79001",
+             "household_head_id": None, "household_relationship": "Con"}  # fmt: skip
+    events = [birth(BIRTH_COMBINATIONS[-1], ic=extra),
+              *(death(list(group), category) for group in DEATH_GROUPS
+                for category in BeneficiaryCategory)]  # fmt: skip
+    checked = 0
+    for event in events:
+        whole = event.model_dump(mode="json") | {"province_code": "79", "commune_code": "26734"}
+        tasks, chosen = expand(event, "79", "26734", NOW)
+        for (_, task), step in zip(tasks, chosen.steps, strict=True):
+            expected = {}
+            for name in step.fields:
+                head, _, rest = name.partition(".")
+                value = whole[head].get(rest) if rest and whole[head] else whole.get(head)
+                if value is not None:
+                    expected[name] = str(value)
+            assert task.fields == expected
+            checked += 1
+    assert checked >= 5, "births and deaths with several steps were checked"
+
+
 # ---- deadlines in working days --------------------------------------------------------------
 def nth_working_day_after(start: date, n: int) -> date:
     """Independent of the hub: the calendar straight from the holidays package."""
