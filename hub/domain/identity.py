@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import date
+from typing import NamedTuple
 
 from hub.domain.enums import Sex
 from hub.domain.events import (
@@ -20,9 +20,9 @@ from hub.domain.text import name_key
 Lookup = Callable[[str], PopulationRecord | None]
 
 
-@dataclass(frozen=True)
-class Claim:
-    """What an event says about a person, to compare with the register."""
+class Claim(NamedTuple):
+    """What an event says about a person, to compare with the register (a tuple: made for
+    every event, up to three times)."""
 
     personal_id: str
     full_name: str | None
@@ -55,20 +55,23 @@ def verify(event: SourceEvent, lookup: Lookup) -> list[str]:
     The subject (the event's key) is looked up; other people named in the event live in other
     partitions of the register and are checked by the personal-ID rules only.
     """
+    found = claims(event)
+    return check_claim(found[0], lookup(found[0].personal_id)) if found else []
+
+
+def check_claim(claim: Claim, person: PopulationRecord | None) -> list[str]:
+    """:func:`verify`'s issue codes for one claim against its register entry (or None)."""
+    if person is None:
+        return ["subject_unknown"]
     issues: list[str] = []
-    for claim in claims(event)[:1]:
-        person = lookup(claim.personal_id)
-        if person is None:
-            issues.append("subject_unknown")
-            continue
-        if claim.full_name is not None and name_key(claim.full_name) != name_key(person.full_name):
-            issues.append("name_mismatch")
-        if claim.sex is not None and claim.sex is not person.sex:
-            issues.append("sex_mismatch")
-        if claim.date_of_birth is not None and claim.date_of_birth != person.date_of_birth:
-            issues.append("dob_mismatch")
-        if person.deceased:
-            issues.append("subject_deceased")
+    if claim.full_name is not None and name_key(claim.full_name) != name_key(person.full_name):
+        issues.append("name_mismatch")
+    if claim.sex is not None and claim.sex is not person.sex:
+        issues.append("sex_mismatch")
+    if claim.date_of_birth is not None and claim.date_of_birth != person.date_of_birth:
+        issues.append("dob_mismatch")
+    if person.deceased:
+        issues.append("subject_deceased")
     return issues
 
 

@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from hub.domain.enums import CodeSystem
 from hub.domain.errors import field_errors
 from hub.domain.events import MODEL_OF_SCHEMA, SOURCE_MODELS, SourceEvent, clock_at
-from hub.domain.identity import Lookup, register_update, subject_claimed, verify
+from hub.domain.identity import Lookup, check_claim, claims, register_update
 from hub.domain.quality import score
 from hub.domain.records import AgencyTask, Lineage, PopulationRecord, Stage, UnifiedEvent
 from hub.domain.topics import UNIFIED_TOPIC_OF, AgencyTopic, SourceTopic
@@ -123,9 +123,9 @@ class Pipeline:
             )
         except (UnknownUnit, UnresolvedSplit) as exc:
             return Rejected(Stage.CONVERT, exc.reason, str(exc))
-        subject = subject_claimed(event)
-        person = lookup(subject) if subject is not None else None
-        identity_issues = verify(event, lambda _: person)  # one register lookup per event
+        found = claims(event)  # the subject first
+        person = lookup(found[0].personal_id) if found else None  # one register lookup
+        identity_issues = check_claim(found[0], person) if found else []
         if identity_issues and self.config.identity_mode is IdentityMode.DEAD_LETTER:
             return Rejected(Stage.VERIFY, identity_issues[0], ", ".join(identity_issues))
         first_seen = seen(str(event.event_id))
