@@ -22,7 +22,7 @@ Lookup = Callable[[str], PopulationRecord | None]
 
 class Claim(NamedTuple):
     """What an event says about a person, to compare with the register (a tuple: made for
-    every event, up to three times)."""
+    every event, by the pipeline and by the batch's register query)."""
 
     personal_id: str
     full_name: str | None
