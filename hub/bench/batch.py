@@ -25,12 +25,12 @@ from typing import Any, TypeVar
 from aiokafka.producer.message_accumulator import BatchBuilder
 from prometheus_client import CollectorRegistry
 
+from hub.bench.mix import bench_traffic
 from hub.domain.records import PopulationRecord
 from hub.domain.topics import POPULATION_TOPIC
 from hub.kafka.outbox import MAX_BATCH_BYTES, Outbox
 from hub.metrics import HubMetrics
 from hub.settings import load_settings
-from hub.sim.traffic import Traffic
 from hub.store.sql import Store, open_store
 from hub.stream.batch import BatchProcessor
 from hub.stream.dead_letters import DeadLetterLimit
@@ -46,6 +46,9 @@ class InstantKafka:
     """A producer whose record batches are built (as aiokafka's sender would) and acknowledged
     at once."""
 
+    def __init__(self, partitions: int) -> None:
+        self.partitions = partitions
+
     def create_batch(self) -> BatchBuilder:
         return BatchBuilder(MAX_BATCH_BYTES, 0, is_transactional=False,
                             key_serializer=None, value_serializer=None)  # fmt: skip
@@ -57,7 +60,7 @@ class InstantKafka:
         return done
 
     async def partitions_for(self, topic: str) -> set[int]:
-        return set(range(load_settings().partitions))
+        return set(range(self.partitions))
 
 
 class NoRetry:
@@ -67,7 +70,7 @@ class NoRetry:
 
 def messages(codec: Codec, events: int) -> tuple[list[Incoming], list[PopulationRecord]]:
     """The bench's mix (``hub bench``'s pre-load: seed, provinces, population) and its people."""
-    traffic = Traffic(codec, seed=42, provinces=5, population=3000, stale_share=0)
+    traffic = bench_traffic(codec)
     people = list(traffic.people)
     made = [Incoming(m.topic, i % 12, i, m.key, m.value)
             for i, m in enumerate(traffic.stream(events))]  # fmt: skip
@@ -76,7 +79,7 @@ def messages(codec: Codec, events: int) -> tuple[list[Incoming], list[Population
 
 def processor(codec: Codec, store: Store) -> BatchProcessor:
     settings = load_settings()
-    kafka = InstantKafka()
+    kafka = InstantKafka(settings.partitions)
     return BatchProcessor(
         pipeline=Pipeline(codec, PipelineConfig()), codec=codec,
         metrics=HubMetrics.create(CollectorRegistry()), out=Outbox(lambda: kafka),

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import avro.io
 import avro.schema
 
+from hub.bench.mix import bench_traffic
 from hub.domain.enums import CodeSystem
 from hub.domain.events import BirthRegistration
 from hub.domain.topics import SourceTopic
@@ -93,7 +94,7 @@ def _simulated(codec: Codec, records: int
 def simulator_rate(codec: Codec, records: int) -> float:
     """Encoded events/s the simulator makes with the bench's population (``hub bench``'s
     pre-load and latency producer, ``hub simulate``), on one core."""
-    traffic = Traffic(codec, seed=42, provinces=5, population=3000, stale_share=0)
+    traffic = bench_traffic(codec)
     start = time.perf_counter()
     made = sum(1 for _ in traffic.stream(records))
     return made / (time.perf_counter() - start)

@@ -32,6 +32,7 @@ from typing import Any
 
 from aiokafka.errors import KafkaError
 
+from hub.bench.mix import bench_traffic
 from hub.domain.topics import AckTopic, AgencyTopic, SourceTopic, TopicSpec, UnifiedTopic
 from hub.kafka import local as kafka_local
 from hub.kafka.admin import (
@@ -197,7 +198,7 @@ class Bench:
     # ---- preparation ---------------------------------------------------------------------
     def preload(self) -> Preload:
         codec = Codec()
-        traffic = Traffic(codec, seed=42, provinces=5, population=3000, stale_share=0)
+        traffic = bench_traffic(codec)
         self.register_topic()
         asyncio.run(produce(self.kafka, traffic.register_messages(self.population)))
         start = asyncio.run(end_offsets(self.kafka, SOURCES))
@@ -385,7 +386,7 @@ class Bench:
                                 stderr=subprocess.STDOUT)  # fmt: skip
         url = f"http://127.0.0.1:{port}/metrics"
         wait_ready(url, proc)  # start-up (table recovery) is not latency
-        traffic = Traffic(Codec(), seed=7, provinces=5, population=3000, stale_share=0)
+        traffic = bench_traffic(Codec(), seed=7)
         asyncio.run(produce(self.kafka, traffic.register_messages(self.population)))
         # Traffic at the offered rate for WARMUP_S, then the measured window: what occurred in
         # the window is measured, in steady state (a first fetch, cold caches are not latency).
