@@ -12,7 +12,7 @@ import argparse
 import json
 import sys
 
-from hub.bench.runner import WARMUP_S, Bench
+from hub.bench.runner import BATCH_STAGES, WARMUP_S, Bench
 from hub.settings import load_settings
 
 
@@ -42,13 +42,13 @@ def main() -> None:
         return
     print(f"one worker, {WARMUP_S:g} s of warm-up, then {args.seconds:g} s measured a rate")
     print("| offered (events/s) | p50 ms | p99 ms | events measured | not stored | "
-          "ms a batch: produce, store |")  # fmt: skip
-    print("|---:|---:|---:|---:|---:|---|")
+          f"ms a batch: {', '.join(BATCH_STAGES)} | producer CPU µs an event |")  # fmt: skip
+    print("|---:|---:|---:|---:|---:|---|---:|")
     for r in rows:
-        stages = f"{r.get('produce_ms_per_batch', '—')}, {r.get('store_ms_per_batch', '—')}"
+        stages = ", ".join(str(r.get(f"{stage}_ms_per_batch", "—")) for stage in BATCH_STAGES)
         print(f"| {r['offered_per_s']:,} | {r['latency_p50_ms']} | {r['latency_p99_ms']} | "
               f"{r['latency_events']:,} | {r['latency_unstored_events']:,} | "
-              f"{stages} |")  # fmt: skip
+              f"{stages} | {r['producer_cpu_us_per_event']} |")  # fmt: skip
 
 
 if __name__ == "__main__":

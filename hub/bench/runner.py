@@ -412,18 +412,26 @@ class Bench:
             "latency_backdated_events": backdated,
             # Not stored within the cap: the slowest, absent from the quantiles above.
             "latency_unstored_events": max(0, warmup + count - done),
+            # The producer shares the machine with the worker: what it took while sending.
+            "producer_cpu_us_per_event": round(report.cpu_seconds / max(report.sent, 1) * 1e6),
             **{f"{stage}_ms_per_batch": ms for stage, ms in stages.items()}})  # fmt: skip
 
 
+# A batch's steps in the worker's ``hub_stage_duration_seconds``: the pipeline with its lookups
+# ("submit"), waiting for Kafka's acknowledgements ("produce"), the store transaction ("store"),
+# and the same fetch's agency tasks and answers applied to their cases ("cases").
+BATCH_STAGES = ("submit", "produce", "store", "cases")
+
+
 def stage_means_ms(scrape: Scrape | None) -> dict[str, float]:
-    """Mean milliseconds a batch spent waiting for Kafka's acknowledgements ("produce") and in
-    the store transaction ("store"), from the worker's ``hub_stage_duration_seconds``."""
+    """Mean milliseconds a batch spent in each of :data:`BATCH_STAGES`, from the worker's
+    ``hub_stage_duration_seconds``."""
     if scrape is None:
         return {}
     sums = scrape.by("hub_stage_duration_seconds_sum", "stage")
     counts = scrape.by("hub_stage_duration_seconds_count", "stage")
     return {stage: round(sums[stage] / counts[stage] * 1000, 1)
-            for stage in ("produce", "store") if counts.get(stage) and stage in sums}  # fmt: skip
+            for stage in BATCH_STAGES if counts.get(stage) and stage in sums}  # fmt: skip
 
 
 # Seconds of traffic before the latency window (excluded from the figures).

@@ -31,6 +31,13 @@ def _public_holidays(year: int) -> frozenset[date]:
     return frozenset(holidays.country_holidays("VN", years=year))
 
 
+def load(*years: int) -> None:
+    """Read the calendars of ``years`` now: the package imports its country modules on the first
+    lookup (~0.1 s here), which would otherwise stall the first batch with a deadline."""
+    for year in years:
+        _public_holidays(year)
+
+
 def is_working_day(day: date) -> bool:
     return day.weekday() < 5 and day not in _public_holidays(day.year)
 

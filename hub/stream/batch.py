@@ -109,7 +109,8 @@ class BatchProcessor:
         """The whole batch; True when its offsets may be acknowledged, False when the worker
         must stop (then nothing of the batch is acknowledged)."""
         try:
-            work = await self.submit(batch)
+            with self.metrics.stage_seconds.labels("submit").time():
+                work = await self.submit(batch)
             await self.produce(work)
             await self.store(work)
         except Stop as exc:

@@ -96,7 +96,8 @@ class CaseTracker:
         the table), its notifications and dead letters in Kafka when this returns (a refused
         send or a store that failed for good raises: nothing may be acknowledged)."""
         async with self.lock:
-            await self._run(messages)
+            with self.metrics.stage_seconds.labels("cases").time():
+                await self._run(messages)
 
     async def _run(self, messages: list[Incoming]) -> None:
         states: dict[bytes, CaseState] = {}

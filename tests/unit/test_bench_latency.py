@@ -58,8 +58,13 @@ def test_the_stage_means_are_read_from_the_workers_histogram() -> None:
         'hub_stage_duration_seconds_count{stage="produce"} 100.0',
         'hub_stage_duration_seconds_sum{stage="store"} 3.0',
         'hub_stage_duration_seconds_count{stage="store"} 100.0',
+        'hub_stage_duration_seconds_sum{stage="submit"} 12.0',
+        'hub_stage_duration_seconds_count{stage="submit"} 100.0',
+        'hub_stage_duration_seconds_sum{stage="cases"} 0.5',
+        'hub_stage_duration_seconds_count{stage="cases"} 20.0',
         'hub_stage_duration_seconds_sum{stage="decode"} 9.0',
         'hub_stage_duration_seconds_count{stage="decode"} 0.0',
     ])  # fmt: skip
-    assert stage_means_ms(parse(text)) == {"produce": 15.0, "store": 30.0}
+    assert stage_means_ms(parse(text)) == {"submit": 120.0, "produce": 15.0, "store": 30.0,
+                                           "cases": 25.0}  # fmt: skip
     assert stage_means_ms(None) == {}

@@ -560,3 +560,16 @@ async def test_answers_for_a_task_the_case_does_not_have_are_dead_lettered() -> 
     state = table[str(police.case_id).encode()]
     assert set(state["steps"]) == {police.task_id, card.task_id} and "answers" not in state
     assert state["status"] == "OPEN", "the made-up rejection rejected nothing"
+
+
+async def test_each_chunk_of_cases_is_one_observation_of_the_cases_stage() -> None:
+    """The fetch's agency tasks and answers are a step of their own in the stage histogram,
+    beside the batch's submit, produce and store."""
+    cases, _, metrics = tracker(Out())
+    police, card = two_tasks()
+    await cases.run([task_message(police, 1)])
+    await cases.run([task_message(card, 2), answer(police, 3)])
+    samples = {(s.name, s.labels["stage"]): s.value
+               for metric in metrics.stage_seconds.collect() for s in metric.samples}  # fmt: skip
+    assert samples[("hub_stage_duration_seconds_count", "cases")] == 2
+    assert samples[("hub_stage_duration_seconds_sum", "cases")] > 0
