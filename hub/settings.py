@@ -124,7 +124,10 @@ class Settings(BaseSettings):
         default=300.0, gt=0, description="Occurred→ingested delay above which data is not 'alive'."
     )
     commit_every: int = Field(
-        default=1000, ge=1, description="Commit consumer offsets at least every N messages."
+        default=1000,
+        ge=1,
+        description="Commit consumer offsets at least every N messages (in the background; "
+        "faust also commits every second).",
     )
     report_interval_s: float = Field(
         default=2.0, gt=0, description="Seconds between case/KPI/lag metric refreshes."

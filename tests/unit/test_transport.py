@@ -190,3 +190,38 @@ async def test_a_jump_between_fetches_is_never_acknowledged_for_the_handler() ->
     await drain.run()
     assert chunks == [{source: [0, 1, 2, 3, 4]}, {source: [8, 9]}]
     assert drain.consumer._new_offset(source) == 5
+
+
+async def test_the_drain_goes_on_while_offsets_are_committed() -> None:
+    """Every ``commit_every`` acknowledged offsets a commit starts, and the next chunk does not
+    wait for it (a flush of the producer and a round trip to the group coordinator)."""
+    source = TP(SOURCE, 0)
+    drain = Drain([{source: [record(SOURCE, 0, o) for o in range(i, i + 5)]}
+                   for i in range(0, 30, 5)])  # fmt: skip
+    drain.consumer._commit_every = 10
+    commits: list[int] = []
+    release = asyncio.Event()
+
+    async def commit(*args: Any, **kwargs: Any) -> bool:
+        commits.append(len(chunks))
+        await release.wait()  # a coordinator that answers only when told
+        return True
+
+    drain.consumer.commit = commit
+    chunks = drain.take(whole)
+    await asyncio.wait_for(drain.run(), 10)  # a drain awaiting its commit would hang here
+    assert len(chunks) == 6, "every chunk handled while the first commit still waits"
+    assert commits == [2], "one commit at a time: none started again while it runs"
+    release.set()
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    assert drain.consumer._background_commit.done()
+    assert drain.consumer._new_offset(source) == 30, "what the next commit will write"
+
+
+def test_faust_runs_one_commit_at_a_time() -> None:
+    """A commit called while another runs waits for it (what lets the drain commit in the
+    background beside faust's periodic commit)."""
+    import inspect
+
+    assert "maybe_wait_for_commit_to_finish" in inspect.getsource(FaustConsumer.commit)
