@@ -13,6 +13,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
+from prometheus_client.metrics import MetricWrapperBase
 
 from hub.kafka import local as kafka_local
 from hub.kafka.client import Connectable, connection
@@ -37,6 +38,12 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if report.skipped and _integration_required():
         report.outcome = "failed"
         report.longrepr = f"test skipped where it must run (CI): {report.longrepr}"
+
+
+def samples(*families: MetricWrapperBase) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Every sample of ``families``: (series name, its labels sorted) → value."""
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in families for m in family.collect() for s in m.samples}  # fmt: skip
 
 
 def run_hub(

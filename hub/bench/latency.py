@@ -12,7 +12,8 @@ import argparse
 import json
 import sys
 
-from hub.bench.runner import BATCH_STAGES, WARMUP_S, Bench
+from hub.bench.runner import WARMUP_S, Bench
+from hub.metrics import BATCH_STAGES
 from hub.settings import load_settings
 
 

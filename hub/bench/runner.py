@@ -44,6 +44,7 @@ from hub.kafka.admin import (
     start_group_at_end,
 )
 from hub.kafka.client import connection, write_java_client_properties
+from hub.metrics import BATCH_STAGES
 from hub.ops.scrape import Scrape, fetch
 from hub.settings import Settings
 from hub.sim.simulator import produce
@@ -417,15 +418,9 @@ class Bench:
             **{f"{stage}_ms_per_batch": ms for stage, ms in stages.items()}})  # fmt: skip
 
 
-# A batch's steps in the worker's ``hub_stage_duration_seconds``: the pipeline with its lookups
-# ("submit"), waiting for Kafka's acknowledgements ("produce"), the store transaction ("store"),
-# and the same fetch's agency tasks and answers applied to their cases ("cases").
-BATCH_STAGES = ("submit", "produce", "store", "cases")
-
-
 def stage_means_ms(scrape: Scrape | None) -> dict[str, float]:
-    """Mean milliseconds a batch spent in each of :data:`BATCH_STAGES`, from the worker's
-    ``hub_stage_duration_seconds``."""
+    """Mean milliseconds a batch spent in each of :data:`hub.metrics.BATCH_STAGES`, from the
+    worker's ``hub_stage_duration_seconds``."""
     if scrape is None:
         return {}
     sums = scrape.by("hub_stage_duration_seconds_sum", "stage")

@@ -29,6 +29,7 @@ from hub.stream.register import RegisterCache, register_row
 from hub.stream.retry import StoreFailed
 from hub.types import Incoming
 from hub.wire.codec import Codec
+from tests.conftest import samples
 
 T = TypeVar("T")
 CODEC = Codec()
@@ -221,10 +222,8 @@ async def test_each_step_of_a_batch_is_timed_in_the_stage_histogram(
         await asyncio.sleep(0.03)
         kafka.acknowledge()
         assert await running is True
-    histogram = work.metrics.stage_seconds
-    samples = {(s.name, s.labels["stage"]): s.value
-               for metric in histogram.collect() for s in metric.samples}  # fmt: skip
+    timed = samples(work.metrics.stage_seconds)
     for stage in ("submit", "produce", "store"):
-        assert samples[("hub_stage_duration_seconds_count", stage)] == 2, stage
+        assert timed[("hub_stage_duration_seconds_count", (("stage", stage),))] == 2, stage
     # Kafka acknowledged each batch 30 ms after it had it: that wait is produce's, not submit's.
-    assert samples[("hub_stage_duration_seconds_sum", "produce")] >= 0.06
+    assert timed[("hub_stage_duration_seconds_sum", (("stage", "produce"),))] >= 0.06

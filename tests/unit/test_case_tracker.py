@@ -38,6 +38,7 @@ from hub.stream.cases import MAX_WAITING_ANSWERS, CaseTracker, report_cases
 from hub.stream.retry import StoreFailed, StoreRetry
 from hub.types import Incoming
 from hub.wire.codec import Codec
+from tests.conftest import samples
 
 CODEC = Codec()
 NOW = datetime.now(UTC)
@@ -329,10 +330,13 @@ async def test_a_refused_send_raises_so_the_chunk_is_not_acknowledged() -> None:
 
 
 def gauges(metrics: HubMetrics) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value
-            for family in (metrics.cases_open, metrics.cases_overdue, metrics.cases_waiting,
-                           metrics.tasks_open, metrics.tasks_overdue)
-            for m in family.collect() for s in m.samples}  # fmt: skip
+    return samples(
+        metrics.cases_open,
+        metrics.cases_overdue,
+        metrics.cases_waiting,
+        metrics.tasks_open,
+        metrics.tasks_overdue,
+    )
 
 
 async def test_the_reports_read_the_open_cases_and_count_what_the_whole_table_counts() -> None:
@@ -569,7 +573,6 @@ async def test_each_chunk_of_cases_is_one_observation_of_the_cases_stage() -> No
     police, card = two_tasks()
     await cases.run([task_message(police, 1)])
     await cases.run([task_message(card, 2), answer(police, 3)])
-    samples = {(s.name, s.labels["stage"]): s.value
-               for metric in metrics.stage_seconds.collect() for s in metric.samples}  # fmt: skip
-    assert samples[("hub_stage_duration_seconds_count", "cases")] == 2
-    assert samples[("hub_stage_duration_seconds_sum", "cases")] > 0
+    timed = samples(metrics.stage_seconds)
+    assert timed[("hub_stage_duration_seconds_count", (("stage", "cases"),))] == 2
+    assert timed[("hub_stage_duration_seconds_sum", (("stage", "cases"),))] > 0
