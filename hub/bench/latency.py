@@ -1,9 +1,10 @@
-"""Latency of one worker at chosen offered rates, without the rest of the bench.
+"""Latency of the worker at chosen offered rates, without the rest of the bench.
 
-Run: ``python -m hub.bench.latency --rate 1000 --rate 2000 [--seconds 20]`` beside the local
-broker. Each rate is measured as ``hub bench`` measures it (hub/bench/runner.py
-``Bench.latency``): a fresh worker, WARMUP_S of traffic at the rate, then ``--seconds`` of it
-whose events are measured occurred → stored, from the store's own timestamps.
+Run: ``python -m hub.bench.latency --rate 1000 --rate 2000 [--seconds 20] [--workers N]`` beside
+the local broker. Each rate is measured as ``hub bench`` measures it (hub/bench/runner.py
+``Bench.latency``): a fresh worker (or ``--workers`` of them in one group and one store),
+WARMUP_S of traffic at the rate, then ``--seconds`` of it whose events are measured occurred →
+stored, from the store's own timestamps.
 """
 
 from __future__ import annotations
@@ -28,6 +29,10 @@ def main() -> None:
         "--cap", type=float, default=120.0,
         help="seconds after the first stored event to wait for the rest",
     )  # fmt: skip
+    parser.add_argument(
+        "--workers", type=int, default=1,
+        help="worker processes in one group sharing the partitions (default 1)",
+    )  # fmt: skip
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     bench = Bench(load_settings(), 0, 1, args.cap, lambda text: print(text, file=sys.stderr))
@@ -35,13 +40,14 @@ def main() -> None:
     try:
         bench.register_topic()
         for rate in args.rate or [1000.0, 2000.0]:
-            rows.append(bench.latency(rate, args.seconds).extra)
+            rows.append(bench.latency(rate, args.seconds, args.workers).extra)
     finally:
         bench.close()
     if args.json:
         print(json.dumps(rows, indent=2))
         return
-    print(f"one worker, {WARMUP_S:g} s of warm-up, then {args.seconds:g} s measured a rate")
+    workers = "one worker" if args.workers == 1 else f"{args.workers} workers in one group"
+    print(f"{workers}, {WARMUP_S:g} s of warm-up, then {args.seconds:g} s measured a rate")
     print("| offered (events/s) | p50 ms | p99 ms | events measured | not stored | "
           f"ms a batch: {', '.join(BATCH_STAGES)} | producer CPU µs an event |")  # fmt: skip
     print("|---:|---:|---:|---:|---:|---|---:|")

@@ -24,6 +24,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -373,20 +374,24 @@ class Bench:
             return 0.0, last[1]
         return (last[1] - first[1]) / (last[0] - first[0]), last[1]
 
-    def latency(self, rate: float, seconds: float) -> Figures:
+    def latency(self, rate: float, seconds: float, workers: int = 1) -> Figures:
         """(c) at a fixed offered rate, occurred → stored: the simulator's traffic encoded ahead
-        and sent at the rate, each event at the moment it occurred; WARMUP_S of it first."""
+        and sent at the rate, each event at the moment it occurred; WARMUP_S of it first.
+        ``workers`` processes share the topics' partitions in one group and one store."""
         group = f"bench-lat-{uuid.uuid4().hex[:8]}"
         asyncio.run(start_group_at_end(self.kafka, group, [*SOURCES, *DOWNSTREAM]))
         home = Path(tempfile.mkdtemp(prefix="latency-", dir=self.tmp))  # one a call
-        port = free_port()
-        env = {**os.environ, **self.env, "HUB_HOME": str(home), "HUB_APP_ID": group,
-               "HUB_METRICS_PORT": str(port)}  # fmt: skip
-        proc = spawn([sys.executable, "-m", "hub", "worker"], env=env,
-                                stdout=(home / "worker.log").open("wb"),
-                                stderr=subprocess.STDOUT)  # fmt: skip
-        url = f"http://127.0.0.1:{port}/metrics"
-        wait_ready(url, proc)  # start-up (table recovery) is not latency
+        procs, urls = [], []
+        for i in range(workers):
+            port = free_port()
+            env = {**os.environ, **self.env, "HUB_HOME": str(home), "HUB_APP_ID": group,
+                   "HUB_METRICS_PORT": str(port)}  # fmt: skip
+            procs.append(spawn([sys.executable, "-m", "hub", "worker"], env=env,
+                               stdout=(home / f"worker-{i}.log").open("wb"),
+                               stderr=subprocess.STDOUT))  # fmt: skip
+            urls.append(f"http://127.0.0.1:{port}/metrics")
+        for url, proc in zip(urls, procs, strict=True):
+            wait_ready(url, proc)  # start-up (table recovery) is not latency
         traffic = bench_traffic(Codec(), seed=7)
         asyncio.run(produce(self.kafka, traffic.register_messages(self.population)))
         # Traffic at the offered rate for WARMUP_S, then the measured window: what occurred in
@@ -399,17 +404,18 @@ class Bench:
         begin, start_at = datetime.now(UTC) + timedelta(seconds=lead), time.monotonic() + lead
         messages = list(traffic.scheduled(warmup + count, rate, begin))
         started = begin + timedelta(seconds=WARMUP_S)
-        self.say(f"latency: {warmup} + {count} events encoded, sending at {rate:,.0f}/s")
+        self.say(f"latency: {warmup} + {count} events encoded, sending at {rate:,.0f}/s "
+                 f"to {workers} worker{'s' if workers > 1 else ''}")  # fmt: skip
         report = asyncio.run(produce(self.kafka, messages, rate=rate, start_at=start_at))
         offered = report.sent / max(report.seconds, 1e-9)
-        _, done = self._watch_store(home / "store.sqlite3", warmup + count, [proc])
-        stages = stage_means_ms(fetch(url))
-        usage = stop(proc)
+        _, done = self._watch_store(home / "store.sqlite3", warmup + count, procs)
+        stages = stage_means_ms(*[fetch(url) for url in urls])
+        usages = [stop(proc) for proc in procs]
         live, backdated = live_latencies(home / "store.sqlite3", started)
         p50, p99 = percentile(live, 0.5), percentile(live, 0.99)
-        return Figures(None, None, usage.peak_rss_mb, [], "", {
-            "offered_per_s": round(offered), "latency_p50_ms": _ms(p50),
-            "latency_p99_ms": _ms(p99), "latency_events": len(live),
+        return Figures(None, None, max(u.peak_rss_mb for u in usages), [], "", {
+            "offered_per_s": round(offered), "workers": workers,
+            "latency_p50_ms": _ms(p50), "latency_p99_ms": _ms(p99), "latency_events": len(live),
             "latency_backdated_events": backdated,
             # Not stored within the cap: the slowest, absent from the quantiles above.
             "latency_unstored_events": max(0, warmup + count - done),
@@ -418,15 +424,17 @@ class Bench:
             **{f"{stage}_ms_per_batch": ms for stage, ms in stages.items()}})  # fmt: skip
 
 
-def stage_means_ms(scrape: Scrape | None) -> dict[str, float]:
+def stage_means_ms(*scrapes: Scrape | None) -> dict[str, float]:
     """Mean milliseconds a batch spent in each of :data:`hub.metrics.BATCH_STAGES`, from the
-    worker's ``hub_stage_duration_seconds``."""
-    if scrape is None:
-        return {}
-    sums = scrape.by("hub_stage_duration_seconds_sum", "stage")
-    counts = scrape.by("hub_stage_duration_seconds_count", "stage")
+    workers' ``hub_stage_duration_seconds`` (every batch of every worker scraped)."""
+    sums: Counter[str] = Counter()
+    counts: Counter[str] = Counter()
+    for scrape in scrapes:
+        if scrape is not None:
+            sums.update(scrape.by("hub_stage_duration_seconds_sum", "stage"))
+            counts.update(scrape.by("hub_stage_duration_seconds_count", "stage"))
     return {stage: round(sums[stage] / counts[stage] * 1000, 1)
-            for stage in BATCH_STAGES if counts.get(stage) and stage in sums}  # fmt: skip
+            for stage in BATCH_STAGES if counts[stage] and stage in sums}  # fmt: skip
 
 
 # Seconds of traffic before the latency window (excluded from the figures).

@@ -19,9 +19,10 @@ Why each is needed:
 
 The ``hubkafka://`` transport (hub/kafka/transport.py) is the other reach, kept in its own module
 because it is a whole consumer: it overrides ``Consumer._drain_messages`` (faust's per-message
-loop), calls ``_wait_next_records`` and ``perform_seek``, starts ``commit`` in the background
-(faust runs one at a time), and writes the commit bookkeeping
-``ack`` writes (``_acked``, ``_acked_index``, ``_n_acked``, ``_read_offset``, respecting
+loop), calls ``_wait_next_records`` and ``perform_seek``, tops a fetch up through the consumer
+thread's ``call_thread(_fetch_records, …)`` (what faust's ``getmany`` calls, with a limit of its
+own), starts ``commit`` in the background (faust runs one at a time), and writes the commit
+bookkeeping ``ack`` writes (``_acked``, ``_acked_index``, ``_n_acked``, ``_read_offset``, respecting
 ``_committed_offset``) plus ``_unacked_messages`` / ``_waiting_for_ack`` (what ``wait_empty``
 waits on during a rebalance). tests/unit/test_transport.py checks each against this faust.
 """

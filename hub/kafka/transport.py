@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, ClassVar, cast
 
@@ -56,6 +57,11 @@ class Consumer(faust_aiokafka.Consumer):
     chunk_topics: frozenset[str] = frozenset()
     chunk_handler: ChunkHandler | None = None
     _background_commit: asyncio.Future[None] | None = None
+    # After the handler was busy this long (seconds), a fetch is topped up (:meth:`_top_up`),
+    # waiting at most ``top_up_wait_s`` (a round trip to the broker) for what is newer.
+    top_up_after_s: float = 0.02
+    top_up_wait_s: float = 0.02
+    _returned_at = float("inf")  # when the last fetch was handed over (time.monotonic)
 
     async def _drain_messages(self, fetcher: Any) -> None:  # faust_compat: DRAIN
         if self.chunk_handler is None:
@@ -65,16 +71,21 @@ class Consumer(faust_aiokafka.Consumer):
         fetcher_should_stop = fetcher._stopped.is_set
         try:
             while not (consumer_should_stop() or fetcher_should_stop()):
+                busy = time.monotonic() - self._returned_at  # in the handler since the last
                 records, active = await self._wait_next_records(1.0)
                 await self.sleep(0)
                 if not records or self.should_stop:
                     continue
-                if not self.flow_active:
-                    # A rebalance started after the fetch: what was fetched is read again
-                    # from the committed offsets (faust's getmany does the same).
+                generation = self.app.consumer_generation_id
+                if busy >= self.top_up_after_s and self.flow_active:
+                    records = await self._top_up(records, active)
+                self._returned_at = time.monotonic()
+                if not self.flow_active or self.app.consumer_generation_id != generation:
+                    # A rebalance started after the fetch (or during its top-up): what was
+                    # fetched is read again from the committed offsets (faust's getmany does
+                    # the same).
                     await self.perform_seek()
                     continue
-                generation = self.app.consumer_generation_id
                 chunk, rest = self._split(records, active)
                 if chunk and not await self._deliver_chunk(chunk, generation):
                     # The handler failed and stopped the app: deliver nothing more (a later
@@ -95,6 +106,41 @@ class Consumer(faust_aiokafka.Consumer):
             if self.transport.app.should_stop:
                 return
             raise
+
+    async def _top_up(self, records: Mapping[TP, list[Any]], active: set[TP] | None
+                      ) -> Mapping[TP, list[Any]]:  # fmt: skip
+        """``records`` with what the fetcher brings within ``top_up_wait_s``, up to the fetch's
+        limit (``broker_max_poll_records``), in one chunk.
+
+        aiokafka fetches a partition again only once its buffered records are taken. While the
+        handler was busy with the last chunk, the fetcher fetched once (as that chunk began) and
+        then held those records: handed over alone, the freshest of them are as old as the
+        handler's whole last turn, and what arrived during that turn waits for another one.
+        Taking them starts the next fetch; its answer joins them, so the chunk holds what was
+        in Kafka when it began (each partition's records stay in offset order: the second
+        fetch starts where the first ended). At 2,000 events/s a chunk began with its freshest
+        event ~220 ms old (one whole turn) before this (docs/BENCHMARKS.md, eleventh round)."""
+        limit = self.app.conf.broker_max_poll_records or 0
+        taken = sum(len(recs) for recs in records.values())
+        if limit and taken >= limit:
+            return records  # a full fetch: a backlog, nothing to gain by waiting
+        more = await self._fetch_more(active, self.top_up_wait_s, limit - taken or None)
+        if not more:
+            return records
+        merged = {tp: list(recs) for tp, recs in records.items()}
+        for tp, recs in more.items():
+            merged.setdefault(tp, []).extend(recs)
+        return merged
+
+    async def _fetch_more(self, active: set[TP] | None, timeout: float,
+                          max_records: int | None) -> Mapping[TP, list[Any]]:  # fmt: skip
+        """faust's ``getmany`` with a limit of our own: the consumer thread's fetch, as
+        ``_wait_next_records`` calls it (hub/kafka/faust_compat.py)."""
+        thread: Any = self._thread  # faust_compat: FETCH
+        records: Mapping[TP, list[Any]] = await thread.call_thread(
+            thread._fetch_records, thread._ensure_consumer(), active, timeout=timeout,
+            max_records=max_records)  # fmt: skip
+        return records
 
     def commit_in_background(self) -> None:
         """Commit what is acknowledged while the next chunk is handled. faust's commit flushes

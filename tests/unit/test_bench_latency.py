@@ -68,3 +68,14 @@ def test_the_stage_means_are_read_from_the_workers_histogram() -> None:
     assert stage_means_ms(parse(text)) == {"submit": 120.0, "produce": 15.0, "store": 30.0,
                                            "cases": 25.0}  # fmt: skip
     assert stage_means_ms(None) == {}
+
+
+def test_the_stage_means_of_several_workers_weigh_every_batch_alike() -> None:
+    """Two workers in one group: the mean over all their batches, not the mean of their means
+    (a worker that ran 3 batches of 10 ms and one that ran 1 of 50 ms: 20 ms, not 30)."""
+    one = parse('hub_stage_duration_seconds_sum{stage="submit"} 0.03\n'
+                'hub_stage_duration_seconds_count{stage="submit"} 3.0')  # fmt: skip
+    other = parse('hub_stage_duration_seconds_sum{stage="submit"} 0.05\n'
+                  'hub_stage_duration_seconds_count{stage="submit"} 1.0')  # fmt: skip
+    assert stage_means_ms(one, other) == {"submit": 20.0}
+    assert stage_means_ms(one, None) == {"submit": 10.0}, "a worker that did not answer is left out"

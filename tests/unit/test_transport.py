@@ -225,3 +225,98 @@ def test_faust_runs_one_commit_at_a_time() -> None:
     import inspect
 
     assert "maybe_wait_for_commit_to_finish" in inspect.getsource(FaustConsumer.commit)
+
+
+class TopUp:
+    """What the fetcher brought while the handler was busy, handed out by ``_fetch_more``."""
+
+    def __init__(self, drain: Drain, more: list[Mapping[TP, Sequence[Any]]]) -> None:
+        self.more = more
+        self.asked: list[int | None] = []
+
+        async def fetch_more(active: Any, timeout: float, max_records: int | None) -> Any:
+            self.asked.append(max_records)
+            return self.more.pop(0) if self.more else {}
+
+        drain.consumer._fetch_more = fetch_more
+
+
+async def test_a_fetch_after_a_busy_turn_is_topped_up_with_what_came_meanwhile() -> None:
+    """aiokafka holds one fetch a partition until it is taken: after a long turn in the handler
+    that fetch is as old as the turn. What the next fetch brings joins it in the same chunk, each
+    partition in offset order, and all of it is acknowledged."""
+    a, b = TP(SOURCE, 0), TP(SOURCE, 1)
+    drain = Drain([{a: [record(SOURCE, 0, o) for o in range(3)]},
+                   {a: [record(SOURCE, 0, o) for o in range(3, 5)]}])  # fmt: skip
+    drain.app.conf.broker_max_poll_records = 10
+    drain.consumer.top_up_after_s = 0.0  # every turn counts as long
+    top_up = TopUp(drain, [{a: [record(SOURCE, 0, o) for o in range(5, 7)],
+                            b: [record(SOURCE, 1, o) for o in range(2)]}])  # fmt: skip
+    chunks = drain.take(whole)
+    await drain.run()
+    assert chunks == [{a: [0, 1, 2]}, {a: [3, 4, 5, 6], b: [0, 1]}], (
+        "the first fetch had no turn before it; the second is topped up"
+    )
+    assert top_up.asked == [8], "up to the fetch's limit: 10 less the 2 taken"
+    assert drain.consumer._new_offset(a) == 7
+    assert drain.consumer._new_offset(b) == 2
+
+
+async def test_a_full_fetch_or_a_quick_turn_is_not_topped_up() -> None:
+    a = TP(SOURCE, 0)
+    full = Drain([{a: [record(SOURCE, 0, o) for o in range(3)]},
+                  {a: [record(SOURCE, 0, o) for o in range(3, 6)]}])  # fmt: skip
+    full.app.conf.broker_max_poll_records = 3
+    full.consumer.top_up_after_s = 0.0
+    asked_full = TopUp(full, [{a: [record(SOURCE, 0, 6)]}]).asked
+    full.take(whole)
+    await full.run()
+    assert asked_full == [], "a full fetch is a backlog: nothing to wait for"
+
+    quick = Drain([{a: [record(SOURCE, 0, o) for o in range(3)]},
+                   {a: [record(SOURCE, 0, o) for o in range(3, 5)]}])  # fmt: skip
+    quick.consumer.top_up_after_s = 60.0
+    asked_quick = TopUp(quick, [{a: [record(SOURCE, 0, 5)]}]).asked
+    chunks = quick.take(whole)
+    await quick.run()
+    assert asked_quick == [], "the fetch is fresh: no wait added"
+    assert chunks == [{a: [0, 1, 2]}, {a: [3, 4]}]
+
+
+def test_the_top_up_calls_fausts_fetch_in_the_consumer_thread_as_getmany_does() -> None:
+    """``_fetch_more`` calls what faust's own ``getmany`` calls, with a limit of its own."""
+    import inspect
+
+    from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
+
+    params = list(inspect.signature(AIOKafkaConsumerThread._fetch_records).parameters)
+    assert params == ["self", "consumer", "active_partitions", "timeout", "max_records"]
+    assert "self._fetch_records" in inspect.getsource(AIOKafkaConsumerThread.getmany)
+    assert asyncio.iscoroutinefunction(AIOKafkaConsumerThread.call_thread)
+    assert callable(AIOKafkaConsumerThread._ensure_consumer)
+
+
+async def test_a_rebalance_during_the_top_up_drops_the_whole_fetch_and_seeks_back() -> None:
+    """The top-up waits on the consumer's thread, where a rebalance can begin and even end: the
+    fetch then belongs to a generation that is over, and none of it is handled (its partitions
+    may be another worker's now); the consumer reads again from the committed offsets."""
+    a = TP(SOURCE, 0)
+    drain = Drain([{a: [record(SOURCE, 0, o) for o in range(3)]},
+                   {a: [record(SOURCE, 0, o) for o in range(3, 5)]}])  # fmt: skip
+    drain.consumer.top_up_after_s = 0.0
+    sought: list[bool] = []
+
+    async def perform_seek() -> None:
+        sought.append(True)
+
+    async def rebalanced_meanwhile(active: Any, timeout: float, max_records: int | None) -> Any:
+        drain.app.consumer_generation_id += 1  # revoked, reassigned, the flow resumed
+        return {a: [record(SOURCE, 0, 5)]}
+
+    drain.consumer.perform_seek = perform_seek
+    drain.consumer._fetch_more = rebalanced_meanwhile
+    chunks = drain.take(whole)
+    await drain.run()
+    assert chunks == [{a: [0, 1, 2]}], "the fetch that straddled the rebalance is not handled"
+    assert sought == [True]
+    assert drain.consumer._new_offset(a) == 3
