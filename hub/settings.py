@@ -129,6 +129,14 @@ class Settings(BaseSettings):
         description="Commit consumer offsets at least every N messages (in the background; "
         "faust also commits every second).",
     )
+    fetch_top_up_ms: float = Field(
+        default=20.0,
+        ge=0,
+        description="After a batch that took at least this long, wait up to this long for the "
+        "fetch that taking the next one starts, and handle both as one batch: the Kafka client "
+        "fetches a partition again only once its records are taken, so the next batch was as "
+        "old as this one (0: never wait).",
+    )
     report_interval_s: float = Field(
         default=2.0, gt=0, description="Seconds between case/KPI/lag metric refreshes."
     )

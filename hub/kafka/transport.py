@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, ClassVar, cast
@@ -58,9 +59,9 @@ class Consumer(faust_aiokafka.Consumer):
     chunk_handler: ChunkHandler | None = None
     _background_commit: asyncio.Future[None] | None = None
     # After the handler was busy this long (seconds), a fetch is topped up (:meth:`_top_up`),
-    # waiting at most ``top_up_wait_s`` (a round trip to the broker) for what is newer.
-    top_up_after_s: float = 0.02
-    top_up_wait_s: float = 0.02
+    # waiting at most ``top_up_wait_s`` for what is newer (take_in_chunks sets both).
+    top_up_after_s: float = math.inf
+    top_up_wait_s: float = 0.0
     _returned_at = float("inf")  # when the last fetch was handed over (time.monotonic)
 
     async def _drain_messages(self, fetcher: Any) -> None:  # faust_compat: DRAIN
@@ -234,14 +235,18 @@ class Transport(faust_aiokafka.Transport):
     default_port = 9092
 
 
-def take_in_chunks(app: faust.App, topics: Sequence[str], handler: ChunkHandler) -> None:
-    """Deliver the records of ``topics`` to ``handler`` a fetch at a time. The app's broker must
-    be ``hubkafka://`` (:func:`hub.kafka.client.faust_broker` with ``scheme=SCHEME``)."""
+def take_in_chunks(app: faust.App, topics: Sequence[str], handler: ChunkHandler,
+                   top_up_s: float = 0.0) -> None:  # fmt: skip
+    """Deliver the records of ``topics`` to ``handler`` a fetch at a time, a fetch taken after
+    ``top_up_s`` or more in the handler topped up within ``top_up_s`` (0: never; see
+    :meth:`Consumer._top_up`). The app's broker must be ``hubkafka://``
+    (:func:`hub.kafka.client.faust_broker` with ``scheme=SCHEME``)."""
     consumer = app.consumer
     if not isinstance(consumer, Consumer):
         raise TypeError(f"the app's consumer is {type(consumer).__name__}, not the hub's: "
                         f"its broker URL must start with {SCHEME}://")  # fmt: skip
     consumer.chunk_topics = frozenset(topics)
     consumer.chunk_handler = handler
+    consumer.top_up_after_s = consumer.top_up_wait_s = top_up_s if top_up_s > 0 else math.inf
     for topic in topics:  # subscribed without an agent: no stream ever sees their messages
         app.topics.add(app.topic(topic, key_serializer="raw", value_serializer="raw"))

@@ -199,7 +199,8 @@ def build_app(settings: Settings) -> faust.App:
     chunks = ChunkRouter(sources=source_topics, batches=processor, cases=cases, guard=guard,
                          register_ready=feed.ready, metrics=metrics, crash=app.crash)  # fmt: skip
     case_topics = [t.value for t in (*AgencyTopic, *AckTopic)]
-    take_in_chunks(app, [*source_topics, *case_topics], chunks.handle)
+    take_in_chunks(app, [*source_topics, *case_topics], chunks.handle,
+                   top_up_s=settings.fetch_top_up_ms / 1000)  # fmt: skip
     _guard_offsets(app, metrics, guard, settings, cases.reload)
 
     answer_wait = timedelta(seconds=settings.case_answer_wait_s)

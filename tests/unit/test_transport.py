@@ -5,9 +5,10 @@ of faust that moves them fails here."""
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Mapping, Sequence
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, cast
 
 import faust
 import pytest
@@ -320,3 +321,15 @@ async def test_a_rebalance_during_the_top_up_drops_the_whole_fetch_and_seeks_bac
     assert chunks == [{a: [0, 1, 2]}], "the fetch that straddled the rebalance is not handled"
     assert sought == [True]
     assert drain.consumer._new_offset(a) == 3
+
+
+def test_the_top_up_is_the_workers_setting_and_zero_turns_it_off() -> None:
+    async def handler(chunk: Any) -> None:
+        return None
+
+    on, off = app_with(), app_with()
+    take_in_chunks(on, [SOURCE], handler, top_up_s=0.02)
+    take_in_chunks(off, [SOURCE], handler, top_up_s=0)
+    consumer: Any = on.consumer
+    assert (consumer.top_up_after_s, consumer.top_up_wait_s) == (0.02, 0.02)
+    assert math.isinf(cast(Any, off.consumer).top_up_after_s), "0: no turn is ever long enough"
