@@ -18,19 +18,20 @@ def test_backdated_events_are_counted_apart_and_the_rest_measured(tmp_path: Path
     path = tmp_path / "store.sqlite3"
     start = datetime(2026, 11, 28, 8, 0, tzinfo=UTC)
     conn = sqlite3.connect(path)
-    conn.execute("CREATE TABLE events (occurred_at TEXT, stored_at TEXT)")
-    rows = [(start + timedelta(seconds=i), start + timedelta(seconds=i, milliseconds=40 + i))
-            for i in range(100)]  # fmt: skip
-    rows.append((start - timedelta(days=3), start + timedelta(seconds=5)))  # a dossier's history
-    conn.executemany("INSERT INTO events VALUES (?, ?)",
-                     [(a.isoformat(), b.isoformat()) for a, b in rows])  # fmt: skip
+    conn.execute("CREATE TABLE events (occurred_at TEXT, ingested_at TEXT, stored_at TEXT)")
+    rows = [(start + timedelta(seconds=i), start + timedelta(seconds=i, milliseconds=10 + i),
+             start + timedelta(seconds=i, milliseconds=40 + i)) for i in range(100)]  # fmt: skip
+    rows.append((start - timedelta(days=3), start, start + timedelta(seconds=5)))  # a history
+    conn.executemany("INSERT INTO events VALUES (?, ?, ?)",
+                     [tuple(t.isoformat() for t in row) for row in rows])  # fmt: skip
     conn.commit()
     conn.close()
-    live, backdated = live_latencies(path, start)
-    assert backdated == 1
-    assert len(live) == 100
-    assert percentile(live, 0.5) == 0.089  # the 50th of 40..139 ms
-    assert percentile(live, 0.99) == 0.138
+    live = live_latencies(path, start)
+    assert live.backdated == 1
+    assert len(live.stored) == len(live.waited) == 100
+    assert percentile(live.stored, 0.5) == 0.089  # the 50th of 40..139 ms
+    assert percentile(live.stored, 0.99) == 0.138
+    assert percentile(live.waited, 0.5) == 0.059, "occurred → ingested: the 50th of 10..109 ms"
     assert percentile([], 0.99) is None
 
 
