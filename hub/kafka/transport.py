@@ -62,7 +62,7 @@ class Consumer(faust_aiokafka.Consumer):
     # waiting at most ``top_up_wait_s`` for what is newer (take_in_chunks sets both).
     top_up_after_s: float = math.inf
     top_up_wait_s: float = 0.0
-    _returned_at = float("inf")  # when the last fetch was handed over (time.monotonic)
+    _returned_at = math.inf  # when the last wait for a fetch returned (time.monotonic)
 
     async def _drain_messages(self, fetcher: Any) -> None:  # faust_compat: DRAIN
         if self.chunk_handler is None:
@@ -74,13 +74,13 @@ class Consumer(faust_aiokafka.Consumer):
             while not (consumer_should_stop() or fetcher_should_stop()):
                 busy = time.monotonic() - self._returned_at  # in the handler since the last
                 records, active = await self._wait_next_records(1.0)
+                self._returned_at = time.monotonic()  # an empty wait is not a turn
                 await self.sleep(0)
                 if not records or self.should_stop:
                     continue
                 generation = self.app.consumer_generation_id
                 if busy >= self.top_up_after_s and self.flow_active:
                     records = await self._top_up(records, active)
-                self._returned_at = time.monotonic()
                 if not self.flow_active or self.app.consumer_generation_id != generation:
                     # A rebalance started after the fetch (or during its top-up): what was
                     # fetched is read again from the committed offsets (faust's getmany does
@@ -119,8 +119,9 @@ class Consumer(faust_aiokafka.Consumer):
         handler's whole last turn, and what arrived during that turn waits for another one.
         Taking them starts the next fetch; its answer joins them, so the chunk holds what was
         in Kafka when it began (each partition's records stay in offset order: the second
-        fetch starts where the first ended). At 2,000 events/s a chunk began with its freshest
-        event ~220 ms old (one whole turn) before this (docs/BENCHMARKS.md, eleventh round)."""
+        fetch starts where the first ended). At 2,000 events/s events waited 2.1–2.5 turns of
+        the handler before their batch began without it, 1.1–1.2 with it (``python -m
+        hub.bench.latency``; docs/BENCHMARKS.md, eleventh round)."""
         limit = self.app.conf.broker_max_poll_records or 0
         taken = sum(len(recs) for recs in records.values())
         if limit and taken >= limit:
@@ -247,6 +248,7 @@ def take_in_chunks(app: faust.App, topics: Sequence[str], handler: ChunkHandler,
                         f"its broker URL must start with {SCHEME}://")  # fmt: skip
     consumer.chunk_topics = frozenset(topics)
     consumer.chunk_handler = handler
-    consumer.top_up_after_s = consumer.top_up_wait_s = top_up_s if top_up_s > 0 else math.inf
+    consumer.top_up_after_s = top_up_s if top_up_s > 0 else math.inf
+    consumer.top_up_wait_s = top_up_s
     for topic in topics:  # subscribed without an agent: no stream ever sees their messages
         app.topics.add(app.topic(topic, key_serializer="raw", value_serializer="raw"))

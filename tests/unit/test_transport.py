@@ -333,3 +333,30 @@ def test_the_top_up_is_the_workers_setting_and_zero_turns_it_off() -> None:
     consumer: Any = on.consumer
     assert (consumer.top_up_after_s, consumer.top_up_wait_s) == (0.02, 0.02)
     assert math.isinf(cast(Any, off.consumer).top_up_after_s), "0: no turn is ever long enough"
+
+
+@pytest.mark.parametrize("idle_between", [False, True])
+async def test_only_a_turn_in_the_handler_counts_not_a_wait_for_records(idle_between: bool) -> None:
+    """A long turn tops the next fetch up; a fetch after an empty wait (an idle worker: nothing
+    arrived within the poll) is fresh, and is handed over at once."""
+    a = TP(SOURCE, 0)
+    first = {a: [record(SOURCE, 0, o) for o in range(3)]}
+    second = {a: [record(SOURCE, 0, o) for o in range(3, 5)]}
+    drain = Drain([first, {}, second] if idle_between else [first, second])
+    drain.consumer.top_up_after_s = 0.05
+    asked = TopUp(drain, []).asked
+
+    drain.app.conf.broker_max_poll_records = 10
+    turns: list[list[int]] = []
+
+    async def handler(chunk: Any) -> Any:
+        turns.append([r.offset for r in chunk[a]])
+        if len(turns) == 1:
+            await asyncio.sleep(0.1)  # a long first turn
+        return whole(chunk)
+
+    drain.consumer.chunk_topics = frozenset({SOURCE})
+    drain.consumer.chunk_handler = handler
+    await drain.run()
+    assert turns == [[0, 1, 2], [3, 4]]
+    assert asked == ([] if idle_between else [8]), "topped up only right after the turn"
