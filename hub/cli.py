@@ -1021,8 +1021,9 @@ def bench(
     measures side by side: (a) Kafka's perf tools, (b) a bare aiokafka pass-through, (c) the
     hub worker (1 and 2 processes), (d) the same pipeline in Quix Streams, (e) a naive faust
     agent, (f) a faust agent that only counts (faust's own ceiling), on faust's path and on the
-    worker's hubkafka:// transport; and (c)'s occurred →
-    stored latency at a fixed offered rate. Prints a table (or --json). See docs/BENCHMARKS.md.
+    worker's hubkafka:// transport; and (c)'s occurred → stored latency at a fixed offered rate,
+    with one worker and with two in one group. Prints a table (or --json). See
+    docs/BENCHMARKS.md.
     """
     import json
     import time
@@ -1053,9 +1054,11 @@ def bench(
         for name, step in steps:
             b.say(f"measuring {name}…")
             results[name] = step()
-        b.say(f"measuring hub latency at {rate:.0f} events/s for {latency_seconds:.0f} s…")
-        lat = b.latency(rate, latency_seconds)
-        results["hub"].extra.update(lat.extra, latency_worker_rss_mb=round(lat.peak_rss_mb or 0))
+        for name, workers in (("hub", 1), ("hub_2_workers", 2)):
+            b.say(f"measuring {name} latency at {rate:.0f} events/s for {latency_seconds:.0f} s…")
+            lat = b.latency(rate, latency_seconds, workers)
+            rss = round(lat.peak_rss_mb or 0)
+            results[name].extra.update(lat.extra, latency_worker_rss_mb=rss)
     except (kafka_local.BrokerError, RuntimeError, OSError, KafkaError) as exc:
         raise click.ClickException(f"bench stopped: {exc}") from exc
     finally:

@@ -50,16 +50,20 @@ def markdown(results: dict[str, Figures]) -> str:
         rss = f"{fig.peak_rss_mb:.0f}" if fig.peak_rss_mb else "—"
         runs = ", ".join(f"{r:,.0f}" for r in fig.runs) or fig.note or "—"
         lines.append(f"| {label} | {rate} | {ratio} | {cpu} | {rss} | {runs} |")
-    hub = results.get("hub")
-    if hub and hub.extra:
-        e = hub.extra
+    for key in ("hub", "hub_2_workers"):
+        fig = results.get(key)
+        if fig is None or "latency_p99_ms" not in fig.extra:
+            continue
+        e = fig.extra
         lines.append("")
-        lines.append(f"Latency occurred → stored at {e.get('offered_per_s')} events/s offered: "
-                     f"p50 {e.get('latency_p50_ms')} ms, p99 {e.get('latency_p99_ms')} ms "
-                     f"(worker peak RSS {e.get('latency_worker_rss_mb')} MB).")  # fmt: skip
+        lines.append(f"{LABELS[key]}: latency occurred → stored at {e.get('offered_per_s')} "
+                     f"events/s offered: p50 {e.get('latency_p50_ms')} ms, p99 "
+                     f"{e.get('latency_p99_ms')} ms, of it before the batch began p50 "
+                     f"{e.get('waited_p50_ms')} ms (worker peak RSS "
+                     f"{e.get('latency_worker_rss_mb')} MB).")  # fmt: skip
         if e.get("latency_unstored_events"):
             lines.append(f"{e['latency_unstored_events']} events were not stored within the "
-                         "cap: the worker did not keep up with the offered rate.")  # fmt: skip
+                         "cap: the workers did not keep up with the offered rate.")  # fmt: skip
     notes = [f"- {LABELS[k]}: {f.note}" for k, f in results.items() if f.note and k in LABELS]
     if notes:
         lines += ["", *notes]

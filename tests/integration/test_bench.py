@@ -22,7 +22,9 @@ def test_quick_bench_reports_every_contender(kafka_broker: Settings) -> None:
     for name in (n for n in CONTENDERS if n != "hub_2_workers"):
         assert result[name]["events_per_s"] > 0, name
         assert result[name]["peak_rss_mb"] > 0, name
-    assert result["hub"]["extra"]["latency_p99_ms"] is not None
+    for name in ("hub", "hub_2_workers"):  # latency of one worker, and of two in one group
+        assert result[name]["extra"]["latency_p99_ms"] is not None, name
+        assert result[name]["extra"]["workers"] == (2 if name == "hub_2_workers" else 1)
     assert result["meta"]["versions"]["kafka"]
 
 
