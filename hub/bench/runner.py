@@ -179,6 +179,13 @@ def stop(proc: subprocess.Popen[bytes]) -> Usage:
     return reap(proc)
 
 
+def stop_left(procs: list[subprocess.Popen[bytes]]) -> None:
+    """:func:`stop` the processes of ``procs`` not reaped yet."""
+    for proc in procs:
+        if proc.returncode is None:
+            stop(proc)
+
+
 class Bench:
     def __init__(self, settings: Settings, events: int, runs: int, cap_s: float,
                  say: Callable[[str], None]) -> None:  # fmt: skip
@@ -340,7 +347,11 @@ class Bench:
                 log = (home / f"worker-{i}.log").open("wb")
                 procs.append(spawn([sys.executable, "-m", *command], env=env, cwd=cwd,
                                               stdout=log, stderr=subprocess.STDOUT))  # fmt: skip
-            rate, done = self._watch_store(home / "store.sqlite3", preload.events, procs)
+            try:
+                rate, done = self._watch_store(home / "store.sqlite3", preload.events, procs)
+            except BaseException:
+                stop_left(procs)  # one exited early or the bench was stopped: none is left
+                raise
             usages = [stop(p) for p in procs]
             rates.append(rate)
             cpu.append(sum(u.seconds for u in usages) / max(done, 1) * 1000)
@@ -390,6 +401,13 @@ class Bench:
                                stdout=(home / f"worker-{i}.log").open("wb"),
                                stderr=subprocess.STDOUT))  # fmt: skip
             urls.append(f"http://127.0.0.1:{port}/metrics")
+        try:
+            return self._latency_of(procs, urls, home, rate, seconds)
+        finally:
+            stop_left(procs)  # when one failed too: none is left running
+
+    def _latency_of(self, procs: list[subprocess.Popen[bytes]], urls: list[str], home: Path,
+                    rate: float, seconds: float) -> Figures:  # fmt: skip
         for url, proc in zip(urls, procs, strict=True):
             wait_ready(url, proc)  # start-up (table recovery) is not latency
         traffic = bench_traffic(Codec(), seed=7)
@@ -405,7 +423,7 @@ class Bench:
         messages = list(traffic.scheduled(warmup + count, rate, begin))
         started = begin + timedelta(seconds=WARMUP_S)
         self.say(f"latency: {warmup} + {count} events encoded, sending at {rate:,.0f}/s "
-                 f"to {workers} worker{'s' if workers > 1 else ''}")  # fmt: skip
+                 f"to {len(procs)} worker{'s' if len(procs) > 1 else ''}")  # fmt: skip
         report = asyncio.run(produce(self.kafka, messages, rate=rate, start_at=start_at))
         offered = report.sent / max(report.seconds, 1e-9)
         _, done = self._watch_store(home / "store.sqlite3", warmup + count, procs)
@@ -413,7 +431,7 @@ class Bench:
         usages = [stop(proc) for proc in procs]
         live = live_latencies(home / "store.sqlite3", started)
         return Figures(None, None, max(u.peak_rss_mb for u in usages), [], "", {
-            "offered_per_s": round(offered), "workers": workers,
+            "offered_per_s": round(offered), "workers": len(procs),
             "latency_p50_ms": _ms(percentile(live.stored, 0.5)),
             "latency_p99_ms": _ms(percentile(live.stored, 0.99)),
             # Of it, before the event's batch began (occurred → ingested).

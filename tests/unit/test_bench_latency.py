@@ -80,3 +80,14 @@ def test_the_stage_means_of_several_workers_weigh_every_batch_alike() -> None:
                   'hub_stage_duration_seconds_count{stage="submit"} 1.0')  # fmt: skip
     assert stage_means_ms(one, other) == {"submit": 20.0}
     assert stage_means_ms(one, None) == {"submit": 10.0}, "a worker that did not answer is left out"
+
+
+def test_a_failed_measurement_leaves_no_worker_running() -> None:
+    """What the bench runs when a measurement fails: every process not yet reaped is stopped,
+    and one already stopped is not reaped twice (which would raise ChildProcessError)."""
+    from hub.bench.runner import running, spawn, stop, stop_left
+
+    done, left = spawn(["sleep", "60"]), spawn(["sleep", "60"])
+    stop(done)
+    stop_left([done, left])
+    assert not running(left) and left.returncode is not None
