@@ -126,7 +126,7 @@ class Consumer(faust_aiokafka.Consumer):
         taken = sum(len(recs) for recs in records.values())
         if limit and taken >= limit:
             return records  # a full fetch: a backlog, nothing to gain by waiting
-        more = await self._fetch_more(active, self.top_up_wait_s, limit - taken or None)
+        more = await self._fetch_more(active, self.top_up_wait_s, limit - taken if limit else None)
         if not more:
             return records
         merged = {tp: list(recs) for tp, recs in records.items()}

@@ -263,6 +263,18 @@ async def test_a_fetch_after_a_busy_turn_is_topped_up_with_what_came_meanwhile()
     assert drain.consumer._new_offset(b) == 2
 
 
+async def test_without_a_fetch_limit_the_top_up_asks_for_no_limit() -> None:
+    a = TP(SOURCE, 0)
+    drain = Drain([{a: [record(SOURCE, 0, o) for o in range(3)]},
+                   {a: [record(SOURCE, 0, o) for o in range(3, 5)]}])  # fmt: skip
+    drain.app.conf.broker_max_poll_records = None
+    drain.consumer.top_up_after_s = 0.0
+    top_up = TopUp(drain, [])
+    drain.take(whole)
+    await drain.run()
+    assert top_up.asked == [None], "never a negative limit (what aiokafka asserts against)"
+
+
 async def test_a_full_fetch_or_a_quick_turn_is_not_topped_up() -> None:
     a = TP(SOURCE, 0)
     full = Drain([{a: [record(SOURCE, 0, o) for o in range(3)]},
