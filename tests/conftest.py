@@ -10,7 +10,6 @@ from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from urllib.parse import quote
 
 import pytest
 from prometheus_client.metrics import MetricWrapperBase
@@ -19,7 +18,7 @@ from hub.kafka import local as kafka_local
 from hub.kafka.client import Connectable, connection
 from hub.settings import Settings
 from hub.store.ingest import IngestLedger
-from hub.store.sql import open_store
+from hub.store.sql import open_store, schema_url
 
 REPO = Path(__file__).resolve().parent.parent
 HUB = [sys.executable, "-m", "hub"]
@@ -188,7 +187,7 @@ def new_pg_schema(base_url: str, prefix: str = "t") -> str:
     schema = f"{prefix}_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(base_url, autocommit=True) as conn:
         conn.execute(f"CREATE SCHEMA {schema}")
-    return f"{base_url}?options={quote(f'-csearch_path={schema}')}"
+    return schema_url(base_url, schema)
 
 
 @pytest.fixture

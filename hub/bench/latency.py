@@ -1,10 +1,11 @@
 """Latency of the worker at chosen offered rates, without the rest of the bench.
 
-Run: ``python -m hub.bench.latency --rate 1000 --rate 2000 [--seconds 20] [--workers N]`` beside
-the local broker. Each rate is measured as ``hub bench`` measures it (hub/bench/runner.py
-``Bench.latency``): a fresh worker (or ``--workers`` of them in one group and one store),
-WARMUP_S of traffic at the rate, then ``--seconds`` of it whose events are measured occurred →
-stored, from the store's own timestamps.
+Run: ``python -m hub.bench.latency --rate 1000 --rate 2000 [--seconds 20] [--workers N]
+[--postgres URL]`` beside the local broker. Each rate is measured as ``hub bench`` measures it
+(hub/bench/runner.py ``Bench.latency``): a fresh worker (or ``--workers`` of them in one group and
+one store), WARMUP_S of traffic at the rate, then ``--seconds`` of it whose events are measured
+occurred → stored, from the store's own timestamps. The store is a fresh SQLite file, or with
+``--postgres`` a fresh schema of that PostgreSQL database (dropped afterwards).
 """
 
 from __future__ import annotations
@@ -33,6 +34,10 @@ def main() -> None:
         "--workers", type=int, default=1,
         help="worker processes in one group sharing the partitions (default 1)",
     )  # fmt: skip
+    parser.add_argument(
+        "--postgres", metavar="URL",
+        help="store in a fresh schema of this PostgreSQL database (default: an SQLite file)",
+    )  # fmt: skip
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     bench = Bench(load_settings(), 0, 1, args.cap, lambda text: print(text, file=sys.stderr))
@@ -40,14 +45,16 @@ def main() -> None:
     try:
         bench.register_topic()
         for rate in args.rate or [1000.0, 2000.0]:
-            rows.append(bench.latency(rate, args.seconds, args.workers).extra)
+            rows.append(bench.latency(rate, args.seconds, args.workers, args.postgres).extra)
     finally:
         bench.close()
     if args.json:
         print(json.dumps(rows, indent=2))
         return
     workers = "one worker" if args.workers == 1 else f"{args.workers} workers in one group"
-    print(f"{workers}, {WARMUP_S:g} s of warm-up, then {args.seconds:g} s measured a rate")
+    store = "PostgreSQL" if args.postgres else "SQLite"
+    print(f"{workers}, a {store} store, {WARMUP_S:g} s of warm-up, then {args.seconds:g} s "
+          "measured a rate")  # fmt: skip
     print("| offered (events/s) | p50 ms | p99 ms | of it before the batch began: p50, p99 | "
           "events measured | not stored | "
           f"ms a batch: {', '.join(BATCH_STAGES)} | producer CPU µs an event |")  # fmt: skip

@@ -16,7 +16,6 @@ import math
 import os
 import re
 import signal
-import sqlite3
 import statistics
 import subprocess
 import sys
@@ -25,7 +24,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -34,6 +33,7 @@ from typing import Any
 from aiokafka.errors import KafkaError
 
 from hub.bench.mix import bench_traffic
+from hub.bench.stores import BenchStore, Times
 from hub.domain.topics import AckTopic, AgencyTopic, SourceTopic, TopicSpec, UnifiedTopic
 from hub.kafka import local as kafka_local
 from hub.kafka.admin import (
@@ -340,15 +340,17 @@ class Bench:
             group = self.group_at(preload, name)
             home = self.tmp / f"{name}-{run}"
             home.mkdir(parents=True)
+            store = BenchStore(home)
             procs = []
             for i in range(count):
                 env = {**os.environ, **self.env, "HUB_HOME": str(home), "HUB_APP_ID": group,
-                       "HUB_METRICS_PORT": str(free_port()), **(extra_env or {})}  # fmt: skip
+                       "HUB_METRICS_PORT": str(free_port()), "HUB_STORE_URL": store.url,
+                       **(extra_env or {})}  # fmt: skip
                 log = (home / f"worker-{i}.log").open("wb")
                 procs.append(spawn([sys.executable, "-m", *command], env=env, cwd=cwd,
                                               stdout=log, stderr=subprocess.STDOUT))  # fmt: skip
             try:
-                rate, done = self._watch_store(home / "store.sqlite3", preload.events, procs)
+                rate, done = self._watch_store(store, preload.events, procs)
             except BaseException:
                 stop_left(procs)  # one exited early or the bench was stopped: none is left
                 raise
@@ -362,7 +364,7 @@ class Bench:
         return Figures(statistics.median(rates), statistics.median(cpu), rss, rates,
                        "; ".join(notes))  # fmt: skip
 
-    def _watch_store(self, path: Path, expected: int,
+    def _watch_store(self, store: BenchStore, expected: int,
                      procs: list[subprocess.Popen[bytes]]) -> tuple[float, int]:  # fmt: skip
         """Rate between the first stored row and the last; stops at ``expected`` or the cap."""
         first: tuple[float, int] | None = None
@@ -370,8 +372,8 @@ class Bench:
         deadline = time.monotonic() + self.cap_s + 90  # start-up allowance
         while time.monotonic() < deadline:
             if not all(running(p) for p in procs):
-                raise RuntimeError(f"a contender exited early; see {path.parent}")
-            n = _count(path)
+                raise RuntimeError(f"a contender exited early; see {store.path.parent}")
+            n = store.count()
             now = time.monotonic()
             if n and first is None:
                 first = (now, n)
@@ -385,29 +387,33 @@ class Bench:
             return 0.0, last[1]
         return (last[1] - first[1]) / (last[0] - first[0]), last[1]
 
-    def latency(self, rate: float, seconds: float, workers: int = 1) -> Figures:
+    def latency(self, rate: float, seconds: float, workers: int = 1,
+                postgres_url: str | None = None) -> Figures:  # fmt: skip
         """(c) at a fixed offered rate, occurred → stored: the simulator's traffic encoded ahead
         and sent at the rate, each event at the moment it occurred; WARMUP_S of it first.
-        ``workers`` processes share the topics' partitions in one group and one store."""
+        ``workers`` processes share the topics' partitions in one group and one store: a fresh
+        SQLite file, or a fresh schema of the PostgreSQL database ``postgres_url``."""
         group = f"bench-lat-{uuid.uuid4().hex[:8]}"
         asyncio.run(start_group_at_end(self.kafka, group, [*SOURCES, *DOWNSTREAM]))
         home = Path(tempfile.mkdtemp(prefix="latency-", dir=self.tmp))  # one a call
+        store = BenchStore(home, postgres_url)
         procs, urls = [], []
         for i in range(workers):
             port = free_port()
             env = {**os.environ, **self.env, "HUB_HOME": str(home), "HUB_APP_ID": group,
-                   "HUB_METRICS_PORT": str(port)}  # fmt: skip
+                   "HUB_METRICS_PORT": str(port), "HUB_STORE_URL": store.url}  # fmt: skip
             procs.append(spawn([sys.executable, "-m", "hub", "worker"], env=env,
                                stdout=(home / f"worker-{i}.log").open("wb"),
                                stderr=subprocess.STDOUT))  # fmt: skip
             urls.append(f"http://127.0.0.1:{port}/metrics")
         try:
-            return self._latency_of(procs, urls, home, rate, seconds)
+            return self._latency_of(procs, urls, store, rate, seconds)
         finally:
             stop_left(procs)  # when one failed too: none is left running
+            store.close()
 
-    def _latency_of(self, procs: list[subprocess.Popen[bytes]], urls: list[str], home: Path,
-                    rate: float, seconds: float) -> Figures:  # fmt: skip
+    def _latency_of(self, procs: list[subprocess.Popen[bytes]], urls: list[str],
+                    store: BenchStore, rate: float, seconds: float) -> Figures:  # fmt: skip
         for url, proc in zip(urls, procs, strict=True):
             wait_ready(url, proc)  # start-up (table recovery) is not latency
         traffic = bench_traffic(Codec(), seed=7)
@@ -426,12 +432,12 @@ class Bench:
                  f"to {len(procs)} worker{'s' if len(procs) > 1 else ''}")  # fmt: skip
         report = asyncio.run(produce(self.kafka, messages, rate=rate, start_at=start_at))
         offered = report.sent / max(report.seconds, 1e-9)
-        _, done = self._watch_store(home / "store.sqlite3", warmup + count, procs)
+        _, done = self._watch_store(store, warmup + count, procs)
         stages = stage_means_ms(*[fetch(url) for url in urls])
         usages = [stop(proc) for proc in procs]
-        live = live_latencies(home / "store.sqlite3", started)
+        live = live_latencies(store.times(), started)
         return Figures(None, None, max(u.peak_rss_mb for u in usages), [], "", {
-            "offered_per_s": round(offered), "workers": len(procs),
+            "offered_per_s": round(offered), "workers": len(procs), "store": store.kind,
             "latency_p50_ms": _ms(percentile(live.stored, 0.5)),
             "latency_p99_ms": _ms(percentile(live.stored, 0.99)),
             # Of it, before the event's batch began (occurred → ingested).
@@ -497,22 +503,16 @@ class Latencies:
     backdated: int = 0
 
 
-def live_latencies(path: Path, since: datetime) -> Latencies:
-    """:class:`Latencies` of the events that occurred from ``since`` on, read from the store's
-    own timestamps."""
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
-    try:
-        rows = conn.execute("SELECT occurred_at, ingested_at, stored_at FROM events").fetchall()
-    finally:
-        conn.close()
+def live_latencies(times: Iterable[Times], since: datetime) -> Latencies:
+    """:class:`Latencies` of the events that occurred from ``since`` on, from the store's own
+    timestamps (:meth:`BenchStore.times`)."""
     found = Latencies()
-    for occurred_text, ingested_text, stored_text in rows:
-        occurred = datetime.fromisoformat(str(occurred_text))
+    for occurred, ingested, stored in times:
         if occurred < since - timedelta(seconds=1):
             found.backdated += 1
             continue
-        found.stored.append((datetime.fromisoformat(str(stored_text)) - occurred).total_seconds())
-        found.waited.append((datetime.fromisoformat(str(ingested_text)) - occurred).total_seconds())
+        found.stored.append((stored - occurred).total_seconds())
+        found.waited.append((ingested - occurred).total_seconds())
     return found
 
 
@@ -526,17 +526,6 @@ def percentile(values: list[float], q: float) -> float | None:
 
 def _ms(seconds: float | None) -> float | None:
     return None if seconds is None else round(seconds * 1000, 1)
-
-
-def _count(path: Path) -> int:
-    try:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
-        try:
-            return int(conn.execute("SELECT count(*) FROM events").fetchone()[0])
-        finally:
-            conn.close()
-    except sqlite3.Error:
-        return 0
 
 
 def as_json(results: dict[str, Figures]) -> dict[str, Any]:

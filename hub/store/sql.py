@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, TypeVar
+from urllib.parse import quote
 
 from hub.domain.events import (
     BirthRegistration,
@@ -502,6 +503,13 @@ class PostgresStore(SqlStore):
             return psycopg.connect(self.url)
         except psycopg.Error as exc:
             raise StoreError(redact(f"cannot connect to {self.url}: {exc}")) from exc
+
+
+def schema_url(url: str, schema: str) -> str:
+    """The PostgreSQL ``url`` whose connections work in ``schema`` (first on the search path,
+    through libpq's ``options``): a store of its own inside a shared database."""
+    option = quote(f"-csearch_path={schema}", safe="")
+    return f"{url}{'&' if '?' in url else '?'}options={option}"
 
 
 def open_store(url: str) -> Store:

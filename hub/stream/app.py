@@ -193,7 +193,10 @@ def build_app(settings: Settings) -> faust.App:
         limit=DeadLetterLimit(settings.dlq_window, settings.dlq_max_ratio),
         worker_name=worker_name,
     )  # fmt: skip
-    cases = CaseTracker(codec=codec, metrics=metrics, out=outbox, table=case_table, store=store,
+    # The cases run beside the batch (hub/stream/chunks.py) with an outbox of their own: each
+    # half's flush sends and waits for its own outputs (and times them as its own stage).
+    case_out = Outbox(lambda: aiokafka_producer(app), lambda t, n: events_out(t).inc(n))
+    cases = CaseTracker(codec=codec, metrics=metrics, out=case_out, table=case_table, store=store,
                         retry=StoreRetry(store, metrics), worker_name=worker_name)  # fmt: skip
     source_topics = [t.value for t in SourceTopic]
     chunks = ChunkRouter(sources=source_topics, batches=processor, cases=cases, guard=guard,

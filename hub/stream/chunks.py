@@ -59,28 +59,53 @@ class ChunkRouter:
 
     async def handle(self, chunk: Chunk) -> Handled | None:
         """One fetch as one batch. Offsets are acknowledged only after the outputs are in Kafka
-        (and source events in the store): a crash replays at most this."""
+        (and source events in the store): a crash replays at most this.
+
+        The source batch and the agency messages' cases run side by side: they share no state
+        (tasks come back to the cases through Kafka, not from the batch), and while one waits
+        for Kafka to acknowledge its outputs the other has the loop. Both must succeed before
+        anything is acknowledged; when either fails, both are let finish, nothing of the chunk is
+        acknowledged and the worker stops (the restart replays the chunk)."""
         if not self.register_ready.is_set():  # identity checks need the register caught up
             log.info("waiting for the register feed to catch up")
             await self.register_ready.wait()
         sources = {tp: records for tp, records in chunk.items() if tp.topic in self.sources}
         agency = {tp: records for tp, records in chunk.items() if tp.topic not in self.sources}
-        handled: dict[Any, range] = {}
-        if sources:
-            batch, handled = await self.gather(sources)
-            if not await self.batches.run(batch):
-                await self.crash(self.batches.failure or RuntimeError("batch failed"))
-                return None
-        if agency:
-            messages, covered = await self.gather(agency)
-            try:
-                await self.cases.run(messages)
-            except Exception as exc:  # noqa: BLE001 - Kafka or the store refused: stop, ack nothing
-                log.critical("case batch failed (%s); stopping the worker", exc)
-                await self.crash(exc)
-                return None
-            handled.update(covered)
+        batch, handled = await self.gather(sources)
+        messages, covered = await self.gather(agency)
+        handled.update(covered)
+        runs: list[Awaitable[BaseException | None]] = []
+        if batch:
+            runs.append(self._batch(batch))
+        if messages:
+            runs.append(self._cases(messages))
+        if not runs:
+            return handled
+        with self.metrics.stage_seconds.labels("chunk").time():  # the turn: both, side by side
+            failures = [f for f in await asyncio.gather(*runs) if f is not None]
+        if failures:
+            await self.crash(failures[0])
+            return None
         return handled
+
+    async def _batch(self, batch: list[Incoming]) -> BaseException | None:
+        """The source batch; why it failed, or None."""
+        try:
+            if await self.batches.run(batch):
+                return None
+        except Exception as exc:  # noqa: BLE001 - Kafka refused the outputs: stop, ack nothing
+            log.critical("batch failed (%s); stopping the worker", exc)
+            return exc
+        return self.batches.failure or RuntimeError("batch failed")
+
+    async def _cases(self, messages: list[Incoming]) -> BaseException | None:
+        """The agency messages' cases; why they failed, or None."""
+        try:
+            await self.cases.run(messages)
+        except Exception as exc:  # noqa: BLE001 - Kafka or the store refused: stop, ack nothing
+            log.critical("case batch failed (%s); stopping the worker", exc)
+            return exc
+        return None
 
     def report_lag(self, consumer: Positions) -> None:
         """Lag of each assigned partition this worker has handled records of, beside its high

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from hub.bench.stores import BenchStore
 from hub.domain import cases
 from hub.domain.events import DeathRegistration, SourceEvent
 from hub.domain.records import UnifiedEvent
@@ -285,3 +286,31 @@ def test_a_store_made_before_the_register_moved_gets_its_columns(tmp_path: Path)
         assert s.query("SELECT count(*) FROM citizens") == [(1,)]
     finally:
         s.close()
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_a_bench_store_starts_empty_reads_back_its_times_and_leaves_nothing(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """The latency bench's store (hub/bench/stores.py): the workers' URL, the bench's reads."""
+    base = request.getfixturevalue("postgres_url") if kind == "postgresql" else None
+    bench = BenchStore(tmp_path, base)
+    assert bench.count() == 0, "no events table yet"
+    rows = envelopes(20)
+    store = open_store(bench.url)
+    try:
+        assert store.write(batch_from(rows, NOW)) == 20
+    finally:
+        store.close()
+    assert bench.count() == 20
+    times = bench.times()
+    assert sorted(occurred for occurred, _, _ in times) == sorted(e.occurred_at for e, _ in rows)
+    assert {ingested for _, ingested, _ in times} == {NOW} == {stored for *_, stored in times}
+    bench.close()
+    if base is not None:
+        import psycopg
+
+        with psycopg.connect(base) as conn:
+            left = conn.execute("SELECT count(*) FROM information_schema.schemata "
+                                "WHERE schema_name = %s", [bench.schema]).fetchone()  # fmt: skip
+        assert left == (0,), "the bench's schema is dropped"

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from hub.bench.runner import live_latencies, percentile, stage_means_ms
+from hub.bench.stores import BenchStore
 from hub.domain.topics import SourceTopic
 from hub.ops.scrape import parse
 from hub.sim.traffic import Traffic
@@ -15,9 +16,10 @@ from hub.wire.codec import Codec
 
 
 def test_backdated_events_are_counted_apart_and_the_rest_measured(tmp_path: Path) -> None:
-    path = tmp_path / "store.sqlite3"
+    store = BenchStore(tmp_path)
+    assert store.count() == 0, "no table yet: nothing stored"
     start = datetime(2026, 11, 28, 8, 0, tzinfo=UTC)
-    conn = sqlite3.connect(path)
+    conn = sqlite3.connect(store.path)
     conn.execute("CREATE TABLE events (occurred_at TEXT, ingested_at TEXT, stored_at TEXT)")
     rows = [(start + timedelta(seconds=i), start + timedelta(seconds=i, milliseconds=10 + i),
              start + timedelta(seconds=i, milliseconds=40 + i)) for i in range(100)]  # fmt: skip
@@ -26,7 +28,8 @@ def test_backdated_events_are_counted_apart_and_the_rest_measured(tmp_path: Path
                      [tuple(t.isoformat() for t in row) for row in rows])  # fmt: skip
     conn.commit()
     conn.close()
-    live = live_latencies(path, start)
+    assert store.count() == 101 and store.url == f"sqlite:///{store.path}"
+    live = live_latencies(store.times(), start)
     assert live.backdated == 1
     assert len(live.stored) == len(live.waited) == 100
     assert percentile(live.stored, 0.5) == 0.089  # the 50th of 40..139 ms

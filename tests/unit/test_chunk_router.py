@@ -103,7 +103,75 @@ async def test_a_failed_batch_acknowledges_nothing_and_stops_the_worker() -> Non
         TP(AGENCY, 0): records(AGENCY, 0, range(1)),
     }
     assert await chunks.handle(chunk) is None
-    assert crashed == [batches.failure] and not cases.seen, "the cases wait for the restart"
+    # The cases ran beside the batch; none of their offsets moved either: the restart replays them.
+    assert crashed == [batches.failure] and len(cases.seen) == 1
+
+
+async def test_a_batch_whose_outputs_kafka_refused_acknowledges_nothing() -> None:
+    error = ConnectionError("produce refused")
+
+    class Refused(Batches):
+        async def run(self, batch: list[Incoming]) -> bool:
+            raise error
+
+    chunks, crashed, _ = router(Refused(), Cases())
+    assert await chunks.handle({TP(SOURCE, 0): records(SOURCE, 0, range(3))}) is None
+    assert crashed == [error]
+
+
+class Waiting:
+    """A half that waits (as for Kafka's acknowledgements) until told, recording the order."""
+
+    def __init__(self, name: str, log: list[str], go: asyncio.Event, ok: bool = True) -> None:
+        self.name, self.log, self.go, self.ok = name, log, go, ok
+        self.failure: BaseException | None = None if ok else RuntimeError(f"{name} failed")
+
+    async def run(self, batch: list[Incoming]) -> bool:
+        self.log.append(f"{self.name} sent")
+        await self.go.wait()
+        self.log.append(f"{self.name} done")
+        if self.failure is not None and self.name == "cases":
+            raise self.failure
+        return self.ok
+
+
+async def test_the_cases_run_while_the_batch_waits_for_kafka_and_acks_wait_for_both() -> None:
+    order: list[str] = []
+    go = asyncio.Event()
+    batches, cases = Waiting("batch", order, go), Waiting("cases", order, go)
+    chunks, crashed, metrics = router(batches, cases)  # type: ignore[arg-type]
+    chunk = {
+        TP(SOURCE, 0): records(SOURCE, 0, range(2)),
+        TP(AGENCY, 0): records(AGENCY, 0, range(1)),
+    }
+    task = asyncio.ensure_future(chunks.handle(chunk))
+    await asyncio.sleep(0.01)
+    # Run one after the other, the cases would not have begun while the batch waits.
+    assert order == ["batch sent", "cases sent"] and not task.done()
+    go.set()
+    assert await asyncio.wait_for(task, 1) == {
+        TP(SOURCE, 0): range(0, 2),
+        TP(AGENCY, 0): range(0, 1),
+    }
+    assert not crashed
+    turns = metrics.stage_seconds.labels("chunk")
+    assert turns._sum.get() >= 0.01, "the turn is timed whole, waits included"
+
+
+async def test_cases_that_fail_beside_a_stored_batch_acknowledge_nothing_once_both_ended() -> None:
+    order: list[str] = []
+    go = asyncio.Event()
+    batches, cases = Waiting("batch", order, go), Waiting("cases", order, go, ok=False)
+    chunks, crashed, _ = router(batches, cases)  # type: ignore[arg-type]
+    chunk = {
+        TP(SOURCE, 0): records(SOURCE, 0, range(2)),
+        TP(AGENCY, 0): records(AGENCY, 0, range(1)),
+    }
+    task = asyncio.ensure_future(chunks.handle(chunk))
+    await asyncio.sleep(0.01)
+    go.set()
+    assert await asyncio.wait_for(task, 1) is None
+    assert crashed == [cases.failure] and "batch done" in order, "the batch was let finish"
 
 
 async def test_a_case_failure_acknowledges_nothing_not_even_the_stored_sources() -> None:
