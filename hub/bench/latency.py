@@ -17,6 +17,7 @@ import sys
 from hub.bench.runner import WARMUP_S, Bench
 from hub.metrics import BATCH_STAGES
 from hub.settings import load_settings
+from hub.store.sql import StoreError
 
 
 def main() -> None:
@@ -46,6 +47,8 @@ def main() -> None:
         bench.register_topic()
         for rate in args.rate or [1000.0, 2000.0]:
             rows.append(bench.latency(rate, args.seconds, args.workers, args.postgres).extra)
+    except StoreError as exc:  # a --postgres database it cannot use: say so, no traceback
+        raise SystemExit(f"hub.bench.latency: {exc}") from None
     finally:
         bench.close()
     if args.json:

@@ -16,7 +16,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from hub.store.sql import schema_url
+from hub.redaction import redact
+from hub.store.sql import StoreError, schema_url
 
 Times = tuple[datetime, datetime, datetime]  # occurred, ingested (its batch began), stored
 
@@ -37,9 +38,14 @@ class BenchStore:
         if postgres_url is None:
             self.url = f"sqlite:///{self.path}"
             return
+        import psycopg
+
         self.schema = f"bench_{uuid.uuid4().hex[:10]}"
-        with self._postgres(postgres_url) as conn:
-            conn.execute(f"CREATE SCHEMA {self.schema}")
+        try:
+            with self._postgres(postgres_url) as conn:
+                conn.execute(f"CREATE SCHEMA {self.schema}")
+        except psycopg.Error as exc:
+            raise StoreError(redact(f"cannot make a schema in {postgres_url}: {exc}")) from exc
         self.url = schema_url(postgres_url, self.schema)
 
     @property

@@ -76,6 +76,36 @@ def write_isolating(
         return left + right, left_refused + right_refused
 
 
+Rows = Sequence[Sequence[Any]]
+
+
+def in_key_order(*statements: tuple[str, Rows, int]) -> list[tuple[str, list[Sequence[Any]]]]:
+    """The rows of several statements on one table (each with the index of its key column) in
+    one ascending order of the key, as runs of consecutive rows of one statement.
+
+    PostgreSQL locks a row when a statement reaches it (an insert, one of the same key in
+    flight), in the order of the rows. Two transactions that lock the same rows in one order
+    never deadlock; in different orders they did (two workers: a batch storing births, then
+    deaths, beside a register feed applying the same people's records). Every write of rows
+    another worker may write too keeps one order: this one, or rows sorted on their key.
+    Rows of one key keep the order of their statements."""
+    keyed = sorted(((str(row[key]), i, row) for i, (_, rows, key) in enumerate(statements)
+                    for row in rows), key=lambda t: (t[0], t[1]))  # fmt: skip
+    runs: list[tuple[str, list[Sequence[Any]]]] = []
+    for _, i, row in keyed:
+        sql = statements[i][0]
+        if runs and runs[-1][0] == sql:
+            runs[-1][1].append(row)
+        else:
+            runs.append((sql, [row]))
+    return runs
+
+
+def first(row: Sequence[Any]) -> str:
+    """A row's key when it is its first column (event id, dossier code)."""
+    return str(row[0])
+
+
 @dataclass
 class Batch:
     """Rows derived from a batch of unified events."""
@@ -322,6 +352,11 @@ class SqlStore:
         except (sqlite3.Error, OSError) as exc:
             raise StoreError(redact(f"cannot open store {self.url}: {exc}")) from exc
 
+    def _runs(self, cur: Any, runs: list[tuple[str, list[Sequence[Any]]]]) -> None:
+        """Runs of rows (in_key_order), one statement each."""
+        for sql, rows in runs:
+            cur.executemany(self._sql(sql), rows)
+
     def _add_columns(self) -> None:
         """A store made before a column was added gets it (ADDED_COLUMNS)."""
         cur = self.conn.cursor()
@@ -342,11 +377,11 @@ class SqlStore:
         """Register records (UPSERT_REGISTER rows), tombstones (personal id, partition, offset)
         and the next offset of each partition, in one transaction."""
         with self.transaction() as tx:
-            if rows:
-                tx.executemany(UPSERT_REGISTER, rows)
-            if deletions:
-                tx.executemany(DELETE_REGISTER, deletions)
-            tx.executemany(UPSERT_REGISTER_OFFSET, [(topic, p, o) for p, o in offsets.items()])
+            self._runs(tx.cursor, in_key_order((UPSERT_REGISTER, rows, 0),
+                                               (DELETE_REGISTER, deletions, 0)))  # fmt: skip
+            tx.executemany(
+                UPSERT_REGISTER_OFFSET, [(topic, p, o) for p, o in sorted(offsets.items())]
+            )
 
     def register_offsets(self, topic: str) -> dict[int, int]:
         """How far each partition of ``topic`` is in the register (the next offset to apply)."""
@@ -372,21 +407,20 @@ class SqlStore:
     def write(self, batch: Batch) -> int:
         """Write one batch in one transaction; return the number of new event rows."""
         cur = self.conn.cursor()
+        # Each table's rows in one order of their key (in_key_order): workers never deadlock.
+        deaths = [(d, at, pid) for pid, d, at in batch.deaths]
         try:
-            cur.executemany(self._sql(INSERT_EVENTS), batch.events)
+            cur.executemany(self._sql(INSERT_EVENTS), sorted(batch.events, key=first))
             # Both drivers sum executemany's row counts; ignored duplicates count 0. (A count(*)
             # before and after scanned the whole table twice per batch.)
             inserted = max(0, int(cur.rowcount))
-            if batch.citizens:
-                cur.executemany(self._sql(UPSERT_CITIZEN), batch.citizens)
-            if batch.deaths:
-                cur.executemany(
-                    self._sql(MARK_DECEASED), [(d, at, pid) for pid, d, at in batch.deaths]
-                )
+            self._runs(cur, in_key_order((UPSERT_CITIZEN, batch.citizens, 0),
+                                         (MARK_DECEASED, deaths, 2)))  # fmt: skip
             if batch.dossiers:
-                cur.executemany(self._sql(UPSERT_DOSSIER), batch.dossiers)
+                cur.executemany(self._sql(UPSERT_DOSSIER), sorted(batch.dossiers, key=first))
             if batch.dossier_history:
-                cur.executemany(self._sql(INSERT_DOSSIER_HISTORY), batch.dossier_history)
+                cur.executemany(self._sql(INSERT_DOSSIER_HISTORY),
+                                sorted(batch.dossier_history, key=first))  # fmt: skip
             self.conn.commit()
         except Exception as exc:
             self.conn.rollback()
@@ -493,6 +527,12 @@ class SqliteStore(SqlStore):
 class PostgresStore(SqlStore):
     placeholder = "%s"
     types: ClassVar[dict[str, str]] = {"ts": "TIMESTAMPTZ", "date": "DATE", "blob": "BYTEA"}
+
+    def _runs(self, cur: Any, runs: list[tuple[str, list[Sequence[Any]]]]) -> None:
+        """In one pipeline: rows in key order alternate between statements, and a round trip
+        for each run would add up."""
+        with self.conn.pipeline():
+            super()._runs(cur, runs)
 
     def _connect(self) -> Any:
         try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -14,7 +15,7 @@ from hub.domain.events import DeathRegistration, SourceEvent
 from hub.domain.records import UnifiedEvent
 from hub.domain.topics import SourceTopic
 from hub.sim.traffic import Traffic
-from hub.store.sql import Store, StoreError, batch_from, open_store
+from hub.store.sql import Batch, Store, StoreError, batch_from, open_store
 from hub.stream.pipeline import Accepted, Pipeline, PipelineConfig
 from hub.types import Incoming
 from hub.wire.codec import Codec
@@ -314,3 +315,63 @@ def test_a_bench_store_starts_empty_reads_back_its_times_and_leaves_nothing(
             left = conn.execute("SELECT count(*) FROM information_schema.schemata "
                                 "WHERE schema_name = %s", [bench.schema]).fetchone()  # fmt: skip
         assert left == (0,), "the bench's schema is dropped"
+
+
+def test_a_batch_and_the_register_feed_writing_the_same_people_never_deadlock(
+    postgres_url: str,
+) -> None:
+    """Two workers on one PostgreSQL: one's batch stores births (new citizens) and deaths
+    (existing ones) while the register feed applies the register records of the same people
+    (the batch's own outputs, read back from ref.population.v1). PostgreSQL locks rows in the
+    order statements reach them; a transaction that took the births, then the deaths, against
+    one that took the same people in another order deadlocked (seen with two workers: 10
+    "deadlock detected" in 25 s, each a second lost and a retry). Both now go in one order."""
+    import threading
+
+    import psycopg
+
+    url = new_pg_schema(postgres_url, "dl")
+    setup = open_store(url)
+    day, now = datetime(1990, 1, 1).date(), NOW
+    existing = [f"{n:012d}" for n in range(0, 4000, 20)]
+    person = ("Nguyễn Văn A", "MALE", day, "01", "00004", False, None, now, None, 0)
+    setup.apply_register("ref", [(pid, *person, i) for i, pid in enumerate(existing)], [], {0: 1})
+    setup.close()
+    deadlocks: list[str] = []
+
+    def run(write: Any) -> None:
+        store = open_store(url)
+        try:
+            for round_ in range(8):
+                barrier.wait()
+                try:
+                    write(store, round_)
+                except psycopg.errors.DeadlockDetected as exc:
+                    deadlocks.append(str(exc).splitlines()[0])
+                    store = open_store(url)
+        finally:
+            store.close()
+
+    def born(round_: int) -> list[str]:  # new people each round, between the existing ones
+        return [f"{n + 1 + round_:012d}" for n in range(0, 4000, 20)]
+
+    def batch(store: Store, round_: int) -> None:
+        child = ("Trần Thị B", "FEMALE", day, "01", "00004", now)
+        store.write(Batch(citizens=[(pid, *child) for pid in born(round_)],
+                          deaths=[(pid, day, now) for pid in existing]))  # fmt: skip
+
+    def feed(store: Store, round_: int) -> None:
+        # The same people in an order of the feed's own (ascending, or descending).
+        people = sorted([*born(round_), *existing], reverse=round_ % 2 == 0)
+        rows = [(pid, "Lê Văn C", "MALE", day, "01", "00004", pid in existing, None,
+                 now + timedelta(seconds=1), None, 1, round_ * 1000 + i)
+                for i, pid in enumerate(people)]  # fmt: skip
+        store.apply_register("ref", rows, [], {1: round_ * 1000 + len(rows)})
+
+    barrier = threading.Barrier(2)
+    threads = [threading.Thread(target=run, args=(w,)) for w in (batch, feed)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not deadlocks, deadlocks
