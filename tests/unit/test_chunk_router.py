@@ -135,39 +135,37 @@ class Waiting:
         return self.ok
 
 
-async def test_the_cases_run_while_the_batch_waits_for_kafka_and_acks_wait_for_both() -> None:
+BOTH = {TP(SOURCE, 0): range(0, 2), TP(AGENCY, 0): range(0, 1)}
+
+
+Started = tuple[asyncio.Future[Any], list[str], asyncio.Event, list[BaseException], HubMetrics,
+                Waiting]  # fmt: skip
+
+
+def both_waiting(cases_ok: bool = True) -> Started:
+    """A chunk of both halves in the handler, each waiting for ``go`` once it has "sent"."""
     order: list[str] = []
     go = asyncio.Event()
-    batches, cases = Waiting("batch", order, go), Waiting("cases", order, go)
-    chunks, crashed, metrics = router(batches, cases)  # type: ignore[arg-type]
-    chunk = {
-        TP(SOURCE, 0): records(SOURCE, 0, range(2)),
-        TP(AGENCY, 0): records(AGENCY, 0, range(1)),
-    }
-    task = asyncio.ensure_future(chunks.handle(chunk))
+    cases = Waiting("cases", order, go, ok=cases_ok)
+    chunks, crashed, metrics = router(Waiting("batch", order, go), cases)  # type: ignore[arg-type]
+    chunk = {tp: records(tp.topic, tp.partition, offsets) for tp, offsets in BOTH.items()}
+    return asyncio.ensure_future(chunks.handle(chunk)), order, go, crashed, metrics, cases
+
+
+async def test_the_cases_run_while_the_batch_waits_for_kafka_and_acks_wait_for_both() -> None:
+    task, order, go, crashed, metrics, _ = both_waiting()
     await asyncio.sleep(0.01)
     # Run one after the other, the cases would not have begun while the batch waits.
     assert order == ["batch sent", "cases sent"] and not task.done()
     go.set()
-    assert await asyncio.wait_for(task, 1) == {
-        TP(SOURCE, 0): range(0, 2),
-        TP(AGENCY, 0): range(0, 1),
-    }
+    assert await asyncio.wait_for(task, 1) == BOTH
     assert not crashed
     turns = metrics.stage_seconds.labels("chunk")
     assert turns._sum.get() >= 0.01, "the turn is timed whole, waits included"
 
 
 async def test_cases_that_fail_beside_a_stored_batch_acknowledge_nothing_once_both_ended() -> None:
-    order: list[str] = []
-    go = asyncio.Event()
-    batches, cases = Waiting("batch", order, go), Waiting("cases", order, go, ok=False)
-    chunks, crashed, _ = router(batches, cases)  # type: ignore[arg-type]
-    chunk = {
-        TP(SOURCE, 0): records(SOURCE, 0, range(2)),
-        TP(AGENCY, 0): records(AGENCY, 0, range(1)),
-    }
-    task = asyncio.ensure_future(chunks.handle(chunk))
+    task, order, go, crashed, _, cases = both_waiting(cases_ok=False)
     await asyncio.sleep(0.01)
     go.set()
     assert await asyncio.wait_for(task, 1) is None
