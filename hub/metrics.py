@@ -127,7 +127,8 @@ class HubMetrics:
                                  "ref.population.v1 as it was when the worker started.",
                                  registry=r),
             register_records=Counter("hub_register_records",
-                                     "Register feed records applied to the store, or rejected "
+                                     "Register feed records applied to the store, applied "
+                                     "already (by another worker's feed), or rejected "
                                      "(unreadable).", ["outcome"], registry=r),
             offsets_reread=Counter("hub_offsets_reread",
                                    "Messages the consumer skipped that the worker read back.",

@@ -234,6 +234,8 @@ DELETE_REGISTER = (
     "DELETE FROM citizens WHERE personal_id = ? AND (source_offset IS NULL OR "
     "source_partition <> ? OR source_offset < ?)"
 )
+# Where a register row (UPSERT_REGISTER, hub/stream/register.py register_row) was read.
+REGISTER_PARTITION, REGISTER_OFFSET = 10, 11
 UPSERT_REGISTER_OFFSET = (
     "INSERT INTO register_offsets VALUES (?,?,?) ON CONFLICT (topic, partition_id) DO UPDATE "
     "SET next_offset = excluded.next_offset "
@@ -316,7 +318,7 @@ class Store(Protocol):
     def count_present(self, event_ids: Sequence[str]) -> int: ...
     def apply_register(self, topic: str, rows: Sequence[tuple[Any, ...]],
                        deletions: Sequence[tuple[str, int, int]],
-                       offsets: dict[int, int]) -> None: ...  # fmt: skip
+                       offsets: dict[int, int]) -> int: ...  # fmt: skip
     def register_offsets(self, topic: str) -> dict[int, int]: ...
     def register_records(self, personal_ids: Sequence[str]) -> dict[str, bytes]: ...
     def missing(self, event_ids: Sequence[str]) -> list[str]: ...
@@ -329,6 +331,8 @@ class SqlStore:
 
     placeholder = "?"
     types: ClassVar[dict[str, str]] = {"ts": "TEXT", "date": "TEXT", "blob": "BLOB"}
+    # Row locks for a read inside a write transaction (SQLite locks the whole database to write).
+    lock_rows = ""
 
     def __init__(self, url: str) -> None:
         self.url = url
@@ -373,15 +377,36 @@ class SqlStore:
     # ---- the population register -------------------------------------------------------
     def apply_register(self, topic: str, rows: Sequence[tuple[Any, ...]],
                        deletions: Sequence[tuple[str, int, int]],
-                       offsets: dict[int, int]) -> None:  # fmt: skip
+                       offsets: dict[int, int]) -> int:  # fmt: skip
         """Register records (UPSERT_REGISTER rows), tombstones (personal id, partition, offset)
-        and the next offset of each partition, in one transaction."""
+        and the next offset of each partition, in one transaction; the number of records
+        written. Records and tombstones below where the register already is on their partition
+        are skipped: every worker feeds the whole topic (each worker's cache must hear of every
+        change), and the first to apply a range applies it for all. The partitions' rows of
+        ``register_offsets`` are locked first (PostgreSQL), so the feeds take turns per range
+        instead of writing the same citizens at once."""
         with self.transaction() as tx:
+            done = self._register_positions(tx, topic, sorted(offsets))
+            rows = [r for r in rows if r[REGISTER_OFFSET] >= done.get(r[REGISTER_PARTITION], 0)]
+            deletions = [d for d in deletions if d[2] >= done.get(d[1], 0)]
             self._runs(tx.cursor, in_key_order((UPSERT_REGISTER, rows, 0),
                                                (DELETE_REGISTER, deletions, 0)))  # fmt: skip
             tx.executemany(
                 UPSERT_REGISTER_OFFSET, [(topic, p, o) for p, o in sorted(offsets.items())]
             )
+        return len(rows)
+
+    def _register_positions(self, tx: Transaction, topic: str,
+                            partitions: Sequence[int]) -> dict[int, int]:  # fmt: skip
+        """Where the register is on ``partitions`` (the next offset to apply), those rows
+        locked until the transaction ends where the database can (``lock_rows``)."""
+        if not partitions:
+            return {}
+        marks = ",".join("?" * len(partitions))
+        found = tx.execute(f"SELECT partition_id, next_offset FROM register_offsets WHERE topic = "
+                           f"? AND partition_id IN ({marks}) ORDER BY partition_id"
+                           f"{self.lock_rows}", [topic, *partitions])  # fmt: skip
+        return {int(p): int(o) for p, o in found}
 
     def register_offsets(self, topic: str) -> dict[int, int]:
         """How far each partition of ``topic`` is in the register (the next offset to apply)."""
@@ -527,6 +552,7 @@ class SqliteStore(SqlStore):
 class PostgresStore(SqlStore):
     placeholder = "%s"
     types: ClassVar[dict[str, str]] = {"ts": "TIMESTAMPTZ", "date": "DATE", "blob": "BYTEA"}
+    lock_rows = " FOR UPDATE"
 
     def _runs(self, cur: Any, runs: list[tuple[str, list[Sequence[Any]]]]) -> None:
         """In one pipeline: rows in key order alternate between statements, and a round trip

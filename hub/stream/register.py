@@ -220,8 +220,10 @@ class RegisterFeed:
                 continue
             rows.append(register_row(record, r.value, r.partition, r.offset))
             refreshes.append((record.personal_id, record))
-        self.store().apply_register(self.topic, rows, deletions, offsets)
-        self.applied += len(rows)
+        written = self.store().apply_register(self.topic, rows, deletions, offsets)
+        self.applied += written
         if self.metrics is not None:
-            self.metrics.register_records.labels("applied").inc(len(rows))
+            self.metrics.register_records.labels("applied").inc(written)
+            # Applied already, by another worker's feed (or before a restart): not written again.
+            self.metrics.register_records.labels("already").inc(len(rows) - written)
         return refreshes

@@ -236,11 +236,12 @@ def test_the_register_keeps_each_citizens_latest_record_and_where_the_feed_got_t
         return register_row(p, CODEC.encode(PopulationRecord.SCHEMA, p.to_avro()), partition,
                             offset)  # fmt: skip
 
-    store.apply_register("ref.t", [row(first, 0, 5), row(second, 1, 2)], [], {0: 6, 1: 3})
-    store.apply_register("ref.t", [row(newer, 0, 9)], [], {0: 10})
+    assert store.apply_register("ref.t", [row(first, 0, 5), row(second, 1, 2)], [],
+                                {0: 6, 1: 3}) == 2  # fmt: skip
+    assert store.apply_register("ref.t", [row(newer, 0, 9)], [], {0: 10}) == 1
     # A second worker feeding behind the first: older offsets change nothing, not even where
-    # the feed got to.
-    store.apply_register("ref.t", [row(first, 0, 5)], [], {0: 6})
+    # the feed got to, and are not written again.
+    assert store.apply_register("ref.t", [row(first, 0, 5)], [], {0: 6}) == 0
     got = store.register_records([first.personal_id, second.personal_id, "999999999999"])
     assert set(got) == {first.personal_id, second.personal_id}
     decoded = PopulationRecord.model_validate(CODEC.decode(got[first.personal_id])[1])

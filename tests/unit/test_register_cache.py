@@ -3,14 +3,28 @@ expiring, and refreshed by the feed only for entries it holds."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
+from typing import cast
 
 from hub.domain.records import PopulationRecord
+from hub.metrics import HubMetrics
 from hub.sim.traffic import Traffic
 from hub.stream.register import RegisterCache
 from hub.wire.codec import Codec
 
 CODEC = Codec()
+
+
+@dataclass
+class Record:  # what aiokafka's consumer gives the feed
+    key: bytes
+    value: bytes | None
+    partition: int
+    offset: int
+
+
 PEOPLE = Traffic(CODEC, seed=3, provinces=1, population=30, now=datetime.now(UTC)).people
 
 
@@ -85,3 +99,32 @@ def test_a_stored_record_loads_without_validation_as_the_feed_validated_it() -> 
         loaded = cache.load(encoded(person))
         assert loaded == cache.decode(encoded(person)) == person
         assert loaded is not None and loaded.sex is person.sex  # the enum, not its text
+
+
+def test_two_workers_feeds_write_a_range_once_and_both_caches_hear_of_it(tmp_path: Path) -> None:
+    """Every worker reads the whole register topic; the first feed to reach a range writes it,
+    the other finds the store there and skips it (hub/store/sql.py ``apply_register``)."""
+    from prometheus_client import CollectorRegistry
+
+    from hub.store.sql import open_store
+    from hub.stream.register import RegisterFeed
+
+    store = open_store(f"sqlite:///{tmp_path / 'store.sqlite3'}")
+    topic = "ref.population.v1"
+    records = [Record(p.personal_id.encode(), encoded(p), i % 2, i // 2)
+               for i, p in enumerate(PEOPLE[:20])]  # fmt: skip
+    first, second = (RegisterFeed(None, topic, lambda: store, CODEC,
+                                  RegisterCache(CODEC, max_entries=100, ttl_s=30, clock=Clock()),
+                                  metrics=HubMetrics.create(CollectorRegistry()))
+                     for _ in range(2))  # fmt: skip
+    ids = [p.personal_id for p in PEOPLE[:12]]
+    for feed in (first, second):  # what each feed hands its cache: every record, written or not
+        assert [pid for pid, _ in feed.apply(records[:12])] == ids
+    assert (first.applied, second.applied) == (12, 0)
+    counted = cast(HubMetrics, second.metrics).register_records.labels
+    assert counted("already")._value.get() == 12
+    second.apply(records)
+    assert second.applied == 8 and counted("applied")._value.get() == 8, "only the rest written"
+    assert store.register_offsets(topic) == {0: 10, 1: 10}
+    assert len(store.register_records([p.personal_id for p in PEOPLE[:20]])) == 20
+    store.close()
