@@ -163,6 +163,27 @@ async def test_a_fetch_that_arrives_once_a_rebalance_stopped_the_flow_is_dropped
     assert drain.consumer._new_offset(source) is None
 
 
+async def test_a_seek_back_that_meets_another_rebalance_leaves_it_to_that_one_and_goes_on(
+) -> None:  # fmt: skip
+    """aiokafka raises when the assignment changes during the seek (seen in CI: a partition
+    revoked meanwhile); the worker must not stop — the new rebalance's recovery seeks again."""
+    from aiokafka.errors import IllegalStateError
+
+    source = TP(SOURCE, 0)
+    drain = Drain([{source: [record(SOURCE, 0, o) for o in range(3)]},
+                   {source: [record(SOURCE, 0, o) for o in range(3)]}])  # fmt: skip
+    chunks = drain.take(lambda chunk: {source: range(0, 3)})
+
+    async def perform_seek() -> None:
+        drain.consumer.resume_flow()  # the next rebalance's recovery resumes the flow
+        raise IllegalStateError(f"No current assignment for partition {source}")
+
+    drain.consumer.perform_seek = perform_seek
+    drain.consumer.stop_flow()
+    await drain.run()  # does not raise
+    assert chunks == [{source: [0, 1, 2]}], "the fetch after it is handled"
+
+
 async def test_a_revocation_during_the_chunk_lets_it_finish_and_acknowledges_it() -> None:
     """faust stops the flow, then waits for wait_empty before it commits: the chunk in flight
     completes and its offsets are in the bookkeeping that commit reads."""
