@@ -18,7 +18,7 @@ from hub.kafka import local as kafka_local
 from hub.kafka.client import Connectable, connection
 from hub.settings import Settings
 from hub.store.ingest import IngestLedger
-from hub.store.sql import open_store, schema_url
+from hub.store.sql import create_schema, open_store
 
 REPO = Path(__file__).resolve().parent.parent
 HUB = [sys.executable, "-m", "hub"]
@@ -182,12 +182,7 @@ def postgres_url() -> str:
 
 def new_pg_schema(base_url: str, prefix: str = "t") -> str:
     """A URL of ``base_url`` whose search path is a fresh schema: a store of the test's own."""
-    import psycopg
-
-    schema = f"{prefix}_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(base_url, autocommit=True) as conn:
-        conn.execute(f"CREATE SCHEMA {schema}")
-    return schema_url(base_url, schema)
+    return create_schema(base_url, prefix)[1]
 
 
 @pytest.fixture

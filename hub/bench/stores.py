@@ -9,15 +9,11 @@ dropped afterwards), so a run never counts another's rows. The workers get :attr
 from __future__ import annotations
 
 import sqlite3
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from hub.redaction import redact
-from hub.store.sql import StoreError, schema_url
+from hub.store.sql import create_schema
 
 Times = tuple[datetime, datetime, datetime]  # occurred, ingested (its batch began), stored
 
@@ -38,30 +34,17 @@ class BenchStore:
         if postgres_url is None:
             self.url = f"sqlite:///{self.path}"
             return
-        import psycopg
-
-        self.schema = f"bench_{uuid.uuid4().hex[:10]}"
-        try:
-            with self._postgres(postgres_url) as conn:
-                conn.execute(f"CREATE SCHEMA {self.schema}")
-        except psycopg.Error as exc:
-            raise StoreError(redact(f"cannot make a schema in {postgres_url}: {exc}")) from exc
-        self.url = schema_url(postgres_url, self.schema)
+        self.schema, self.url = create_schema(postgres_url, "bench")
 
     @property
     def kind(self) -> str:
         return "SQLite" if self.schema is None else "PostgreSQL"
 
     @staticmethod
-    @contextmanager
-    def _postgres(url: str) -> Iterator[Any]:
+    def _postgres(url: str) -> Any:
         import psycopg
 
-        conn = psycopg.connect(url, autocommit=True)
-        try:
-            yield conn
-        finally:
-            conn.close()
+        return psycopg.connect(url, autocommit=True)  # closed by ``with``
 
     def _rows(self, sql: str) -> list[tuple[Any, ...]]:
         if self.schema is None:

@@ -9,6 +9,7 @@ run in a thread by the caller, so a slow store pauses consumption instead of que
 from __future__ import annotations
 
 import sqlite3
+import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
@@ -576,6 +577,20 @@ def schema_url(url: str, schema: str) -> str:
     through libpq's ``options``): a store of its own inside a shared database."""
     option = quote(f"-csearch_path={schema}", safe="")
     return f"{url}{'&' if '?' in url else '?'}options={option}"
+
+
+def create_schema(url: str, prefix: str) -> tuple[str, str]:
+    """A fresh, empty schema ``<prefix>_<hex>`` in the PostgreSQL database of ``url``: its name,
+    and the URL whose connections work in it (a store of its own: a test's, a bench run's)."""
+    import psycopg
+
+    schema = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    try:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(f"CREATE SCHEMA {schema}")
+    except psycopg.Error as exc:
+        raise StoreError(redact(f"cannot make a schema in {url}: {exc}")) from exc
+    return schema, schema_url(url, schema)
 
 
 def open_store(url: str) -> Store:
