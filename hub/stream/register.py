@@ -16,6 +16,7 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -65,6 +66,10 @@ class RegisterCache:
         """A newer entry from the feed: replaces a cached one (others stay out of the cache)."""
         if personal_id in self._entries:
             self.put(personal_id, record)
+
+    def drop(self, personal_id: str) -> None:
+        """Forget an entry the store holds something newer of: the next lookup reads it."""
+        self._entries.pop(personal_id, None)
 
     def put(self, personal_id: str, record: PopulationRecord | None) -> None:
         self._entries[personal_id] = (self.clock(), record)
@@ -117,6 +122,15 @@ class RegisterCache:
             return None
 
 
+@dataclass
+class Applied:
+    """What a batch of the feed tells the cache: people the store holds something newer of
+    (``stale``: forgotten) and the records read (``refresh``: replace a cached entry)."""
+
+    stale: list[str] = field(default_factory=list)
+    refresh: list[tuple[str, PopulationRecord | None]] = field(default_factory=list)
+
+
 class RegisterFeed:
     """``ref.population.v1`` → the store's register, from where the store says it got to."""
 
@@ -166,7 +180,10 @@ class RegisterFeed:
                 fetched = await consumer.getmany(timeout_ms=500, max_records=self.batch)
                 records = [r for recs in fetched.values() for r in recs]
                 if records:
-                    for pid, record in await self._store("write", partial(self.apply, records)):
+                    applied = await self._store("write", partial(self.apply, records))
+                    for pid in applied.stale:
+                        self.cache.drop(pid)
+                    for pid, record in applied.refresh:
                         self.cache.refresh(pid, record)
                     for r in records:
                         positions[r.partition] = max(positions.get(r.partition, 0), r.offset + 1)
@@ -198,19 +215,31 @@ class RegisterFeed:
             if self.metrics is not None:
                 self.metrics.register_ready.set(1)
 
-    def apply(self, records: list[Any]) -> list[tuple[str, PopulationRecord | None]]:
-        """One batch of feed records → the store (one transaction). Returns the entries for
-        the cache to refresh (the caller does, on the event loop: the cache is the loop's)."""
-        refreshes: list[tuple[str, PopulationRecord | None]] = []
+    def apply(self, records: list[Any]) -> Applied:
+        """One batch of feed records → the store (one transaction). Returns what the cache must
+        hear (the caller tells it, on the event loop: the cache is the loop's).
+
+        Records below where the store already is on their partition were written by another
+        worker's feed (or before a restart): they are neither decoded nor written again — the
+        store holds them or newer, so the cache only forgets those people (the next lookup reads
+        the store). Every worker reads the whole topic, so this is most of each worker's share
+        when several run."""
+        applied = Applied()
         rows: list[tuple[Any, ...]] = []
         deletions: list[tuple[str, int, int]] = []
         offsets: dict[int, int] = {}
+        done = self.store().register_offsets(self.topic)
+        already = 0
         for r in records:
             offsets[r.partition] = max(offsets.get(r.partition, 0), r.offset + 1)
             key = (r.key or b"").decode("utf-8", "replace")
+            if r.offset < done.get(r.partition, 0):
+                applied.stale.append(key)
+                already += r.value is not None
+                continue
             if r.value is None:
                 deletions.append((key, r.partition, r.offset))
-                refreshes.append((key, None))
+                applied.refresh.append((key, None))
                 continue
             record = self.cache.decode(r.value)
             if record is None:
@@ -219,11 +248,12 @@ class RegisterFeed:
                     self.metrics.register_records.labels("rejected").inc()
                 continue
             rows.append(register_row(record, r.value, r.partition, r.offset))
-            refreshes.append((record.personal_id, record))
+            applied.refresh.append((record.personal_id, record))
+        # Another feed may have got further since ``done`` was read: the store skips those too.
         written = self.store().apply_register(self.topic, rows, deletions, offsets)
         self.applied += written
         if self.metrics is not None:
             self.metrics.register_records.labels("applied").inc(written)
             # Applied already, by another worker's feed (or before a restart): not written again.
-            self.metrics.register_records.labels("already").inc(len(rows) - written)
-        return refreshes
+            self.metrics.register_records.labels("already").inc(already + len(rows) - written)
+        return applied

@@ -6,13 +6,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 from hub.domain.records import PopulationRecord
 from hub.metrics import HubMetrics
 from hub.sim.traffic import Traffic
 from hub.stream.register import RegisterCache
-from hub.wire.codec import Codec
+from hub.wire.codec import Codec, SchemaVersion
 
 CODEC = Codec()
 
@@ -101,9 +101,24 @@ def test_a_stored_record_loads_without_validation_as_the_feed_validated_it() -> 
         assert loaded is not None and loaded.sex is person.sex  # the enum, not its text
 
 
+class CountingCodec(Codec):
+    """The codec, counting what it decodes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.decoded = 0
+
+    def decode(self, data: bytes,
+               reader: SchemaVersion | None = None) -> tuple[str, dict[str, Any]]:  # fmt: skip
+        self.decoded += 1
+        return super().decode(data, reader)
+
+
 def test_two_workers_feeds_write_a_range_once_and_both_caches_hear_of_it(tmp_path: Path) -> None:
-    """Every worker reads the whole register topic; the first feed to reach a range writes it,
-    the other finds the store there and skips it (hub/store/sql.py ``apply_register``)."""
+    """Every worker reads the whole register topic; the first feed to reach a range decodes and
+    writes it, the other finds the store there: it decodes nothing of that range, and its cache
+    forgets those people so that its next lookup reads what the store holds
+    (hub/stream/register.py ``RegisterFeed.apply``, hub/store/sql.py ``apply_register``)."""
     from prometheus_client import CollectorRegistry
 
     from hub.store.sql import open_store
@@ -113,18 +128,63 @@ def test_two_workers_feeds_write_a_range_once_and_both_caches_hear_of_it(tmp_pat
     topic = "ref.population.v1"
     records = [Record(p.personal_id.encode(), encoded(p), i % 2, i // 2)
                for i, p in enumerate(PEOPLE[:20])]  # fmt: skip
-    first, second = (RegisterFeed(None, topic, lambda: store, CODEC,
-                                  RegisterCache(CODEC, max_entries=100, ttl_s=30, clock=Clock()),
+    codecs = [CountingCodec(), CountingCodec()]
+    caches = [RegisterCache(c, max_entries=100, ttl_s=30, clock=Clock()) for c in codecs]
+    first, second = (RegisterFeed(None, topic, lambda: store, c, cache,
                                   metrics=HubMetrics.create(CollectorRegistry()))
-                     for _ in range(2))  # fmt: skip
+                     for c, cache in zip(codecs, caches, strict=True))  # fmt: skip
     ids = [p.personal_id for p in PEOPLE[:12]]
-    for feed in (first, second):  # what each feed hands its cache: every record, written or not
-        assert [pid for pid, _ in feed.apply(records[:12])] == ids
+    old = PEOPLE[0].model_copy(update={"full_name": "Tên Cũ"})
+    caches[1].put(old.personal_id, old)  # the second worker looked this person up before
+
+    done = first.apply(records[:12])
+    assert [pid for pid, _ in done.refresh] == ids and done.stale == []
+    assert codecs[0].decoded == 12
+    skipped = second.apply(records[:12])
+    assert skipped.refresh == [] and skipped.stale == ids
+    assert codecs[1].decoded == 0, "a range the store holds is not decoded again"
     assert (first.applied, second.applied) == (12, 0)
     counted = cast(HubMetrics, second.metrics).register_records.labels
     assert counted("already")._value.get() == 12
-    second.apply(records)
+
+    for pid in skipped.stale:  # what the feed's loop does with it
+        caches[1].drop(pid)
+    assert len(caches[1]) == 0
+    loaded = caches[1].fetch([old.personal_id], store.register_records)
+    assert loaded == {old.personal_id: PEOPLE[0]}, "the next lookup reads the stored record"
+
+    rest = second.apply(records)
     assert second.applied == 8 and counted("applied")._value.get() == 8, "only the rest written"
+    assert codecs[1].decoded == 8 + 1, "only the rest decoded (and the one lookup)"
+    assert [pid for pid, _ in rest.refresh] == [p.personal_id for p in PEOPLE[12:20]]
     assert store.register_offsets(topic) == {0: 10, 1: 10}
     assert len(store.register_records([p.personal_id for p in PEOPLE[:20]])) == 20
+    store.close()
+
+
+def test_a_range_another_feed_reached_meanwhile_is_not_written_twice(tmp_path: Path) -> None:
+    """Between a feed's read of where the store is and its write, another feed may write the
+    same range: the store's own check (under the lock of the partition's position) skips it."""
+    from hub.store.sql import open_store
+    from hub.stream.register import RegisterFeed
+
+    store = open_store(f"sqlite:///{tmp_path / 'store.sqlite3'}")
+    topic = "ref.population.v1"
+    records = [Record(p.personal_id.encode(), encoded(p), 0, i) for i, p in enumerate(PEOPLE[:6])]
+    cache = RegisterCache(CODEC, max_entries=100, ttl_s=30, clock=Clock())
+    other = RegisterFeed(None, topic, lambda: store, CODEC, cache)
+
+    class Racing:  # the store, with the other feed writing just after the position was read
+        def __getattr__(self, name: str) -> Any:
+            return getattr(store, name)
+
+        def register_offsets(self, topic: str) -> dict[int, int]:
+            done = store.register_offsets(topic)
+            other.apply(records)
+            return done
+
+    late = RegisterFeed(None, topic, lambda: cast(Any, Racing()), CODEC, cache)
+    got = late.apply(records)
+    assert len(got.refresh) == 6, "decoded: the store was not there when asked"
+    assert (other.applied, late.applied) == (6, 0)
     store.close()
