@@ -60,9 +60,8 @@ class Consumer(faust_aiokafka.Consumer):
     chunk_handler: ChunkHandler | None = None
     _background_commit: asyncio.Future[None] | None = None
     # After the handler was busy this long (seconds), a fetch is topped up (:meth:`_top_up`),
-    # waiting at most ``top_up_wait_s`` for what is newer (take_in_chunks sets both).
-    top_up_after_s: float = math.inf
-    top_up_wait_s: float = 0.0
+    # waiting at most as long again for what is newer; 0: never (take_in_chunks sets it).
+    top_up_s: float = 0.0
     _returned_at = math.inf  # when the last wait for a fetch returned (time.monotonic)
 
     async def _drain_messages(self, fetcher: Any) -> None:  # faust_compat: DRAIN
@@ -80,7 +79,7 @@ class Consumer(faust_aiokafka.Consumer):
                 if not records or self.should_stop:
                     continue
                 generation = self.app.consumer_generation_id
-                if busy >= self.top_up_after_s and self.flow_active:
+                if 0 < self.top_up_s <= busy and self.flow_active:
                     records = await self._top_up(records, active)
                 if not self.flow_active or self.app.consumer_generation_id != generation:
                     # A rebalance started after the fetch (or during its top-up): what was
@@ -123,7 +122,7 @@ class Consumer(faust_aiokafka.Consumer):
 
     async def _top_up(self, records: Mapping[TP, list[Any]], active: set[TP] | None
                       ) -> Mapping[TP, list[Any]]:  # fmt: skip
-        """``records`` with what the fetcher brings within ``top_up_wait_s``, up to the fetch's
+        """``records`` with what the fetcher brings within ``top_up_s``, up to the fetch's
         limit (``broker_max_poll_records``), in one chunk.
 
         aiokafka fetches a partition again only once its buffered records are taken. While the
@@ -139,7 +138,7 @@ class Consumer(faust_aiokafka.Consumer):
         taken = sum(len(recs) for recs in records.values())
         if limit and taken >= limit:
             return records  # a full fetch: a backlog, nothing to gain by waiting
-        more = await self._fetch_more(active, self.top_up_wait_s, limit - taken if limit else None)
+        more = await self._fetch_more(active, self.top_up_s, limit - taken if limit else None)
         if not more:
             return records
         merged = {tp: list(recs) for tp, recs in records.items()}
@@ -261,7 +260,6 @@ def take_in_chunks(app: faust.App, topics: Sequence[str], handler: ChunkHandler,
                         f"its broker URL must start with {SCHEME}://")  # fmt: skip
     consumer.chunk_topics = frozenset(topics)
     consumer.chunk_handler = handler
-    consumer.top_up_after_s = top_up_s if top_up_s > 0 else math.inf
-    consumer.top_up_wait_s = top_up_s
+    consumer.top_up_s = max(0.0, top_up_s)
     for topic in topics:  # subscribed without an agent: no stream ever sees their messages
         app.topics.add(app.topic(topic, key_serializer="raw", value_serializer="raw"))

@@ -5,7 +5,6 @@ of faust that moves them fails here."""
 from __future__ import annotations
 
 import asyncio
-import math
 from collections.abc import Mapping, Sequence
 from types import SimpleNamespace
 from typing import Any, cast
@@ -271,7 +270,7 @@ async def test_a_fetch_after_a_busy_turn_is_topped_up_with_what_came_meanwhile()
     drain = Drain([{a: [record(SOURCE, 0, o) for o in range(3)]},
                    {a: [record(SOURCE, 0, o) for o in range(3, 5)]}])  # fmt: skip
     drain.app.conf.broker_max_poll_records = 10
-    drain.consumer.top_up_after_s = 0.0  # every turn counts as long
+    drain.consumer.top_up_s = 1e-9  # every turn counts as long
     top_up = TopUp(drain, [{a: [record(SOURCE, 0, o) for o in range(5, 7)],
                             b: [record(SOURCE, 1, o) for o in range(2)]}])  # fmt: skip
     chunks = drain.take(whole)
@@ -289,7 +288,7 @@ async def test_without_a_fetch_limit_the_top_up_asks_for_no_limit() -> None:
     drain = Drain([{a: [record(SOURCE, 0, o) for o in range(3)]},
                    {a: [record(SOURCE, 0, o) for o in range(3, 5)]}])  # fmt: skip
     drain.app.conf.broker_max_poll_records = None
-    drain.consumer.top_up_after_s = 0.0
+    drain.consumer.top_up_s = 1e-9
     top_up = TopUp(drain, [])
     drain.take(whole)
     await drain.run()
@@ -301,7 +300,7 @@ async def test_a_full_fetch_or_a_quick_turn_is_not_topped_up() -> None:
     full = Drain([{a: [record(SOURCE, 0, o) for o in range(3)]},
                   {a: [record(SOURCE, 0, o) for o in range(3, 6)]}])  # fmt: skip
     full.app.conf.broker_max_poll_records = 3
-    full.consumer.top_up_after_s = 0.0
+    full.consumer.top_up_s = 1e-9
     asked_full = TopUp(full, [{a: [record(SOURCE, 0, 6)]}]).asked
     full.take(whole)
     await full.run()
@@ -309,7 +308,7 @@ async def test_a_full_fetch_or_a_quick_turn_is_not_topped_up() -> None:
 
     quick = Drain([{a: [record(SOURCE, 0, o) for o in range(3)]},
                    {a: [record(SOURCE, 0, o) for o in range(3, 5)]}])  # fmt: skip
-    quick.consumer.top_up_after_s = 60.0
+    quick.consumer.top_up_s = 60.0
     asked_quick = TopUp(quick, [{a: [record(SOURCE, 0, 5)]}]).asked
     chunks = quick.take(whole)
     await quick.run()
@@ -337,7 +336,7 @@ async def test_a_rebalance_during_the_top_up_drops_the_whole_fetch_and_seeks_bac
     a = TP(SOURCE, 0)
     drain = Drain([{a: [record(SOURCE, 0, o) for o in range(3)]},
                    {a: [record(SOURCE, 0, o) for o in range(3, 5)]}])  # fmt: skip
-    drain.consumer.top_up_after_s = 0.0
+    drain.consumer.top_up_s = 1e-9
     sought: list[bool] = []
 
     async def perform_seek() -> None:
@@ -364,8 +363,26 @@ def test_the_top_up_is_the_workers_setting_and_zero_turns_it_off() -> None:
     take_in_chunks(on, [SOURCE], handler, top_up_s=0.02)
     take_in_chunks(off, [SOURCE], handler, top_up_s=0)
     consumer: Any = on.consumer
-    assert (consumer.top_up_after_s, consumer.top_up_wait_s) == (0.02, 0.02)
-    assert math.isinf(cast(Any, off.consumer).top_up_after_s), "0: no turn is ever long enough"
+    assert consumer.top_up_s == 0.02
+    assert cast(Any, off.consumer).top_up_s == 0
+
+
+async def test_a_top_up_of_zero_never_tops_a_fetch_up() -> None:
+    a = TP(SOURCE, 0)
+    drain = Drain([{a: [record(SOURCE, 0, o) for o in range(3)]},
+                   {a: [record(SOURCE, 0, o) for o in range(3, 5)]}])  # fmt: skip
+    drain.app.conf.broker_max_poll_records = 10
+    drain.consumer.top_up_s = 0.0
+    asked = TopUp(drain, [{a: [record(SOURCE, 0, 5)]}]).asked
+
+    async def handler(chunk: Any) -> Any:
+        await asyncio.sleep(0.05)  # every turn long
+        return whole(chunk)
+
+    drain.consumer.chunk_topics = frozenset({SOURCE})
+    drain.consumer.chunk_handler = handler
+    await drain.run()
+    assert asked == [], "0 turns the top-up off, however long the turns"
 
 
 @pytest.mark.parametrize("idle_between", [False, True])
@@ -376,7 +393,7 @@ async def test_only_a_turn_in_the_handler_counts_not_a_wait_for_records(idle_bet
     first = {a: [record(SOURCE, 0, o) for o in range(3)]}
     second = {a: [record(SOURCE, 0, o) for o in range(3, 5)]}
     drain = Drain([first, {}, second] if idle_between else [first, second])
-    drain.consumer.top_up_after_s = 0.05
+    drain.consumer.top_up_s = 0.05
     asked = TopUp(drain, []).asked
 
     drain.app.conf.broker_max_poll_records = 10
