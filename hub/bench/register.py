@@ -60,8 +60,10 @@ def people(count: int) -> Iterator[Message]:
         serial += 1
 
 
-def start_worker(home: Path, env: dict[str, str], timeout: float) -> dict[str, float]:
-    """Start `hub worker`, wait until ready; seconds to ready and peak RSS, then stop it."""
+def start_worker(home: Path, env: dict[str, str], timeout: float,
+                 settle_s: float = 2.0) -> dict[str, float]:  # fmt: skip
+    """Start `hub worker`, wait until ready; seconds to ready and peak RSS ``settle_s`` later,
+    then stop it."""
     port = 9300 + os.getpid() % 500
     env = {**os.environ, **env, "HUB_HOME": str(home), "HUB_METRICS_PORT": str(port),
            "HUB_REPORT_INTERVAL_S": "0.5"}  # fmt: skip
@@ -78,7 +80,7 @@ def start_worker(home: Path, env: dict[str, str], timeout: float) -> dict[str, f
                 "hub_register_ready"
             ):
                 ready = time.monotonic() - started
-                time.sleep(2)
+                time.sleep(settle_s)
                 peak = vm_hwm_kb(proc.pid) / 1024
                 return {"ready_s": round(ready, 2), "peak_rss_mb": round(peak, 1)}
             time.sleep(0.2)
