@@ -29,7 +29,7 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 from faust.serializers import codecs
 
-from hub.bench.cases import case
+from hub.bench.cases import case, open_every
 from hub.bench.register import start_worker
 from hub.domain.topics import TopicSpec
 from hub.kafka.admin import create_topics, delete_topics
@@ -46,7 +46,7 @@ LAYOUTS = {
 def changelog(cases: int, open_share: float, layout: str) -> Iterator[tuple[bytes, bytes | None]]:
     """The case table's changelog records (key, value; None: a tombstone) in ``layout``."""
     now = datetime.now(UTC)
-    every = max(1, round(1 / open_share)) if open_share > 0 else cases + 1
+    every = open_every(cases, open_share)
     for i in range(cases):
         closed = i % every != 0
         if closed and layout == "cleaned":
@@ -96,8 +96,9 @@ def measure(cases: int, open_share: float, layout: str, timeout: float) -> dict[
         started = start_worker(home, env, timeout, settle_s=0)
     finally:
         asyncio.run(delete_topics(kafka, [s.name for s in specs]))
-    return {"layout": layout, "cases": cases, "open": -(-cases // max(1, round(1 / open_share)))
-            if open_share > 0 else 0, "changelog_records": records, **started}  # fmt: skip
+    return {"layout": layout, "cases": cases,
+            "open": len(range(0, cases, open_every(cases, open_share))),
+            "changelog_records": records, **started}  # fmt: skip
 
 
 def main() -> None:

@@ -59,9 +59,14 @@ def one_report(states: list[dict[str, Any]], now: datetime) -> tuple[float, HubM
     return time.perf_counter() - began, metrics
 
 
+def open_every(cases: int, open_share: float) -> int:
+    """Case ``i`` of ``cases`` is open when ``i % open_every(…) == 0``: ``open_share`` of them."""
+    return max(1, round(1 / open_share)) if open_share > 0 else cases + 1
+
+
 def run(cases: int, open_share: float) -> dict[str, float]:
     now = datetime.now(UTC)
-    every = max(1, round(1 / open_share)) if open_share > 0 else cases + 1
+    every = open_every(cases, open_share)
     table = {f"case-{i}".encode(): codecs.dumps("json", case(i, i % every != 0, now))
              for i in range(cases)}  # fmt: skip
     began = time.perf_counter()
