@@ -137,6 +137,14 @@ class Settings(BaseSettings):
         "fetches a partition again only once its records are taken, so the next batch was as "
         "old as this one (0: never wait).",
     )
+    fetch_partition_bytes: int = Field(
+        default=1024**2,
+        ge=1024,
+        description="Most bytes a fetch brings of one partition (the Kafka client's "
+        "max_partition_fetch_bytes). The client holds up to this much of every partition it "
+        "reads before the worker takes it, so over a backlog a worker's memory grows with it "
+        "times the partitions it reads; a record batch larger than this still comes whole.",
+    )
     report_interval_s: float = Field(
         default=2.0, gt=0, description="Seconds between case/KPI/lag metric refreshes."
     )

@@ -118,6 +118,7 @@ def faust_app(settings: Settings, kafka: Connectable) -> faust.App:
         broker_commit_interval=1.0,
         stream_buffer_maxsize=4096,
         broker_max_poll_records=settings.store_batch_size,
+        consumer_max_fetch_size=settings.fetch_partition_bytes,
         producer_linger_ms=5,
         producer_max_batch_size=MAX_BATCH_BYTES,
         table_cleanup_interval=3600,

@@ -124,3 +124,33 @@ async def dead_letters(
         await asyncio.sleep(1)
     assert len(found) == len(wanted), f"dead letters found: {list(found)}"
     return found
+
+
+async def test_a_message_larger_than_a_fetch_is_dead_lettered_and_its_partition_goes_on(
+    kafka_broker: Settings, tmp_path: Path
+) -> None:
+    """HUB_FETCH_PARTITION_BYTES bounds what the Kafka client holds of a partition, not the size
+    of a message: a 300 KB value on a worker fetching 16 KiB of a partition still arrives (Kafka
+    returns a partition's first record batch whole), is dead-lettered with its bytes, and the
+    valid events behind it on the same partition are stored."""
+    codec = Codec()
+    bootstrap = kafka_broker.kafka_bootstrap
+    group, traffic = await traffic_for_new_group(bootstrap, "oversized", codec, 2, 200)
+    after = [traffic.message(traffic.event(SourceTopic.BIRTH)) for _ in range(300)]
+    huge = Message(SourceTopic.BIRTH.value, after[0].key, b"\xc3\x01" + b"x" * 300_000, None)
+    await produce(bootstrap, [huge, *after])  # the huge one first on after[0]'s partition
+    worker = WorkerProcess(tmp_path / "w", group, {"HUB_FETCH_PARTITION_BYTES": "16384"})
+    worker.start()
+    try:
+        valid = [str(m.event_id) for m in after]
+        stored = await asyncio.to_thread(worker.wait_stored, valid, 120)
+        assert stored == len(valid), worker.tail()
+        letters = await read_all(bootstrap, [dead_letter_topic(SourceTopic.BIRTH.value)], 2000)
+        assert worker.alive(), worker.tail()
+    finally:
+        worker.stop()
+    found = [DeadLetter.model_validate(codec.decode(r.value)[1])  # type: ignore[attr-defined]
+             for r in letters]  # fmt: skip
+    mine = [f for f in found if f.original_value == huge.value]
+    assert len(mine) == 1, "the oversized message is dead-lettered once, with its bytes"
+    assert (mine[0].stage, mine[0].original_key) == ("DECODE", huge.key)
