@@ -3,11 +3,11 @@ expiring, and refreshed by the feed only for entries it holds."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
 
+from hub.bench.feed import Record  # what aiokafka's consumer gives the feed, as far as it reads
 from hub.domain.records import PopulationRecord
 from hub.metrics import HubMetrics
 from hub.sim.traffic import Traffic
@@ -15,14 +15,6 @@ from hub.stream.register import RegisterCache
 from hub.wire.codec import Codec, SchemaVersion
 
 CODEC = Codec()
-
-
-@dataclass
-class Record:  # what aiokafka's consumer gives the feed
-    key: bytes
-    value: bytes | None
-    partition: int
-    offset: int
 
 
 PEOPLE = Traffic(CODEC, seed=3, provinces=1, population=30, now=datetime.now(UTC)).people
