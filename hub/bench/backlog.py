@@ -24,6 +24,9 @@ from hub.bench.runner import Bench, Figures
 from hub.settings import load_settings
 
 DEFAULT_SIZES = [1024**2, 256 * 1024]
+# The worker's open interconnection cases (held in its memory until the agencies answer; none
+# answer here), read as it stops: the cases its own agency tasks opened so far.
+OPEN_CASES = "hub_interconnection_cases_open"
 
 
 def run(events: int, sizes: list[int], seconds: float, runs: int) -> dict[int, list[Figures]]:
@@ -37,20 +40,22 @@ def run(events: int, sizes: list[int], seconds: float, runs: int) -> dict[int, l
                 bench.say(f"run {i + 1}/{runs}: {size:,} bytes a partition")
                 results[size].append(bench.workers(
                     preload, f"backlog{size}-{i}", ["hub", "worker"],
-                    extra_env={"HUB_FETCH_PARTITION_BYTES": str(size)}))  # fmt: skip
+                    extra_env={"HUB_FETCH_PARTITION_BYTES": str(size)},
+                    gauges=(OPEN_CASES,)))  # fmt: skip
     finally:
         bench.close()
     return results
 
 
 def table(results: dict[int, list[Figures]], seconds: float) -> str:
-    head = "| bytes a partition a fetch | events/s (runs) | peak RSS MB (runs) | CPU s / 1k |"
-    lines = [head, "|---:|---|---|---:|"]
+    lines = ["| bytes a partition a fetch | events/s (runs) | peak RSS MB (runs) | open cases "
+             "at the stop (runs) | CPU s / 1k |", "|---:|---|---|---|---:|"]  # fmt: skip
     for size, figs in results.items():
         rates = ", ".join(f"{f.events_per_s or 0:,.0f}" for f in figs)
         rss = ", ".join(f"{f.peak_rss_mb or 0:.0f}" for f in figs)
+        cases = ", ".join(f"{n:,.0f}" for f in figs for n in f.extra.get(OPEN_CASES, []))
         cpu = statistics.median(f.cpu_s_per_1k or 0.0 for f in figs)
-        lines.append(f"| {size:,} | {rates} | {rss} | {cpu:.2f} |")
+        lines.append(f"| {size:,} | {rates} | {rss} | {cases} | {cpu:.2f} |")
     return (
         f"a worker over the backlog, until all of it is stored or {seconds:.0f} s after its "
         "first stored event\n" + "\n".join(lines)

@@ -333,18 +333,22 @@ class Bench:
 
     # ---- (c), (c2), (e): workers writing the central store ---------------------------------------
     def workers(self, preload: Preload, name: str, command: list[str], count: int = 1,
-                extra_env: dict[str, str] | None = None,
-                cwd: Path | None = None) -> Figures:  # fmt: skip
+                extra_env: dict[str, str] | None = None, cwd: Path | None = None,
+                gauges: tuple[str, ...] = ()) -> Figures:  # fmt: skip
+        """``gauges``: metrics read from the workers' /metrics as they stop (summed over their
+        series and the workers), one value a run each, in the figures' ``extra``."""
         rates, cpu, rss, notes = [], [], 0.0, []
+        read: dict[str, list[float]] = {gauge: [] for gauge in gauges}
         for run in range(self.runs):
             group = self.group_at(preload, name)
             home = self.tmp / f"{name}-{run}"
             home.mkdir(parents=True)
             store = BenchStore(home)
-            procs = []
+            procs, ports = [], []
             for i in range(count):
+                ports.append(free_port())
                 env = {**os.environ, **self.env, "HUB_HOME": str(home), "HUB_APP_ID": group,
-                       "HUB_METRICS_PORT": str(free_port()), "HUB_STORE_URL": store.url,
+                       "HUB_METRICS_PORT": str(ports[-1]), "HUB_STORE_URL": store.url,
                        **(extra_env or {})}  # fmt: skip
                 log = (home / f"worker-{i}.log").open("wb")
                 procs.append(spawn([sys.executable, "-m", *command], env=env, cwd=cwd,
@@ -354,6 +358,9 @@ class Bench:
             except BaseException:
                 stop_left(procs)  # one exited early or the bench was stopped: none is left
                 raise
+            scrapes = [fetch(f"http://127.0.0.1:{p}/metrics") for p in ports] if gauges else []
+            for gauge in gauges:
+                read[gauge].append(sum(sc.total(gauge) for sc in scrapes if sc is not None))
             usages = [stop(p) for p in procs]
             rates.append(rate)
             cpu.append(sum(u.seconds for u in usages) / max(done, 1) * 1000)
@@ -362,7 +369,7 @@ class Bench:
                 notes.append(f"run {run + 1}: {done} of {preload.events} stored within the "
                              f"{self.cap_s:.0f} s cap")  # fmt: skip
         return Figures(statistics.median(rates), statistics.median(cpu), rss, rates,
-                       "; ".join(notes))  # fmt: skip
+                       "; ".join(notes), dict(read))  # fmt: skip
 
     def _watch_store(self, store: BenchStore, expected: int,
                      procs: list[subprocess.Popen[bytes]]) -> tuple[float, int]:  # fmt: skip
