@@ -181,8 +181,10 @@ def build_app(settings: Settings) -> faust.App:
     # Case state, keyed by case id. ``use_partitioner``: written from the chunk handler (no faust
     # event), its changelog partition is the key's, as it is for the tasks and acknowledgements
     # keyed by the same case id (Kafka's default partitioner everywhere).
+    # Its values are the cases serialised by the tracker (compact JSON; faust's json serializer
+    # wrote JSON too, so a changelog of before reads back): in memory less than half the dicts.
     case_table = app.Table("cases", partitions=settings.partitions, key_type=bytes,
-                           use_partitioner=True,
+                           value_type=bytes, use_partitioner=True,
                            extra_topic_configs=CASE_CHANGELOG_CONFIG)  # fmt: skip
     events_out = Children(metrics.events_out)
     # The batch's outputs go out as record batches (hub/kafka/outbox.py), counted per batch.

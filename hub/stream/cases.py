@@ -6,7 +6,10 @@ the citizen-facing notifications and the dead letters of refused acknowledgement
 outbox; :meth:`CaseTracker.run` returns once Kafka has them, and only then may the caller
 acknowledge the chunk's offsets. :meth:`CaseTracker.changed` gives the store rows of the cases
 that changed since the last call (and of those that went overdue without a message); the
-reports read :attr:`CaseTracker.open`, the cases not closed, kept as they are written.
+reports read :attr:`CaseTracker.open`, a :class:`~hub.domain.cases.Summary` of each case not
+closed, kept as they are written. The table holds each open case serialised
+(:func:`hub.domain.cases.dump`): ~1.1 KB of the worker's memory a case (table value and
+summary) against ~2.4 KB as dicts (``python -m hub.bench.cases --memory N``).
 
 Answers can come before their task: the answer overtook it (they travel on different topics),
 or names a case the hub never opened (a mistyped or made-up case id; the case "waits"). Such an
@@ -17,7 +20,8 @@ or on the oldest when too many wait: its answers go to their dead-letter
 topic untouched, the case leaves the table, and its store row says ``unmatched``. A flood of
 answers to made-up cases costs a worker a bounded amount of memory, and nothing is dropped.
 
-No faust here: the table is any mapping (a faust Table in ``hub worker``, a dict in tests).
+No faust here: the table is any mapping of bytes to bytes (a faust Table in ``hub worker``, a
+dict in tests).
 """
 
 from __future__ import annotations
@@ -61,7 +65,7 @@ WITHOUT_TASK = "ack_without_task"  # the dead-letter reason of answers whose tas
 
 class CaseTracker:
     def __init__(self, *, codec: Codec, metrics: HubMetrics, out: Out,
-                 table: MutableMapping[bytes, CaseState], store: Callable[[], Store],
+                 table: MutableMapping[bytes, bytes], store: Callable[[], Store],
                  retry: Retry, worker_name: str) -> None:  # fmt: skip
         self.codec = codec
         self.metrics = metrics
@@ -73,7 +77,7 @@ class CaseTracker:
         self.dirty: dict[str, CaseState] = {}  # changed since the store last had them
         self.overdue_written: set[str] = set()
         # This worker's cases not yet closed, as written: what the reports read.
-        self.open: dict[bytes, CaseState] = {}
+        self.open: dict[bytes, case_logic.Summary] = {}
         # Closed cases the table still held at its recovery (written by a version that kept
         # them, or a crash between storing a case and removing it): stored, then removed.
         self.closing: dict[bytes, CaseState] = {}
@@ -85,11 +89,19 @@ class CaseTracker:
         recovery) changed which cases this worker holds."""
         self.open, self.closing = {}, {}
         now = datetime.now(UTC).isoformat()
-        for key, state in self.table.items():
-            held = self.open if state["status"] == case_logic.OPEN else self.closing
-            held[key] = state
+        for key, raw in self.table.items():
+            state = case_logic.load(raw)
             if case_logic.waiting(state) and "waiting_since" not in state:
-                held[key] = {**state, "waiting_since": now}  # written by an earlier version
+                state["waiting_since"] = now  # written by an earlier version: waits from now
+            if state["status"] == case_logic.OPEN:
+                self.open[key] = case_logic.summary(state)
+            else:
+                self.closing[key] = state
+
+    def state(self, key: bytes) -> CaseState | None:
+        """The case the table holds under ``key`` (None: none), as a dict."""
+        raw = self.table.get(key)
+        return None if raw is None else case_logic.load(raw)
 
     async def run(self, messages: list[Incoming]) -> None:
         """One chunk: every case it touches written once (a closed one to the store, then out of
@@ -115,9 +127,9 @@ class CaseTracker:
                 self.closing.pop(key, None)
                 self.dirty.pop(state["case_id"], None)
             else:
-                self.table[key] = state
+                self.table[key] = case_logic.dump(state)
                 self.dirty[state["case_id"]] = state
-                self.open[key] = state
+                self.open[key] = case_logic.summary(state)
         for note in notes:
             value = self.codec.encode(CaseNotification.SCHEMA, note.to_avro())
             await self.out.add(NOTIFICATION_TOPIC, str(note.case_id).encode(), value)
@@ -138,7 +150,7 @@ class CaseTracker:
         ``out`` is an outbox of the caller's (the report timer's), not the chunks': its flush
         must not send a batch's outputs, whose offsets would then move on another's flush."""
         async with self.lock:
-            held = sorted((since(s), k) for k, s in self.open.items() if case_logic.waiting(s))
+            held = sorted((since(s), k) for k, s in self.open.items() if s.waiting)
             over = max(0, len(held) - most)
             why = {key: f"no task came for it within {wait}" for began, key in held
                    if now - began >= wait}  # fmt: skip
@@ -148,8 +160,9 @@ class CaseTracker:
             if not expired:
                 return 0
             unkept = 0  # cases a version before this one wrote: their store rows hold the answers
+            cases = {key: self._waiting_case(key) for key in expired}
             for key in expired:
-                case = self.open[key]
+                case = cases[key]
                 kept = case.get("answers", [])
                 unkept += not kept
                 detail = (f"an answer for case {case['case_id']}, which no task opened: "
@@ -160,19 +173,25 @@ class CaseTracker:
                     await out.add(*letter_out(self.codec, self.metrics, kept_message(answer),
                                               rejected, now, self.worker_name))  # fmt: skip
             await out.flush()
-            given_up = [case_logic.unmatched(self.open[k], now) for k in expired]
+            given_up = [case_logic.unmatched(cases[k], now) for k in expired]
             for case in given_up:
                 case.pop("answers", None)  # in their dead-letter topics now
             await self._write(*store_rows(given_up, now))
             for key in expired:
-                case = self.open.pop(key)
+                self.open.pop(key)
                 self.table.pop(key, None)
-                self.dirty.pop(case["case_id"], None)
+                self.dirty.pop(cases[key]["case_id"], None)
             log.warning("gave up on %d case(s) whose task never came; their answers are "
                         "dead-lettered (%s)", len(expired), WITHOUT_TASK)  # fmt: skip
             if unkept:  # their store rows (status unmatched) hold what was answered
                 log.warning("%d of them kept no answers (an earlier version wrote them)", unkept)
             return len(expired)
+
+    def _waiting_case(self, key: bytes) -> CaseState:
+        """A waiting case from the table, with since when it waits (a case an earlier version
+        wrote waits from this worker's start: its summary says so)."""
+        case = self.state(key) or {}
+        return {**case, "waiting_since": case.get("waiting_since") or self.open[key].waiting_since}
 
     async def _closed_in_store(self, messages: list[Incoming]) -> dict[bytes, CaseState]:
         """The closed cases, from the store, of the chunk's keys the table does not hold."""
@@ -198,7 +217,7 @@ class CaseTracker:
 
     async def _store_changes(self, now: datetime) -> None:
         closing = dict(self.closing)
-        rows, steps = self.changed(list(self.open.values()), now)
+        rows, steps = self.changed(now)
         if rows:
             await self._write(rows, steps)
         for key in closing:
@@ -216,7 +235,7 @@ class CaseTracker:
         key = msg.key or b""
         try:
             _, record = self.codec.decode(msg.value or b"")
-            current = states.get(key) or self.table.get(key) or stored.get(key)
+            current = states.get(key) or self.state(key) or stored.get(key)
             if msg.topic == AgencyTopic.ACK.value or msg.topic in ACK_AGENCY:
                 ack = AgencyAcknowledgement.model_validate(record)
                 state, notes = case_logic.on_ack(current, ack, ACK_AGENCY.get(msg.topic))
@@ -239,19 +258,19 @@ class CaseTracker:
         states[key] = state
         return notes
 
-    def changed(self, states: list[CaseState], now: datetime
-                ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:  # fmt: skip
-        """The store rows (cases, steps) of what changed since the last call, including cases
-        of ``states`` that passed their deadline since (they change without a message) and the
-        closed cases the table held at its recovery."""
+    def changed(self, now: datetime) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+        """The store rows (cases, steps) of what changed since the last call, including open
+        cases that passed their deadline since (they change without a message) and the closed
+        cases the table held at its recovery."""
         for case in self.closing.values():
             self.dirty[case["case_id"]] = case
-        for case in states:
-            if case["case_id"] in self.overdue_written:
+        for key, held in self.open.items():
+            if held.case_id in self.overdue_written:
                 continue
-            if case_logic.status(case, now) == "overdue":
-                self.overdue_written.add(case["case_id"])
-                self.dirty[case["case_id"]] = case
+            if held.status_at(now) == "overdue":
+                self.overdue_written.add(held.case_id)
+                if held.case_id not in self.dirty and (state := self.state(key)) is not None:
+                    self.dirty[held.case_id] = state
         rows = store_rows(list(self.dirty.values()), now)
         self.dirty.clear()
         return rows
@@ -326,9 +345,9 @@ def _bytes(text: str | None) -> bytes | None:
     return None if text is None else base64.b64decode(text)
 
 
-def since(state: CaseState) -> datetime:
+def since(held: case_logic.Summary) -> datetime:
     """When a waiting case's first answer came (the hub's clock)."""
-    return datetime.fromisoformat(state["waiting_since"])
+    return datetime.fromisoformat(held.waiting_since or "")
 
 
 def store_rows(states: list[CaseState], now: datetime
@@ -348,8 +367,8 @@ def case_id_of(key: bytes) -> str | None:
         return None
 
 
-def report_cases(metrics: HubMetrics, states: list[CaseState], now: datetime) -> None:
-    """The open, overdue and waiting gauges of the cases in ``states`` (this worker's
+def report_cases(metrics: HubMetrics, states: list[case_logic.Summary], now: datetime) -> None:
+    """The open, overdue and waiting gauges of the cases ``states`` summarise (this worker's
     partitions)."""
     open_cases: dict[str, int] = {}
     overdue_cases: dict[str, int] = {}
@@ -357,12 +376,12 @@ def report_cases(metrics: HubMetrics, states: list[CaseState], now: datetime) ->
     overdue_tasks: dict[tuple[str, str], int] = {}
     waiting = 0
     for case in states:
-        st = case_logic.status(case, now)
+        st = case.status_at(now)
         waiting += st == "waiting"
-        wf = case.get("workflow", "unknown")
+        wf = "unknown" if case.workflow is None else case.workflow
         if st in ("open", "overdue"):
             open_cases[wf] = open_cases.get(wf, 0) + 1
-            for agency in case_logic.pending(case).values():
+            for agency in case.agencies:
                 open_tasks[(wf, agency)] = open_tasks.get((wf, agency), 0) + 1
                 if st == "overdue":
                     overdue_tasks[(wf, agency)] = overdue_tasks.get((wf, agency), 0) + 1

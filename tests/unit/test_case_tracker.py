@@ -63,16 +63,20 @@ class Out:
         self.pending.clear()
 
 
-class Table(dict[bytes, Any]):
+class Table(dict[bytes, bytes]):
     """A dict counting its writes and deletions (faust's table sends one changelog message for
     each: a value, or a tombstone)."""
+
+    def case(self, key: bytes) -> case_logic.CaseState:
+        """The case held under ``key``, as the tracker serialised it."""
+        return case_logic.load(self[key])
 
     def __init__(self) -> None:
         super().__init__()
         self.writes = 0
         self.deletions = 0
 
-    def __setitem__(self, key: bytes, value: Any) -> None:
+    def __setitem__(self, key: bytes, value: bytes) -> None:
         self.writes += 1
         super().__setitem__(key, value)
 
@@ -160,7 +164,7 @@ async def test_a_chunk_opens_and_completes_a_case_stored_and_not_kept() -> None:
     states = [n.state for n in notes(out)]
     assert states[0] == "OPEN" and states[-1] == "COMPLETED"
     assert not out.pending, "every output flushed"
-    assert cases.changed(list(cases.open.values()), NOW) == ([], []), "stored once"
+    assert cases.changed(NOW) == ([], []), "stored once"
 
 
 async def test_a_case_closed_in_a_later_chunk_leaves_the_table_with_a_tombstone() -> None:
@@ -209,7 +213,7 @@ async def test_closed_cases_left_in_the_table_are_stored_then_removed() -> None:
         outcome=AckOutcome.REJECTED, acknowledged_at=NOW))  # fmt: skip
     other = police.model_copy(update={"case_id": uuid4()})
     still, _ = case_logic.on_task(None, other)
-    table.update({b"closed": done, b"open": still})
+    table.update({b"closed": case_logic.dump(done), b"open": case_logic.dump(still)})
     cases.reload()
     assert set(cases.open) == {b"open"}
     await cases.store_changes(NOW)
@@ -237,7 +241,7 @@ async def test_the_next_chunk_continues_the_case_from_the_table() -> None:
     police, card = two_tasks()
     await cases.run([task_message(police, 1), task_message(card, 2)])
     await cases.run([answer(police, 3)])
-    state = table[str(police.case_id).encode()]
+    state = table.case(str(police.case_id).encode())
     assert case_logic.pending(state) == {card.task_id: Agency.SOCIAL_INSURANCE.value}
     assert case_logic.status(state, NOW) in ("open", "overdue")
 
@@ -255,7 +259,7 @@ async def test_an_answer_on_another_agencys_topic_is_dead_lettered_with_its_head
     topic, letter, headers = letters[0]
     assert topic == dead_letter_topic(police_acks) and letter.reason == "ack_wrong_agency"
     assert headers == (("trace", b"42"),)
-    state = table[str(card.case_id).encode()]
+    state = table.case(str(card.case_id).encode())
     assert state["steps"][card.task_id]["state"] == case_logic.PENDING
 
 
@@ -369,7 +373,8 @@ async def test_the_reports_read_the_open_cases_and_count_what_the_whole_table_co
     later = NOW + timedelta(days=60)  # every pending step is overdue by then
     for now in (NOW, later):
         whole, kept = HubMetrics.create(CollectorRegistry()), HubMetrics.create(CollectorRegistry())
-        report_cases(whole, list(table.values()), now)
+        every = [case_logic.summary(case_logic.load(raw)) for raw in table.values()]
+        report_cases(whole, every, now)
         report_cases(kept, list(cases.open.values()), now)
         assert gauges(kept) == gauges(whole)
     assert any(v for (name, _), v in gauges(kept).items() if "overdue" in name)
@@ -384,7 +389,7 @@ async def test_an_answer_before_its_task_then_the_task_gives_the_stored_case_its
     """Answers can come before their task (a "waiting" case, no workflow yet): once the task
     arrives the stored row must say which workflow and province the case is, not keep the
     empty values the waiting row was written with."""
-    cases, _, _ = tracker(Out())
+    cases, table, _ = tracker(Out())
     police, card = two_tasks()
     await cases.run([answer(police, 1)])
     await cases.store_changes(NOW)
@@ -396,7 +401,8 @@ async def test_an_answer_before_its_task_then_the_task_gives_the_stored_case_its
         "SELECT workflow, province_code, status FROM interconnection_cases")  # fmt: skip
     assert (workflow, province) == (police.workflow, police.province_code)
     assert status in ("open", "overdue")
-    assert "answers" not in cases.open[str(police.case_id).encode()], "the answer found its case"
+    key = str(police.case_id).encode()
+    assert key in cases.open and "answers" not in table.case(key), "the answer found its case"
 
 
 def given_up(out: Out) -> list[DeadLetter]:
@@ -456,7 +462,7 @@ async def test_a_waiting_case_keeps_a_bounded_number_of_answers_each_once() -> N
     """Answers for one made-up case: kept up to the bound (a redelivered one once), the rest
     dead-lettered at once; given up on, each kept answer is dead-lettered once."""
     out = Out()
-    cases, _, _ = tracker(out)
+    cases, table, _ = tracker(out)
     first = stray(0, "t-0")
     case_id = AgencyAcknowledgement.model_validate(CODEC.decode(first.value or b"")[1]).case_id
     ack = AgencyAcknowledgement.model_validate(CODEC.decode(first.value or b"")[1])
@@ -467,7 +473,7 @@ async def test_a_waiting_case_keeps_a_bounded_number_of_answers_each_once() -> N
         more.append(Incoming(first.topic, 0, i, first.key, value))
     await cases.run([first, first, *more[:5]])  # the first answer delivered twice
     await cases.run([first, *more[5:]])  # and again, after a restart
-    assert len(cases.open[str(case_id).encode()]["answers"]) == MAX_WAITING_ANSWERS
+    assert len(table.case(str(case_id).encode())["answers"]) == MAX_WAITING_ANSWERS
     refused = given_up(out)
     assert [letter.original_offset for letter in refused] == [16, 17, 18, 19]
     assert {letter.reason for letter in refused} == {"ack_without_task"}
@@ -505,7 +511,7 @@ async def test_a_task_arriving_while_its_answers_are_given_up_on_keeps_its_case(
     await asyncio.gather(expiring, chunk)
     key = str(police.case_id).encode()
     assert key in table and key in cases.open, "the case the task opened is kept"
-    assert table[key]["workflow"] == police.workflow and "answers" not in table[key]
+    assert table.case(key)["workflow"] == police.workflow and "answers" not in table.case(key)
     assert [letter.original_offset for letter in given_up(timer)] == [1]
 
 
@@ -516,7 +522,8 @@ async def test_a_waiting_case_an_earlier_version_wrote_is_given_up_on_after_the_
     cases, table, _ = tracker(out)
     case_id = str(uuid4())
     steps = {"t-1": {"state": "DONE", "reason": None, "agency": "POLICE"}}
-    table[case_id.encode()] = {"case_id": case_id, "steps": steps, "status": "OPEN"}
+    table[case_id.encode()] = case_logic.dump({"case_id": case_id, "steps": steps,
+                                               "status": "OPEN"})  # fmt: skip
     cases.reload()
     now, wait = datetime.now(UTC), timedelta(hours=1)
     assert await cases.expire_waiting(now, wait, 100, out) == 0, "waits from the restart"
@@ -546,7 +553,7 @@ async def test_a_forged_answer_that_overtook_its_task_is_dead_lettered_when_the_
     assert (topic, letter.reason, key) == (dead_letter_topic(message.topic), "ack_wrong_agency",
                                            message.key)  # fmt: skip
     assert (letter.original_offset, letter.original_value) == (5, message.value)
-    steps = table[str(card.case_id).encode()]["steps"]
+    steps = table.case(str(card.case_id).encode())["steps"]
     assert steps[card.task_id]["state"] == "PENDING" and steps[police.task_id]["state"] == "DONE"
 
 
@@ -561,7 +568,7 @@ async def test_answers_for_a_task_the_case_does_not_have_are_dead_lettered() -> 
     await cases.run([task_message(police, 2), answer(made_up, 3), task_message(card, 4)])
     assert [(letter.original_offset, letter.reason) for _, letter, _ in letters(out)] == [
         (1, "ack_unknown_task"), (3, "ack_unknown_task")]  # fmt: skip
-    state = table[str(police.case_id).encode()]
+    state = table.case(str(police.case_id).encode())
     assert set(state["steps"]) == {police.task_id, card.task_id} and "answers" not in state
     assert state["status"] == "OPEN", "the made-up rejection rejected nothing"
 
@@ -576,3 +583,49 @@ async def test_each_chunk_of_cases_is_one_observation_of_the_cases_stage() -> No
     timed = samples(metrics.stage_seconds)
     assert timed[("hub_stage_duration_seconds_count", (("stage", "cases"),))] == 2
     assert timed[("hub_stage_duration_seconds_sum", (("stage", "cases"),))] > 0
+
+
+async def test_a_changelog_faust_wrote_as_json_reads_back_and_an_older_worker_reads_ours() -> None:
+    """The table held dicts faust serialised as JSON; it now holds the tracker's own compact
+    JSON bytes. A changelog written before reads back (the case goes on where it was), and what
+    the tracker writes is still what faust's json codec reads (a rolling upgrade mixes both)."""
+    from faust.serializers import codecs
+
+    out = Out()
+    cases, table, _ = tracker(out)
+    police, card = two_tasks()
+    opened, _ = case_logic.on_task(None, police)
+    opened, _ = case_logic.on_task(opened, card)
+    key = str(police.case_id).encode()
+    table[key] = codecs.dumps("json", opened)  # as the worker's table wrote it before
+    cases.reload()
+    assert cases.open[key] == case_logic.summary(opened)
+    await cases.run([answer(police, 3)])
+    assert codecs.loads("json", table[key])["steps"][police.task_id]["state"] == "DONE"
+    await cases.run([answer(card, 4)])
+    assert key not in table
+    assert stored("SELECT status FROM interconnection_cases") == [("completed",)]
+
+
+def test_a_case_is_overdue_only_while_a_step_waits_on_its_agency_past_its_deadline() -> None:
+    """DESIGN.md: deadlines are per step; the legal clock stops while the citizen supplements
+    documents (a NEEDS_SUPPLEMENT step is not the agency's delay); a case with answers and no
+    task waits; a closed case is never overdue."""
+    past, future = (NOW - timedelta(days=1)).isoformat(), (NOW + timedelta(days=1)).isoformat()
+
+    def case(*steps: tuple[str, str], status: str = "OPEN", workflow: bool = True) -> Any:
+        state: dict[str, Any] = {"case_id": "c", "status": status, "steps": {
+            f"t{i}": {"state": s, "agency": "POLICE", "due_at": due}
+            for i, (s, due) in enumerate(steps)}}  # fmt: skip
+        return state | ({"workflow": "birth"} if workflow else {})
+
+    assert case_logic.status(case(("PENDING", future)), NOW) == "open"
+    assert case_logic.status(case(("PENDING", future), ("PENDING", past)), NOW) == "overdue"
+    assert case_logic.status(case(("NEEDS_SUPPLEMENT", past)), NOW) == "open"
+    assert case_logic.status(case(("DONE", past), ("PENDING", future)), NOW) == "open"
+    assert case_logic.status(case(("DONE", past)), NOW + timedelta(days=9)) == "open"
+    assert case_logic.status(case(("PENDING", past), workflow=False), NOW) == "waiting"
+    assert case_logic.status(case(("PENDING", past), status="COMPLETED"), NOW) == "completed"
+    assert case_logic.status(case(("REJECTED", past), status="REJECTED"), NOW) == "rejected"
+    summary = case_logic.summary(case(("NEEDS_SUPPLEMENT", past), ("PENDING", future)))
+    assert sorted(summary.agencies) == ["POLICE", "POLICE"], "both steps still open"
