@@ -290,7 +290,7 @@ def store_row(case: CaseState, now: datetime) -> tuple[Any, ...]:
         case["case_id"], case.get("workflow", ""), case.get("province", ""),
         case.get("opened_at") or now.isoformat(), max(due) if due else now.isoformat(),
         ",".join(sorted(pending(case).values())), status(case, now), case.get("closed_at"),
-        json.dumps(case, ensure_ascii=False, separators=(",", ":")),
+        dump(case).decode(),
     )  # fmt: skip
 
 
