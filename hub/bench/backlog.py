@@ -4,14 +4,17 @@ Run: ``python -m hub.bench.backlog [--events N] [--fetch-bytes B …] [--seconds
 beside the local broker. Pre-loads N events of the bench's mix once, then starts a real ``hub
 worker`` from the start of the pre-load for each ``HUB_FETCH_PARTITION_BYTES`` value in turn
 (each in a consumer group of its own, alternating, R times), lets it drain until the whole
-backlog is stored or S seconds after its first stored event, and reads its events/s and its
-peak RSS (VmHWM) at the stop.
+backlog is stored or S seconds after its first stored event, and reads its events/s, its peak
+RSS (VmHWM) and its open interconnection cases at the stop.
 
 The Kafka client fetches every partition the worker reads and holds up to that many bytes of each
 until the worker takes them, so a worker restarted over a backlog (after an outage, or a new
 deployment reading from the start) holds the fetch size times the partitions with records.
 The backlog must exceed the fetch size on every partition for the bound to show: ~1,000,000
-events of the mix (~150 bytes each) over 8 source topics of 12 partitions.
+events of the mix (~150 bytes each) over 8 source topics of 12 partitions. Over a whole drain
+the peak follows the open cases instead (docs/BENCHMARKS.md, fourteenth round): the worker's
+own agency tasks open them, and nothing answers them here; when the worker takes those tasks
+depends on the fetch size.
 """
 
 from __future__ import annotations
