@@ -112,7 +112,7 @@ def pipeline_rate(codec: Codec, records: int) -> float:
     for msg in messages:
         out = pipeline.process(msg, register.get, lambda _: None, now)
         if isinstance(out, Accepted):
-            codec.encode(UnifiedEvent.SCHEMA, out.envelope.to_avro())
+            codec.encode(UnifiedEvent.SCHEMA, out.envelope)
     return records / (time.perf_counter() - start)
 
 
@@ -145,7 +145,7 @@ def pipeline_stages(codec: Codec, records: int, repeats: int = 3) -> dict[str, f
 
     outcomes, process_us = best(process)
     accepted = [o for o in outcomes if isinstance(o, Accepted)]
-    _, encode_us = best(lambda: [codec.encode(UnifiedEvent.SCHEMA, o.envelope.to_avro())
+    _, encode_us = best(lambda: [codec.encode(UnifiedEvent.SCHEMA, o.envelope)
                                  for o in accepted])  # fmt: skip
     return {"decode_us": decode_us, "validate_us": validate_us, "process_us": process_us,
             "encode_envelope_us": encode_us}  # fmt: skip

@@ -52,13 +52,13 @@ async def process(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
         outcome = pipeline.process(msg, lambda _: None, lambda k: seen.get(k.encode()), now)
         if isinstance(outcome, Accepted):
             env = outcome.envelope
-            value = codec.encode(UnifiedEvent.SCHEMA, env.to_avro())
+            value = codec.encode(UnifiedEvent.SCHEMA, env)
             await topics[outcome.unified_topic].send(key=outcome.key.encode(), value=value)
             for topic, task in outcome.tasks:
                 await topics[topic.value].send(key=str(task.case_id).encode(),
                                                value=codec.encode(AgencyTask.SCHEMA,
                                                                   task.to_avro()))  # fmt: skip
-            seen[str(env.event_id).encode()] = msg.lineage.encode()
+            seen[str(env["event_id"]).encode()] = msg.lineage.encode()
             if "s" not in store_box:
                 store_box["s"] = open_store(settings.resolved_store_url)
             store_box["s"].write(

@@ -30,7 +30,7 @@ from hub.domain.events import (
     ProcedureDossierEvent,
     SourceEvent,
 )
-from hub.domain.records import QualityFlags
+from hub.domain.records import QualityRecord
 
 DIMENSIONS = ("correct", "sufficient", "clean", "alive", "unified", "shared")
 
@@ -72,7 +72,7 @@ def score(
     freshness: timedelta,
     register_updated_at: datetime | None = None,
     register_max_age: timedelta = timedelta(days=365),
-) -> QualityFlags:
+) -> QualityRecord:
     issues = [f"missing_{name}" for name in EXPECTED.get(type(event), ())
               if getattr(event, name) is None]  # fmt: skip
     sufficient = not issues
@@ -91,12 +91,12 @@ def score(
     if event.code_system is CodeSystem.LEGACY:
         issues.append("legacy_codes_converted")  # converted into the 2025 catalogue: unified
     mismatch = any(i != "subject_unknown" for i in identity_issues)
-    return QualityFlags(
-        correct=not identity_issues,
-        sufficient=sufficient,
-        clean=not duplicate and not mismatch,
-        alive=not late and not register_stale,
-        unified=not unknown,
-        shared=True,
-        issues=issues,
-    )
+    return {
+        "correct": not identity_issues,
+        "sufficient": sufficient,
+        "clean": not duplicate and not mismatch,
+        "alive": not late and not register_stale,
+        "unified": not unknown,
+        "shared": True,
+        "issues": issues,
+    }

@@ -24,7 +24,7 @@ from hub.domain.events import (
     ProcedureDossierEvent,
     SourceEvent,
 )
-from hub.domain.records import UnifiedEvent
+from hub.domain.records import Envelope
 from hub.redaction import redact
 
 
@@ -122,24 +122,25 @@ def utc(moment: datetime) -> datetime:
     return moment.astimezone(UTC)
 
 
-def batch_from(accepted: Iterable[tuple[UnifiedEvent, SourceEvent]], stored_at: datetime) -> Batch:
+def batch_from(accepted: Iterable[tuple[Envelope, SourceEvent]], stored_at: datetime) -> Batch:
     """Pure: the rows a batch of accepted events (envelope and validated source event) writes."""
     batch = Batch()
     for env, event in accepted:
+        province, lineage = env["province_code"], env["lineage"]
         batch.events.append((
-            str(env.event_id), env.event_type.value, env.subject_id, env.province_code,
-            env.commune_code, env.source_system, env.source_code_system.value,
-            env.occurred_at, env.ingested_at, stored_at, ",".join(env.quality.issues),
-            env.lineage.topic, env.lineage.partition, env.lineage.offset,
+            str(env["event_id"]), env["event_type"].value, env["subject_id"], province,
+            env["commune_code"], env["source_system"], env["source_code_system"].value,
+            env["occurred_at"], env["ingested_at"], stored_at, ",".join(env["quality"]["issues"]),
+            lineage["topic"], lineage["partition"], lineage["offset"],
         ))  # fmt: skip
         if isinstance(event, ProcedureDossierEvent):
             batch.dossiers.append((
-                event.dossier_code, env.province_code, str(event.status), str(event.channel),
+                event.dossier_code, province, str(event.status), str(event.channel),
                 event.received_at, event.due_at, event.completed_at, event.occurred_at,
             ))  # fmt: skip
             # In UTC: SQLite compares timestamps as ISO text, which needs one offset.
             batch.dossier_history.append((
-                str(env.event_id), event.dossier_code, env.province_code,
+                str(env["event_id"]), event.dossier_code, province,
                 event.procedure_code, str(event.channel), str(event.status),
                 utc(event.occurred_at), utc(event.received_at), utc(event.due_at),
                 utc(event.completed_at) if event.completed_at else None,
@@ -148,7 +149,7 @@ def batch_from(accepted: Iterable[tuple[UnifiedEvent, SourceEvent]], stored_at: 
         elif isinstance(event, BirthRegistration):
             batch.citizens.append((
                 event.child_id, event.child_full_name, str(event.child_sex),
-                event.child_date_of_birth, env.province_code, env.commune_code, event.occurred_at,
+                event.child_date_of_birth, province, env["commune_code"], event.occurred_at,
             ))  # fmt: skip
         elif isinstance(event, DeathRegistration):
             batch.deaths.append((event.deceased_id, event.date_of_death, event.occurred_at))

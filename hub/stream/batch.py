@@ -22,13 +22,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
-from operator import attrgetter
+from operator import itemgetter
 from typing import Any, Protocol, TypeVar
 
 from hub.domain.events import SourceEvent, clock_at
 from hub.domain.identity import subject_claimed
 from hub.domain.quality import DIMENSIONS
-from hub.domain.records import AgencyTask, PopulationRecord, Stage, UnifiedEvent
+from hub.domain.records import AgencyTask, Envelope, PopulationRecord, Stage, UnifiedEvent
 from hub.metrics import Children, HubMetrics, source_label
 from hub.redaction import redact
 from hub.store.sql import Store, batch_from, write_isolating
@@ -47,11 +47,11 @@ from hub.wire.codec import Codec
 log = logging.getLogger("hub.worker")
 T = TypeVar("T")
 
-Row = tuple[UnifiedEvent, SourceEvent]
+Row = tuple[Envelope, SourceEvent]
 # Quality issues counted in hub_identity_issues_total (hub/domain/identity.py's codes).
 IDENTITY_ISSUES = ("subject_", "name_", "sex_", "dob_")
 # An event's quality flags in the order of DIMENSIONS.
-QUALITY_FLAGS = attrgetter(*DIMENSIONS)
+QUALITY_FLAGS = itemgetter(*DIMENSIONS)
 
 
 class Out(Protocol):
@@ -137,7 +137,7 @@ class BatchProcessor:
             outcome = event if isinstance(event, Rejected) else self.pipeline.process_event(
                 msg, event, people.get, known.get, now)  # fmt: skip
             if isinstance(outcome, Accepted):
-                event_id = str(outcome.envelope.event_id)
+                event_id = str(outcome.envelope["event_id"])
                 known.setdefault(event_id, msg.lineage)
                 work.origin.setdefault(event_id, msg)
                 work.accepted.append((outcome.envelope, outcome.event))
@@ -152,7 +152,7 @@ class BatchProcessor:
 
     async def _outputs(self, outcome: Accepted, people: dict[str, PopulationRecord],
                        work: Work) -> None:  # fmt: skip
-        unified = self.codec.encode(UnifiedEvent.SCHEMA, outcome.envelope.to_avro())
+        unified = self.codec.encode(UnifiedEvent.SCHEMA, outcome.envelope)
         await self.out.add(outcome.unified_topic, outcome.key.encode(), unified)
         for topic, task in outcome.tasks:
             value = self.codec.encode(AgencyTask.SCHEMA, task.to_avro())
@@ -206,19 +206,19 @@ class BatchProcessor:
         stored = datetime.now(UTC)
         refused_ids = set()
         for (env, _), message in refused:
-            refused_ids.add(env.event_id)
-            msg = work.origin[str(env.event_id)]
+            refused_ids.add(env["event_id"])
+            msg = work.origin[str(env["event_id"])]
             rejected = Rejected(Stage.STORE, "store_rejected", message)
             await self.out.add(*letter_out(self.codec, self.metrics, msg, rejected, stored,
                                            self.worker_name))  # fmt: skip
-            work.letters.append(dead_letter_row(msg, rejected, env.province_code, stored))
-            log.warning("store refused %s (%s); dead-lettered: %s", env.event_id,
+            work.letters.append(dead_letter_row(msg, rejected, env["province_code"], stored))
+            log.warning("store refused %s (%s); dead-lettered: %s", env["event_id"],
                         msg.lineage, redact(message))  # fmt: skip
         if refused:
             await self.out.flush()
-        kept = [pair for pair in work.accepted if pair[0].event_id not in refused_ids]
+        kept = [pair for pair in work.accepted if pair[0]["event_id"] not in refused_ids]
         for env, _ in kept:
-            self.metrics.latency.observe(max(0.0, (stored - env.occurred_at).total_seconds()))
+            self.metrics.latency.observe(max(0.0, (stored - env["occurred_at"]).total_seconds()))
         return kept
 
     # ---- after: metrics of the batch ---------------------------------------------------------
@@ -227,11 +227,11 @@ class BatchProcessor:
         flags: Counter[tuple[str, str, tuple[bool, ...]]] = Counter()
         issues: Counter[tuple[str, str]] = Counter()
         for env, _ in accepted:
-            q = env.quality
-            flags[(env.lineage.topic, env.province_code, QUALITY_FLAGS(q))] += 1
-            for issue in q.issues:
+            q, topic = env["quality"], env["lineage"]["topic"]
+            flags[(topic, env["province_code"], QUALITY_FLAGS(q))] += 1
+            for issue in q["issues"]:
                 if issue.startswith(IDENTITY_ISSUES):
-                    issues[(source_label(env.lineage.topic), issue)] += 1
+                    issues[(source_label(topic), issue)] += 1
         dims: Counter[tuple[str, str, str, str]] = Counter()
         for (topic, prov, values), n in flags.items():
             src = source_label(topic)

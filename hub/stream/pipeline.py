@@ -19,7 +19,7 @@ from hub.domain.errors import field_errors
 from hub.domain.events import MODEL_OF_SCHEMA, SOURCE_MODELS, SourceEvent, clock_at
 from hub.domain.identity import Lookup, check_claim, claims, register_update
 from hub.domain.quality import score
-from hub.domain.records import AgencyTask, Lineage, PopulationRecord, Stage, UnifiedEvent
+from hub.domain.records import AgencyTask, Envelope, PopulationRecord, Stage
 from hub.domain.topics import UNIFIED_TOPIC_OF, AgencyTopic, SourceTopic
 from hub.domain.units import UnknownUnit, UnresolvedSplit, admin_units
 from hub.domain.workflows import Plan, expand
@@ -45,7 +45,7 @@ class Rejected:
 @dataclass(frozen=True)
 class Accepted:
     event: SourceEvent
-    envelope: UnifiedEvent
+    envelope: Envelope
     unified_topic: str
     key: str
     duplicate: bool
@@ -147,21 +147,21 @@ class Pipeline:
             self.config.register_max_age,
         )
         key = event.subject_id()
-        envelope = UnifiedEvent(
-            event_id=event.event_id,
-            event_type=event.EVENT_TYPE,
-            source_system=event.source_system,
-            subject_id=key,
-            province_code=province,
-            commune_code=commune,
-            source_code_system=event.code_system,
-            occurred_at=event.occurred_at,
-            ingested_at=now,
-            quality=quality,
-            lineage=Lineage(topic=msg.topic, partition=msg.partition, offset=msg.offset),
-            payload_schema=event.SCHEMA,
-            payload=msg.value or b"",
-        )
+        envelope: Envelope = {
+            "event_id": event.event_id,
+            "event_type": event.EVENT_TYPE,
+            "source_system": event.source_system,
+            "subject_id": key,
+            "province_code": province,
+            "commune_code": commune,
+            "source_code_system": event.code_system,
+            "occurred_at": event.occurred_at,
+            "ingested_at": now,
+            "quality": quality,
+            "lineage": {"topic": msg.topic, "partition": msg.partition, "offset": msg.offset},
+            "payload_schema": event.SCHEMA,
+            "payload": msg.value or b"",
+        }
         tasks, chosen = expand(event, province, commune, now)
         if duplicate:  # a copy fans out nothing (its original did)
             tasks, chosen = [], Plan(chosen.workflow)

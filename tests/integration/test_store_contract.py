@@ -12,7 +12,7 @@ import pytest
 from hub.bench.stores import BenchStore
 from hub.domain import cases
 from hub.domain.events import DeathRegistration, SourceEvent
-from hub.domain.records import UnifiedEvent
+from hub.domain.records import Envelope
 from hub.domain.topics import SourceTopic
 from hub.sim.traffic import Traffic
 from hub.store.sql import Batch, Store, StoreError, batch_from, open_store
@@ -37,7 +37,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     s.close()
 
 
-Row = tuple[UnifiedEvent, SourceEvent]
+Row = tuple[Envelope, SourceEvent]
 
 
 def envelopes(n: int, topic: SourceTopic | None = None) -> list[Row]:
@@ -71,7 +71,7 @@ def test_a_batch_overlapping_a_stored_one_counts_only_its_new_rows(store: Store)
 def test_missing_reports_exactly_the_absent_event_ids(store: Store) -> None:
     envs = envelopes(50)
     store.write(batch_from(envs[:30], NOW))
-    ids = [str(e.event_id) for e, _ in envs]
+    ids = [str(e["event_id"]) for e, _ in envs]
     assert store.missing(ids) == ids[30:]
     assert store.count_present(ids) == 30
 
@@ -79,19 +79,20 @@ def test_missing_reports_exactly_the_absent_event_ids(store: Store) -> None:
 def test_lineages_say_where_each_stored_event_was_first_read(store: Store) -> None:
     envs = envelopes(620)
     store.write(batch_from(envs[:600], NOW))
-    ids = [str(e.event_id) for e, _ in envs]
+    ids = [str(e["event_id"]) for e, _ in envs]
     found = store.lineages(ids)
     assert set(found) == set(ids[:600]), "stored ids only, across query chunks of 500"
     for env, _ in envs[:600]:
-        lineage = env.lineage
-        assert found[str(env.event_id)] == f"{lineage.topic}:{lineage.partition}:{lineage.offset}"
+        lineage = env["lineage"]
+        expected = f"{lineage['topic']}:{lineage['partition']}:{lineage['offset']}"
+        assert found[str(env["event_id"])] == expected
 
 
 def test_births_add_citizens_and_deaths_mark_them(store: Store) -> None:
     births = envelopes(20, SourceTopic.BIRTH)
     store.write(batch_from(births, NOW))
     assert store.query("SELECT count(*) FROM citizens WHERE deceased = FALSE") == [(20,)]
-    child = births[0][0].subject_id
+    child = births[0][0]["subject_id"]
     death, event = envelopes(1, SourceTopic.DEATH)[0]
     assert isinstance(event, DeathRegistration)
     store.write(batch_from([(death, event.model_copy(update={"deceased_id": child}))], NOW))

@@ -28,9 +28,9 @@ def encounter(**changes: object) -> HealthEncounter:
 def test_an_icd10_code_that_does_not_exist_is_not_unified() -> None:
     event = encounter(primary_diagnosis_icd10="Z99.99")  # well formed, not in ICD-10
     flags = score(event, [], False, NOW, timedelta(minutes=5))
-    assert not flags.unified and "unknown_icd10:Z99.99" in flags.issues
+    assert not flags["unified"] and "unknown_icd10:Z99.99" in flags["issues"]
     assert score(encounter(primary_diagnosis_icd10="J18.9"), [], False, NOW,
-                 timedelta(minutes=5)).unified  # fmt: skip
+                 timedelta(minutes=5))["unified"]  # fmt: skip
 
 
 def test_a_lower_case_register_entry_matches_an_upper_case_name() -> None:
@@ -47,11 +47,11 @@ def test_a_lower_case_register_entry_matches_an_upper_case_name() -> None:
                    CODEC.encode(shouting.SCHEMA, shouting.to_avro()))  # fmt: skip
     outcome = pipeline.process(msg, register.get, lambda _: None, NOW)
     assert isinstance(outcome, Accepted)
-    assert outcome.envelope.quality.correct and outcome.envelope.quality.clean
+    assert outcome.envelope["quality"]["correct"] and outcome.envelope["quality"]["clean"]
 
 
 def test_a_register_entry_not_refreshed_for_years_is_not_alive() -> None:
     event = encounter()
     fresh = score(event, [], False, NOW, timedelta(minutes=5), NOW - timedelta(days=30))
     old = score(event, [], False, NOW, timedelta(minutes=5), NOW - timedelta(days=800))
-    assert fresh.alive and not old.alive and "register_stale" in old.issues
+    assert fresh["alive"] and not old["alive"] and "register_stale" in old["issues"]
