@@ -58,7 +58,7 @@ async def process(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
                 await topics[topic.value].send(key=str(task.case_id).encode(),
                                                value=codec.encode(AgencyTask.SCHEMA,
                                                                   task.to_avro()))  # fmt: skip
-            seen[str(env["event_id"]).encode()] = msg.lineage.encode()
+            seen[env["event_id"].encode()] = msg.lineage.encode()
             if "s" not in store_box:
                 store_box["s"] = open_store(settings.resolved_store_url)
             store_box["s"].write(

@@ -76,7 +76,7 @@ def run_pipeline(
     msg = Incoming(ctx.topic, ctx.partition, ctx.offset, key, value)
     result = pipeline.process(msg, lambda _: None, state.get, datetime.now(UTC))
     if isinstance(result, Accepted):
-        state.set(str(result.envelope["event_id"]), msg.lineage)
+        state.set(result.envelope["event_id"], msg.lineage)
     return Outcome(msg, result)
 
 

@@ -113,11 +113,12 @@ class Envelope(TypedDict):
     """The unified envelope as the worker builds it: ``UnifiedEvent``'s Avro record as a plain
     dict, from values the pipeline has already validated, handed to fastavro as it is. One per
     event: ~1 µs to build, against ~10 for the three models and their dump (docs/
-    BENCHMARKS.md, fifteenth round). ``UnifiedEvent`` stays the contract: tests/unit/
-    test_records.py validates every envelope the pipeline builds against it and checks that
-    both encode to the same bytes."""
+    BENCHMARKS.md, fifteenth round). The event id is held as its canonical text, as Avro's
+    ``uuid`` logical type writes it (converted once, not by every writer of it). ``UnifiedEvent``
+    stays the contract: tests/unit/test_records.py validates every envelope the pipeline builds
+    against it and checks that both encode to the same bytes."""
 
-    event_id: UUID
+    event_id: str
     event_type: EventType
     source_system: str
     subject_id: str

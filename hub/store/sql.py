@@ -128,7 +128,7 @@ def batch_from(accepted: Iterable[tuple[Envelope, SourceEvent]], stored_at: date
     for env, event in accepted:
         province, lineage = env["province_code"], env["lineage"]
         batch.events.append((
-            str(env["event_id"]), env["event_type"].value, env["subject_id"], province,
+            env["event_id"], env["event_type"].value, env["subject_id"], province,
             env["commune_code"], env["source_system"], env["source_code_system"].value,
             env["occurred_at"], env["ingested_at"], stored_at, ",".join(env["quality"]["issues"]),
             lineage["topic"], lineage["partition"], lineage["offset"],
@@ -140,7 +140,7 @@ def batch_from(accepted: Iterable[tuple[Envelope, SourceEvent]], stored_at: date
             ))  # fmt: skip
             # In UTC: SQLite compares timestamps as ISO text, which needs one offset.
             batch.dossier_history.append((
-                str(env["event_id"]), event.dossier_code, province,
+                env["event_id"], event.dossier_code, province,
                 event.procedure_code, str(event.channel), str(event.status),
                 utc(event.occurred_at), utc(event.received_at), utc(event.due_at),
                 utc(event.completed_at) if event.completed_at else None,

@@ -137,7 +137,7 @@ class BatchProcessor:
             outcome = event if isinstance(event, Rejected) else self.pipeline.process_event(
                 msg, event, people.get, known.get, now)  # fmt: skip
             if isinstance(outcome, Accepted):
-                event_id = str(outcome.envelope["event_id"])
+                event_id = outcome.envelope["event_id"]
                 known.setdefault(event_id, msg.lineage)
                 work.origin.setdefault(event_id, msg)
                 work.accepted.append((outcome.envelope, outcome.event))
@@ -207,7 +207,7 @@ class BatchProcessor:
         refused_ids = set()
         for (env, _), message in refused:
             refused_ids.add(env["event_id"])
-            msg = work.origin[str(env["event_id"])]
+            msg = work.origin[env["event_id"]]
             rejected = Rejected(Stage.STORE, "store_rejected", message)
             await self.out.add(*letter_out(self.codec, self.metrics, msg, rejected, stored,
                                            self.worker_name))  # fmt: skip

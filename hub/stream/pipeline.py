@@ -135,7 +135,8 @@ class Pipeline:
         identity_issues = check_claim(found[0], person) if found else []
         if identity_issues and self.config.identity_mode is IdentityMode.DEAD_LETTER:
             return Rejected(Stage.VERIFY, identity_issues[0], ", ".join(identity_issues))
-        first_seen = seen(str(event.event_id))
+        event_id = str(event.event_id)  # once: the envelope, the batch and the store use it
+        first_seen = seen(event_id)
         duplicate = first_seen is not None and first_seen != msg.lineage
         quality = score(
             event,
@@ -148,7 +149,7 @@ class Pipeline:
         )
         key = event.subject_id()
         envelope: Envelope = {
-            "event_id": event.event_id,
+            "event_id": event_id,
             "event_type": event.EVENT_TYPE,
             "source_system": event.source_system,
             "subject_id": key,

@@ -71,7 +71,7 @@ def test_a_batch_overlapping_a_stored_one_counts_only_its_new_rows(store: Store)
 def test_missing_reports_exactly_the_absent_event_ids(store: Store) -> None:
     envs = envelopes(50)
     store.write(batch_from(envs[:30], NOW))
-    ids = [str(e["event_id"]) for e, _ in envs]
+    ids = [e["event_id"] for e, _ in envs]
     assert store.missing(ids) == ids[30:]
     assert store.count_present(ids) == 30
 
@@ -79,13 +79,13 @@ def test_missing_reports_exactly_the_absent_event_ids(store: Store) -> None:
 def test_lineages_say_where_each_stored_event_was_first_read(store: Store) -> None:
     envs = envelopes(620)
     store.write(batch_from(envs[:600], NOW))
-    ids = [str(e["event_id"]) for e, _ in envs]
+    ids = [e["event_id"] for e, _ in envs]
     found = store.lineages(ids)
     assert set(found) == set(ids[:600]), "stored ids only, across query chunks of 500"
     for env, _ in envs[:600]:
         lineage = env["lineage"]
         expected = f"{lineage['topic']}:{lineage['partition']}:{lineage['offset']}"
-        assert found[str(env["event_id"])] == expected
+        assert found[env["event_id"]] == expected
 
 
 def test_births_add_citizens_and_deaths_mark_them(store: Store) -> None:

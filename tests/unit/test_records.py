@@ -6,6 +6,7 @@ would convert, would differ here)."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from uuid import UUID
 
 from hub.domain.records import UnifiedEvent
 from hub.sim.traffic import Traffic
@@ -27,7 +28,8 @@ def test_the_envelope_dict_is_a_valid_unified_event_and_encodes_as_the_model_doe
             continue
         env = outcome.envelope
         model = UnifiedEvent.model_validate(env)  # strict about extra and missing fields
-        assert model.model_dump() == env
+        assert model.model_dump() == {**env, "event_id": UUID(env["event_id"])}
+        assert env["event_id"] == str(UUID(env["event_id"])), "the canonical text of a UUID"
         assert codec.encode(UnifiedEvent.SCHEMA, env) == codec.encode(
             UnifiedEvent.SCHEMA, model.model_dump()
         )
