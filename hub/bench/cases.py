@@ -39,7 +39,7 @@ from hub.stream.cases import CaseTracker, report_cases
 from hub.wire.codec import Codec
 
 
-def case(i: int, closed: bool, now: datetime) -> dict[str, Any]:
+def case(i: int, closed: bool, now: datetime) -> CaseState:
     """A birth's case with its police and social-insurance steps, done or waiting."""
     due = (now + timedelta(days=3 if i % 7 else -1)).isoformat()  # a seventh are overdue
     state = "DONE" if closed else case_logic.PENDING
@@ -104,7 +104,7 @@ def waiting_check_ms(waiting: int, repeats: int = 3) -> float:
     now = datetime.now(UTC)
     tracker = _tracker({}, HubMetrics.create(CollectorRegistry()))
     for i in range(waiting):
-        stray = {
+        stray: CaseState = {
             "case_id": f"stray-{i}", "status": case_logic.OPEN, "answers": [],
             "steps": {f"{i}-police": {"state": "DONE", "agency": "POLICE"}},
             "waiting_since": (now - timedelta(milliseconds=i)).isoformat(),

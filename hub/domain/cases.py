@@ -19,7 +19,7 @@ import json
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal, Required, TypedDict
 
 from hub.domain.records import (
     AckOutcome,
@@ -29,7 +29,48 @@ from hub.domain.records import (
     CaseNotification,
 )
 
-CaseState = dict[str, Any]
+
+class Step(TypedDict, total=False):
+    """One chosen procedure of a case, as the case holds it (JSON: times as ISO text)."""
+
+    state: Required[str]  # PENDING, or the agency's answer (an AckOutcome value)
+    reason: str | None  # the agency's note with its answer
+    agency: str  # who performs it (from its task, or from an answer that came first)
+    action: str  # the procedure (AgencyAction value): set once its task came
+    due_at: str  # its working-day deadline
+    updated_at: str | None  # when the agency answered (None: an answer its task voided)
+
+
+class KeptAnswer(TypedDict):
+    """An answer that came before its step's task, kept as the message it came as (bytes as
+    base64) until the task settles it or the case is given up on."""
+
+    task_id: str
+    agency: str
+    topic: str
+    partition: int
+    offset: int
+    key: str | None
+    value: str | None
+    headers: list[list[Any]]  # [name, base64 value or None]: JSON has no tuples
+
+
+class CaseState(TypedDict, total=False):
+    """An interconnection case as the worker's table and the store's ``state`` column hold it
+    (:func:`dump`); the keys its first task sets are absent while answers wait for it."""
+
+    case_id: Required[str]
+    steps: Required[dict[str, Step]]  # by task id
+    status: Required[str]  # OPEN, COMPLETED, REJECTED or UNMATCHED
+    workflow: str  # set by the first task (absent: the case waits)
+    province: str
+    dossier_code: str | None
+    opened_at: str
+    closed_at: str
+    answers: list[KeptAnswer]  # answers waiting for their step's task
+    waiting_since: str  # when the first of them came (the hub's clock)
+
+
 PENDING = "PENDING"
 OPEN, COMPLETED, REJECTED = "OPEN", "COMPLETED", "REJECTED"
 CLOSED = frozenset({COMPLETED, REJECTED})
@@ -56,18 +97,17 @@ def _new(case_id: str) -> CaseState:
     return {"case_id": case_id, "steps": {}, "status": OPEN}
 
 
-def _step(case: CaseState, task_id: str) -> dict[str, Any]:
-    steps: dict[str, dict[str, Any]] = case["steps"]
-    return steps.setdefault(task_id, {"state": PENDING, "reason": None})
+def _step(case: CaseState, task_id: str) -> Step:
+    return case["steps"].setdefault(task_id, {"state": PENDING, "reason": None})
 
 
 def on_task(state: CaseState | None, task: AgencyTask) -> tuple[CaseState, list[CaseNotification]]:
     """A task of the case arrived (the first one opens the case)."""
     case: CaseState = _copy(state) if state else _new(str(task.case_id))
     opening = "workflow" not in case
-    case.update(workflow=task.workflow, province=task.province_code,
-                dossier_code=task.dossier_code,
-                opened_at=case.get("opened_at") or task.issued_at.isoformat())  # fmt: skip
+    case["workflow"], case["province"] = task.workflow, task.province_code
+    case["dossier_code"] = task.dossier_code
+    case["opened_at"] = case.get("opened_at") or task.issued_at.isoformat()
     # Every task of the case is known from the first one to arrive: a case is not complete
     # when that one is done while its siblings are still on their way. Steps answered before
     # any task that the case does not have are dropped (the worker dead-letters the answers).
@@ -80,12 +120,14 @@ def on_task(state: CaseState | None, task: AgencyTask) -> tuple[CaseState, list[
     first = "action" not in step
     if step.get("agency") not in (None, task.agency.value):
         # An answer that came before its task, from an agency the task is not for: void.
-        step.update(state=PENDING, reason=None, updated_at=None)
-    step.update(agency=task.agency.value, action=task.action.value, due_at=task.due_at.isoformat())
+        step["state"], step["reason"], step["updated_at"] = PENDING, None, None
+    step["agency"], step["action"] = task.agency.value, task.action.value
+    step["due_at"] = task.due_at.isoformat()
     notes = [_note(case, None, OPEN, None, task.issued_at)] if opening else []
-    if first and step["state"] != PENDING:  # its answer came first: the citizen hears of it now
+    answered = step.get("updated_at")  # set with every answer (None: voided, PENDING again)
+    if first and answered:  # its answer came first: the citizen hears of it now
         notes.append(_note(case, task.task_id, step["state"], step.get("reason"),
-                           datetime.fromisoformat(step["updated_at"])))  # fmt: skip
+                           datetime.fromisoformat(answered)))  # fmt: skip
     return case, notes + _settle(case, task.issued_at)
 
 
@@ -110,7 +152,7 @@ def on_ack(
     case: CaseState = _copy(state) if state else _new(str(ack.case_id))
     if "workflow" in case and ack.task_id not in case["steps"]:
         raise UnknownStep(f"case {case['case_id']} has no task {ack.task_id!r}")
-    known = case["steps"].get(ack.task_id, {}).get("agency")
+    known = _field(case, ack.task_id, "agency")
     if from_agency is not None and (
         ack.agency.value != from_agency or (known is not None and known != from_agency)
     ):
@@ -119,8 +161,8 @@ def on_ack(
     step = _step(case, ack.task_id)
     if step["state"] == ack.outcome.value and step.get("reason") == ack.note:
         return case, []  # a redelivered acknowledgement changes nothing
-    step.update(state=ack.outcome.value, reason=ack.note, agency=ack.agency.value,
-                updated_at=ack.acknowledged_at.isoformat())  # fmt: skip
+    step["state"], step["reason"] = ack.outcome.value, ack.note
+    step["agency"], step["updated_at"] = ack.agency.value, ack.acknowledged_at.isoformat()
     notes: list[CaseNotification] = []
     if "action" in step:  # the citizen hears of a step once its task came (it may void this)
         notes.append(_note(case, ack.task_id, ack.outcome.value, ack.note, ack.acknowledged_at))
@@ -136,12 +178,18 @@ def unmatched(case: CaseState, at: datetime) -> CaseState:
     """A waiting case given up on at ``at``: its task never came (the worker dead-letters the
     answers and forgets the case; its store row says ``unmatched``)."""
     given_up = _copy(case)
-    given_up.update(status=UNMATCHED, closed_at=at.isoformat())
+    given_up["status"], given_up["closed_at"] = UNMATCHED, at.isoformat()
     return given_up
 
 
+def _field(case: CaseState, task_id: str, name: Literal["agency", "action"]) -> str | None:
+    """The agency or the action of a step of the case (None: no such step, or not known yet)."""
+    step = case["steps"].get(task_id)
+    return None if step is None else step.get(name)
+
+
 def _copy(state: CaseState) -> CaseState:
-    return {**state, "steps": {k: dict(v) for k, v in state.get("steps", {}).items()}}
+    return {**state, "steps": {k: Step(**v) for k, v in state.get("steps", {}).items()}}
 
 
 def _settle(case: CaseState, at: datetime) -> list[CaseNotification]:
@@ -163,8 +211,8 @@ def _settle(case: CaseState, at: datetime) -> list[CaseNotification]:
     else:
         return []
     # Closed when the last of its tasks and answers came (an answer may have overtaken a task).
-    at = max([at, *(datetime.fromisoformat(s["updated_at"]) for s in steps
-                    if s.get("updated_at") and "action" in s)])  # fmt: skip
+    at = max([at, *(datetime.fromisoformat(u) for s in steps
+                    if "action" in s and (u := s.get("updated_at")))])  # fmt: skip
     case["closed_at"] = at.isoformat()
     rejected = [s for s in steps if s["state"] == AckOutcome.REJECTED.value and "action" in s]
     reason = rejected[0].get("reason") if rejected else None
@@ -175,7 +223,7 @@ def _procedure(case: CaseState, task_id: str | None) -> tuple[str | None, str]:
     """The step's action and its name in Vietnamese."""
     if task_id is None:
         return None, ""
-    action = case["steps"].get(task_id, {}).get("action") or task_id.rsplit(":", 1)[-1]
+    action = _field(case, task_id, "action") or task_id.rsplit(":", 1)[-1]
     return action, PROCEDURE_VI.get(action, action)
 
 
@@ -204,7 +252,7 @@ def _note(case: CaseState, task_id: str | None, state: str, reason: str | None,
         dossier_code=case.get("dossier_code"),
         workflow=case.get("workflow", ""),
         step=action,
-        agency=case["steps"].get(task_id, {}).get("agency") if task_id else None,
+        agency=_field(case, task_id, "agency") if task_id else None,
         state=state,
         reason=reason,
         message_vi=_message(case, task_id, state, reason),

@@ -190,8 +190,10 @@ class CaseTracker:
     def _waiting_case(self, key: bytes) -> CaseState:
         """A waiting case from the table, with since when it waits (a case an earlier version
         wrote waits from this worker's start: its summary says so)."""
-        case = self.state(key) or {}
-        return {**case, "waiting_since": case.get("waiting_since") or self.open[key].waiting_since}
+        held = self.open[key]
+        case = self.state(key) or {"case_id": held.case_id, "steps": {}, "status": held.status}
+        case["waiting_since"] = case.get("waiting_since") or held.waiting_since or ""
+        return case
 
     async def _closed_in_store(self, messages: list[Incoming]) -> dict[bytes, CaseState]:
         """The closed cases, from the store, of the chunk's keys the table does not hold."""
@@ -286,14 +288,14 @@ def keep_answer(state: CaseState, msg: Incoming, ack: AgencyAcknowledgement,
                 now: datetime) -> CaseState:  # fmt: skip
     """The case with ``msg`` (the answer ``ack``, before its step's task) kept as it came, once (a
     redelivered answer is kept once); a waiting case waits since its first answer."""
-    kept: list[dict[str, Any]] = state.get("answers", [])
+    kept = state.get("answers", [])
     if any((a["topic"], a["partition"], a["offset"]) == (msg.topic, msg.partition, msg.offset)
            for a in kept):  # fmt: skip
         return state
     if len(kept) >= MAX_WAITING_ANSWERS:
         raise TooManyAnswers(f"case {state['case_id']} already keeps {len(kept)} answers whose "
                              "task has not come")  # fmt: skip
-    answer = {"task_id": ack.task_id, "agency": ack.agency.value,
+    answer: case_logic.KeptAnswer = {"task_id": ack.task_id, "agency": ack.agency.value,
               "topic": msg.topic, "partition": msg.partition, "offset": msg.offset,
               "key": _text(msg.key), "value": _text(msg.value),
               "headers": [[k, _text(v)] for k, v in msg.headers]}  # fmt: skip
@@ -330,7 +332,7 @@ def settle_kept(state: CaseState, task: AgencyTask) -> Refused:
     return refused
 
 
-def kept_message(answer: dict[str, Any]) -> Incoming:
+def kept_message(answer: case_logic.KeptAnswer) -> Incoming:
     """An answer :func:`keep_answer` kept, as the message it came as."""
     headers = tuple((k, _bytes(v)) for k, v in answer["headers"])
     return Incoming(answer["topic"], answer["partition"], answer["offset"],
