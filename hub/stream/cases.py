@@ -295,10 +295,12 @@ def keep_answer(state: CaseState, msg: Incoming, ack: AgencyAcknowledgement,
     if len(kept) >= MAX_WAITING_ANSWERS:
         raise TooManyAnswers(f"case {state['case_id']} already keeps {len(kept)} answers whose "
                              "task has not come")  # fmt: skip
-    answer: case_logic.KeptAnswer = {"task_id": ack.task_id, "agency": ack.agency.value,
-              "topic": msg.topic, "partition": msg.partition, "offset": msg.offset,
-              "key": _text(msg.key), "value": _text(msg.value),
-              "headers": [[k, _text(v)] for k, v in msg.headers]}  # fmt: skip
+    answer: case_logic.KeptAnswer = {
+        "task_id": ack.task_id, "agency": ack.agency.value,
+        "topic": msg.topic, "partition": msg.partition, "offset": msg.offset,
+        "key": _text(msg.key), "value": _text(msg.value),
+        "headers": [[k, _text(v)] for k, v in msg.headers],
+    }  # fmt: skip
     state = {**state, "answers": [*kept, answer]}
     if case_logic.waiting(state):
         state["waiting_since"] = state.get("waiting_since") or now.isoformat()
