@@ -307,7 +307,7 @@ def test_a_bench_store_starts_empty_reads_back_its_times_and_leaves_nothing(
         store.close()
     assert bench.count() == 20
     times = bench.times()
-    assert sorted(occurred for occurred, _, _ in times) == sorted(e.occurred_at for e, _ in rows)
+    assert sorted(occurred for occurred, _, _ in times) == sorted(e["occurred_at"] for e, _ in rows)
     assert {ingested for _, ingested, _ in times} == {NOW} == {stored for *_, stored in times}
     bench.close()
     if base is not None:
