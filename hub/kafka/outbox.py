@@ -9,8 +9,8 @@ acknowledged every one.
 
 Partitions are what Kafka's default partitioner gives (murmur2 of the key, as the Java client
 and aiokafka's ``send`` compute it), so consumers keyed on a case or a person see the same
-partitioning as before; the hash is computed once per key and reused across topics. A message
-without a key goes round-robin.
+partitioning as before; the hashes of a flush's keys are computed together
+(hub/kafka/partitioner.py), once per key. A message without a key goes round-robin.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
-from aiokafka.partitioner import murmur2
+from hub.kafka.partitioner import key_hashes
 
 Headers = Sequence[tuple[str, bytes | None]]
 # Above the broker's default message.max.bytes (1 MiB) a batch is refused; a quarter of it keeps
@@ -39,11 +39,6 @@ class BatchProducer(Protocol):
     async def partitions_for(self, topic: str) -> set[int]: ...
 
 
-def key_hash(key: bytes) -> int:
-    """Kafka's default partitioner before the modulo (Java's ``Utils.toPositive(murmur2)``)."""
-    return int(murmur2(key)) & 0x7FFFFFFF
-
-
 class Outbox:
     """Messages added during a batch; :meth:`flush` sends them, per partition, as record
     batches and returns once Kafka acknowledged all of them (or raises: nothing may then be
@@ -55,35 +50,38 @@ class Outbox:
         self._producer = producer
         self.count = count
         self._partitions: dict[str, int] = {}
-        self._hashes: dict[bytes, int] = {}
         self._round_robin = itertools.count()
-        self._pending: dict[tuple[str, int], list[tuple[bytes | None, bytes, Headers]]] = {}
+        # Added since the last flush, in order: (topic, key, value, headers).
+        self._pending: list[tuple[str, bytes | None, bytes, Headers]] = []
 
     @property
     def producer(self) -> BatchProducer:
         return self._producer()
 
     def __len__(self) -> int:
-        return sum(len(v) for v in self._pending.values())
+        return len(self._pending)
 
     async def add(self, topic: str, key: bytes | None, value: bytes,
                   headers: Headers = ()) -> None:  # fmt: skip
-        n = self._partitions.get(topic)
-        if n is None:
-            n = self._partitions[topic] = len(await self.producer.partitions_for(topic))
-        if key is None:
-            partition = next(self._round_robin) % n
-        else:
-            h = self._hashes.get(key)
-            if h is None:
-                h = self._hashes[key] = key_hash(key)
-            partition = h % n
-        self._pending.setdefault((topic, partition), []).append((key, value, headers))
+        if topic not in self._partitions:
+            self._partitions[topic] = len(await self.producer.partitions_for(topic))
+        self._pending.append((topic, key, value, headers))
+
+    def _by_partition(self) -> dict[tuple[str, int], list[tuple[bytes | None, bytes, Headers]]]:
+        """What was added since the last flush, per topic partition, in the order added."""
+        added, self._pending = self._pending, []
+        keys = list({key: None for _, key, _, _ in added if key is not None})
+        hashes = dict(zip(keys, key_hashes(keys), strict=True))
+        parts: dict[tuple[str, int], list[tuple[bytes | None, bytes, Headers]]] = {}
+        for topic, key, value, headers in added:
+            n = self._partitions[topic]
+            partition = next(self._round_robin) % n if key is None else hashes[key] % n
+            parts.setdefault((topic, partition), []).append((key, value, headers))
+        return parts
 
     async def flush(self) -> None:
         """Send everything added since the last flush; return when Kafka has all of it."""
-        pending, self._pending = self._pending, {}
-        self._hashes.clear()
+        pending = self._by_partition()
         sent: list[Any] = []
         per_topic: Counter[str] = Counter()
         for (topic, partition), messages in pending.items():
