@@ -6,10 +6,12 @@ Run: ``python -m hub.bench.batch [--events N] [--batch N] [--runs R]``. Everythi
 main thread does per batch runs as in ``hub worker`` — decode, the lineage and register queries,
 the pipeline, encoding, the outbox's record batches (aiokafka's own builder) and the SQLite
 store transaction — except the network: the producer builds each record batch and Kafka
-"acknowledges" it at once. Most of a worker's CPU is its main thread's (81% of py-spy's
-samples on a worker draining a backlog, docs/BENCHMARKS.md), so this is most of its CPU per
-event, without the broker and the producer beside it; profile it with ``py-spy record --
-python -m hub.bench.batch``.
+"acknowledges" it at once. The agency tasks the batches sent then go, in chunks of the same size,
+through the worker's case tracking (:class:`~hub.stream.cases.CaseTracker` over a dict as its
+table, the same store): its own line, in µs a task and a source event. Most of a worker's CPU
+is its main thread's (81% of py-spy's samples on a worker draining a backlog,
+docs/BENCHMARKS.md), so this is most of its CPU per event, without the broker and the producer
+beside it; profile it with ``py-spy record -- python -m hub.bench.batch``.
 """
 
 from __future__ import annotations
@@ -27,12 +29,13 @@ from prometheus_client import CollectorRegistry
 
 from hub.bench.mix import bench_traffic
 from hub.domain.records import PopulationRecord
-from hub.domain.topics import POPULATION_TOPIC
-from hub.kafka.outbox import MAX_BATCH_BYTES, Outbox
+from hub.domain.topics import POPULATION_TOPIC, AgencyTopic
+from hub.kafka.outbox import MAX_BATCH_BYTES, Headers, Outbox
 from hub.metrics import HubMetrics
 from hub.settings import load_settings
 from hub.store.sql import Store, open_store
 from hub.stream.batch import BatchProcessor
+from hub.stream.cases import CaseTracker
 from hub.stream.dead_letters import DeadLetterLimit
 from hub.stream.pipeline import Pipeline, PipelineConfig
 from hub.stream.register import RegisterCache, register_row
@@ -63,6 +66,21 @@ class InstantKafka:
         return set(range(self.partitions))
 
 
+class TaskRecorder(Outbox):
+    """An outbox that also keeps the agency tasks added to it, as the worker reads them back."""
+
+    def __init__(self, kafka: InstantKafka) -> None:
+        super().__init__(lambda: kafka)
+        self.tasks: list[Incoming] = []
+        self.task_topics = frozenset(t.value for t in AgencyTopic) - {AgencyTopic.ACK.value}
+
+    async def add(self, topic: str, key: bytes | None, value: bytes,
+                  headers: Headers = ()) -> None:  # fmt: skip
+        if topic in self.task_topics:
+            self.tasks.append(Incoming(topic, 0, len(self.tasks), key, value))
+        await super().add(topic, key, value, headers)
+
+
 class NoRetry:
     async def required(self, what: str, call: Callable[[], T]) -> T:
         return call()
@@ -77,12 +95,11 @@ def messages(codec: Codec, events: int) -> tuple[list[Incoming], list[Population
     return made, people
 
 
-def processor(codec: Codec, store: Store) -> BatchProcessor:
+def processor(codec: Codec, store: Store, out: Outbox) -> BatchProcessor:
     settings = load_settings()
-    kafka = InstantKafka(settings.partitions)
     return BatchProcessor(
         pipeline=Pipeline(codec, PipelineConfig()), codec=codec,
-        metrics=HubMetrics.create(CollectorRegistry()), out=Outbox(lambda: kafka),
+        metrics=HubMetrics.create(CollectorRegistry()), out=out,
         store=lambda: store, retry=NoRetry(),
         register=RegisterCache(codec, settings.register_cache_size,
                                settings.register_cache_ttl_s),
@@ -92,24 +109,38 @@ def processor(codec: Codec, store: Store) -> BatchProcessor:
 
 
 def run_once(codec: Codec, batch: list[Incoming], people: list[PopulationRecord],
-             size: int) -> float:  # fmt: skip
+             size: int) -> tuple[float, float, int]:  # fmt: skip
     """µs an event of one pass over ``batch`` in batches of ``size``, on a fresh store holding
-    the register."""
+    the register; then µs a task of tracking the cases of the agency tasks it sent, and how
+    many."""
     store = open_store(f"sqlite:///{tempfile.mkdtemp(prefix='hub-bench-batch-')}/store.sqlite3")
     try:
         rows = [register_row(p, codec.encode(PopulationRecord.SCHEMA, p.to_avro()), 0, i)
                 for i, p in enumerate(people)]  # fmt: skip
         store.apply_register(POPULATION_TOPIC, rows, [], {0: len(rows)})
-        work = processor(codec, store)
+        kafka = InstantKafka(load_settings().partitions)
+        out = TaskRecorder(kafka)
+        work = processor(codec, store, out)
+        cases = CaseTracker(codec=codec, metrics=HubMetrics.create(CollectorRegistry()),
+                            out=Outbox(lambda: kafka), table={}, store=lambda: store,
+                            retry=NoRetry(), worker_name="bench")  # fmt: skip
 
         async def drain() -> None:
             for i in range(0, len(batch), size):
                 if not await work.run(batch[i : i + size]):
                     raise RuntimeError(f"the batch failed: {work.failure}")
 
+        async def track() -> None:
+            for i in range(0, len(out.tasks), size):
+                await cases.run(out.tasks[i : i + size])
+
         began = time.perf_counter()
         asyncio.run(drain())
-        return (time.perf_counter() - began) * 1e6 / len(batch)
+        events_us = (time.perf_counter() - began) * 1e6 / len(batch)
+        began = time.perf_counter()
+        asyncio.run(track())
+        task_us = (time.perf_counter() - began) * 1e6 / max(1, len(out.tasks))
+        return events_us, task_us, len(out.tasks)
     finally:
         store.close()
 
@@ -122,11 +153,16 @@ def main() -> None:
     args = parser.parse_args()
     codec = Codec()
     batch, people = messages(codec, args.events)
-    figures = [run_once(codec, batch, people, args.batch) for _ in range(args.runs)]
+    runs = [run_once(codec, batch, people, args.batch) for _ in range(args.runs)]
+    figures, per_task, tasks = [r[0] for r in runs], [r[1] for r in runs], runs[0][2]
     print(f"worker batch path without the network, {args.events:,} events in batches of "
           f"{args.batch}: {statistics.median(figures):.1f} µs an event (median; runs "
           f"{', '.join(f'{f:.1f}' for f in figures)}), "
           f"{1e6 / statistics.median(figures):,.0f} events/s on one core")  # fmt: skip
+    print(f"case tracking of the {tasks:,} agency tasks they sent: "
+          f"{statistics.median(per_task):.1f} µs a task (median; runs "
+          f"{', '.join(f'{f:.1f}' for f in per_task)}), "
+          f"{statistics.median(per_task) * tasks / args.events:.1f} µs a source event")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ in, case state (written once per case), notifications and dead letters come out.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -11,6 +12,8 @@ from typing import Any
 from uuid import uuid4
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
 
 from hub.domain import cases as case_logic
@@ -605,6 +608,29 @@ async def test_a_changelog_faust_wrote_as_json_reads_back_and_an_older_worker_re
     await cases.run([answer(card, 4)])
     assert key not in table
     assert stored("SELECT status FROM interconnection_cases") == [("completed",)]
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.text(),
+    lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.text(), inner, max_size=5),
+    max_leaves=40,
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.dictionaries(st.text(), JSON_VALUES, max_size=8))
+def test_a_case_is_written_byte_for_byte_as_the_json_module_wrote_it(extra: dict[str, Any]) -> None:
+    """dump() writes what ``json.dumps(case, ensure_ascii=False, separators=(",", ":"))`` wrote
+    before it (so stored states and changelogs compare and read as before), for any text: names
+    in any script, quotes, backslashes, control characters; load() and from_store() read it."""
+    police, card = two_tasks()
+    case, _ = case_logic.on_task(None, police)
+    case, _ = case_logic.on_task(case, card)
+    value: Any = {**case, "extra": extra}
+    raw = case_logic.dump(value)
+    assert raw == json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+    assert case_logic.load(raw) == value
+    assert case_logic.from_store(raw.decode()) == value
 
 
 def test_a_case_is_overdue_only_while_a_step_waits_on_its_agency_past_its_deadline() -> None:
