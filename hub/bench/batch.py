@@ -8,7 +8,8 @@ the pipeline, encoding, the outbox's record batches (aiokafka's own builder) and
 store transaction — except the network: the producer builds each record batch and Kafka
 "acknowledges" it at once. The agency tasks the batches sent then go, in chunks of the same size,
 through the worker's case tracking (:class:`~hub.stream.cases.CaseTracker` over a dict as its
-table, the same store): its own line, in µs a task and a source event. Most of a worker's CPU
+table, the same store, and the report timer's write of the changed cases to the store at the
+end): its own line, in µs a task and a source event. Most of a worker's CPU
 is its main thread's (81% of py-spy's samples on a worker draining a backlog,
 docs/BENCHMARKS.md), so this is most of its CPU per event, without the broker and the producer
 beside it; profile it with ``py-spy record -- python -m hub.bench.batch``.
@@ -22,6 +23,7 @@ import statistics
 import tempfile
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from aiokafka.producer.message_accumulator import BatchBuilder
@@ -133,6 +135,7 @@ def run_once(codec: Codec, batch: list[Incoming], people: list[PopulationRecord]
         async def track() -> None:
             for i in range(0, len(out.tasks), size):
                 await cases.run(out.tasks[i : i + size])
+            await cases.store_changes(datetime.now(UTC))  # the report timer's write of the cases
 
         began = time.perf_counter()
         asyncio.run(drain())
