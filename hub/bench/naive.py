@@ -61,9 +61,8 @@ async def process(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
             seen[env["event_id"].encode()] = msg.lineage.encode()
             if "s" not in store_box:
                 store_box["s"] = open_store(settings.resolved_store_url)
-            store_box["s"].write(
-                batch_from([(env, outcome.event)], now)
-            )  # one transaction per event
+            store = store_box["s"]
+            store.write(batch_from([(env, outcome.event)], now, store.stamp))  # one per event
         else:
             await dlq[m.topic].send(key=m.key, value=m.value)
         yield None

@@ -64,7 +64,8 @@ class StoreSink(BatchingSink):
 
     def write(self, batch: SinkBatch) -> None:
         assert self.store is not None
-        self.store.write(batch_from([item.value for item in batch], datetime.now(UTC)))
+        self.store.write(batch_from([item.value for item in batch], datetime.now(UTC),
+                                    self.store.stamp))  # fmt: skip
 
 
 def run_pipeline(

@@ -122,15 +122,31 @@ def utc(moment: datetime) -> datetime:
     return moment.astimezone(UTC)
 
 
-def batch_from(accepted: Iterable[tuple[Envelope, SourceEvent]], stored_at: datetime) -> Batch:
-    """Pure: the rows a batch of accepted events (envelope and validated source event) writes."""
+def same(moment: datetime) -> Any:
+    return moment
+
+
+def batch_from(accepted: Iterable[tuple[Envelope, SourceEvent]], stored_at: datetime,
+               stamp: Callable[[datetime], Any] = same) -> Batch:  # fmt: skip
+    """Pure: the rows a batch of accepted events (envelope and validated source event) writes.
+
+    ``stamp`` gives the store's parameter for the batch's own times, which every event row of a
+    batch shares (``stored_at``; ``ingested_at``, the batch's clock): :meth:`Store.stamp`, so
+    SQLite's text is made once a batch instead of by its adapter for every row (~1.5 µs a
+    value)."""
     batch = Batch()
+    stored = stamp(stored_at)
+    clock: datetime | None = None
+    ingested: Any = None
     for env, event in accepted:
         province, lineage = env["province_code"], env["lineage"]
+        if env["ingested_at"] is not clock:
+            clock = env["ingested_at"]
+            ingested = stamp(clock)
         batch.events.append((
             env["event_id"], env["event_type"].value, env["subject_id"], province,
             env["commune_code"], env["source_system"], env["source_code_system"].value,
-            env["occurred_at"], env["ingested_at"], stored_at, ",".join(env["quality"]["issues"]),
+            env["occurred_at"], ingested, stored, ",".join(env["quality"]["issues"]),
             lineage["topic"], lineage["partition"], lineage["offset"],
         ))  # fmt: skip
         if isinstance(event, ProcedureDossierEvent):
@@ -309,6 +325,7 @@ class Store(Protocol):
     url: str
 
     def open(self) -> None: ...
+    def stamp(self, moment: datetime) -> Any: ...
     def write(self, batch: Batch) -> int: ...
     def upsert_cases(
         self, rows: Sequence[tuple[Any, ...]], steps: Sequence[tuple[Any, ...]] = ()
@@ -342,6 +359,10 @@ class SqlStore:
 
     def _sql(self, sql: str) -> str:
         return sql if self.placeholder == "?" else sql.replace("?", self.placeholder)
+
+    def stamp(self, moment: datetime) -> Any:
+        """A time as this store takes it as a parameter (the driver adapts a datetime)."""
+        return moment
 
     def _connect(self) -> Any:
         raise NotImplementedError
@@ -531,6 +552,10 @@ WAL_CHECKPOINT_PAGES = 20_000
 
 
 class SqliteStore(SqlStore):
+    def stamp(self, moment: datetime) -> Any:
+        """The ISO text the adapter below would make of ``moment``, made by the caller."""
+        return moment.isoformat()
+
     def _connect(self) -> Any:
         path = Path(self.url.removeprefix("sqlite:///"))
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -201,7 +201,7 @@ class BatchProcessor:
         with self.metrics.stage_seconds.labels("store").time():
             inserted, refused = await self._store("write", partial(
                 write_isolating, work.accepted,
-                lambda rows: self.store_of().write(batch_from(rows, now))))  # fmt: skip
+                lambda rows: self._write_rows(rows, now)))  # fmt: skip
         self.metrics.store_rows.inc(inserted)
         stored = datetime.now(UTC)
         refused_ids = set()
@@ -249,6 +249,10 @@ class BatchProcessor:
         except StoreFailed as exc:
             raise Stop(f"the store failed for good ({what}): nothing of the batch acknowledged"
                        ) from exc  # fmt: skip
+
+    def _write_rows(self, rows: Sequence[Row], now: datetime) -> int:
+        store = self.store_of()
+        return store.write(batch_from(rows, now, store.stamp))
 
     def _lineages(self, event_ids: list[str]) -> dict[str, str]:
         return self.store_of().lineages(event_ids)
