@@ -130,10 +130,10 @@ def batch_from(accepted: Iterable[tuple[Envelope, SourceEvent]], stored_at: date
                stamp: Callable[[datetime], Any] = same) -> Batch:  # fmt: skip
     """Pure: the rows a batch of accepted events (envelope and validated source event) writes.
 
-    ``stamp`` gives the store's parameter for the batch's own times, which every event row of a
-    batch shares (``stored_at``; ``ingested_at``, the batch's clock): :meth:`Store.stamp`, so
-    SQLite's text is made once a batch instead of by its adapter for every row (~1.5 µs a
-    value)."""
+    ``stamp`` gives the store's parameter for a time (:meth:`Store.stamp`): SQLite's ISO text
+    made here rather than through its adapter (~1.5 µs a value, the text itself ~0.5), and the
+    times every event row of a batch shares (``stored_at``; ``ingested_at``, the batch's clock)
+    made once a batch."""
     batch = Batch()
     stored = stamp(stored_at)
     clock: datetime | None = None
@@ -146,29 +146,34 @@ def batch_from(accepted: Iterable[tuple[Envelope, SourceEvent]], stored_at: date
         batch.events.append((
             env["event_id"], env["event_type"].value, env["subject_id"], province,
             env["commune_code"], env["source_system"], env["source_code_system"].value,
-            env["occurred_at"], ingested, stored, ",".join(env["quality"]["issues"]),
+            stamp(env["occurred_at"]), ingested, stored, ",".join(env["quality"]["issues"]),
             lineage["topic"], lineage["partition"], lineage["offset"],
         ))  # fmt: skip
         if isinstance(event, ProcedureDossierEvent):
             batch.dossiers.append((
                 event.dossier_code, province, str(event.status), str(event.channel),
-                event.received_at, event.due_at, event.completed_at, event.occurred_at,
+                stamp(event.received_at), stamp(event.due_at),
+                stamp(event.completed_at) if event.completed_at else None,
+                stamp(event.occurred_at),
             ))  # fmt: skip
             # In UTC: SQLite compares timestamps as ISO text, which needs one offset.
             batch.dossier_history.append((
                 env["event_id"], event.dossier_code, province,
                 event.procedure_code, str(event.channel), str(event.status),
-                utc(event.occurred_at), utc(event.received_at), utc(event.due_at),
-                utc(event.completed_at) if event.completed_at else None,
+                stamp(utc(event.occurred_at)), stamp(utc(event.received_at)),
+                stamp(utc(event.due_at)),
+                stamp(utc(event.completed_at)) if event.completed_at else None,
                 event.receiving_level.value if event.receiving_level else "UNKNOWN",
             ))  # fmt: skip
         elif isinstance(event, BirthRegistration):
             batch.citizens.append((
                 event.child_id, event.child_full_name, str(event.child_sex),
-                event.child_date_of_birth, province, env["commune_code"], event.occurred_at,
+                event.child_date_of_birth, province, env["commune_code"],
+                stamp(event.occurred_at),
             ))  # fmt: skip
         elif isinstance(event, DeathRegistration):
-            batch.deaths.append((event.deceased_id, event.date_of_death, event.occurred_at))
+            batch.deaths.append((event.deceased_id, event.date_of_death,
+                                 stamp(event.occurred_at)))  # fmt: skip
     return batch
 
 

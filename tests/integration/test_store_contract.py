@@ -61,30 +61,27 @@ def test_a_batch_is_written_once_and_replaying_it_writes_nothing(store: Store) -
     assert store.query("SELECT count(*), count(DISTINCT event_id) FROM events") == [(300, 300)]
 
 
-def test_the_batchs_times_stamped_once_store_what_the_driver_made_of_each_row(
+def test_times_stamped_by_the_store_read_back_as_the_drivers_own_adaptation(
     store: Store,
 ) -> None:
-    """``batch_from(..., store.stamp)`` hands the store its batch's shared times once, as it
-    takes them (SQLite: ISO text): every row reads back what the driver's own adaptation of the
-    datetime stored for the same event written without it."""
-    envs = envelopes(40)
-    later = NOW + timedelta(hours=7)  # another batch clock: not the envelopes' ingested_at
-    store.write(batch_from(envs[:20], later, store.stamp))
-    store.write(batch_from(envs[20:], later))
-    got = store.query("SELECT event_type, occurred_at, ingested_at, stored_at FROM events "
-                      "ORDER BY source_offset")  # fmt: skip
-    assert len(got) == 40
-    ts = "TIMESTAMPTZ" if isinstance(got[0][1], datetime) else "TEXT"  # PostgreSQL, SQLite
-    with store.transaction() as tx:  # the same values, each adapted by the driver
-        tx.execute(f"CREATE TABLE stamp_check (n INTEGER, occurred_at {ts}, ingested_at {ts}, "
-                   f"stored_at {ts})")  # fmt: skip
-        tx.executemany("INSERT INTO stamp_check VALUES (?, ?, ?, ?)",
-                       [(n, e["occurred_at"], e["ingested_at"], later)
-                        for n, (e, _) in enumerate(envs)])  # fmt: skip
-    expected = store.query("SELECT occurred_at, ingested_at, stored_at FROM stamp_check "
-                           "ORDER BY n")  # fmt: skip
-    assert [row[1:] for row in got] == expected
-    assert {row[3] for row in got} == {expected[0][2]}, "one stored_at for the whole batch"
+    """``batch_from(..., store.stamp)`` hands the store its times as it takes them (SQLite: ISO
+    text, made once a batch for the times its rows share): every event and dossier-history row
+    reads back exactly what the driver stored for the same row with the datetimes as they are."""
+    envs = envelopes(60)
+    later = NOW + timedelta(hours=7)  # another batch clock than the envelopes' ingested_at
+    stamped, plain = batch_from(envs, later, store.stamp), batch_from(envs, later)
+    assert plain.dossier_history, "the mix has dossier events"
+    store.write(stamped)
+    with store.transaction() as tx:  # empty copies of both tables, the same column types
+        for table in ("events", "dossier_history"):
+            tx.execute(f"CREATE TABLE plain_{table} AS SELECT * FROM {table} WHERE 1 = 0")
+        tx.executemany(f"INSERT INTO plain_events VALUES ({','.join('?' * 14)})", plain.events)
+        tx.executemany(f"INSERT INTO plain_dossier_history VALUES ({','.join('?' * 11)})",
+                       plain.dossier_history)  # fmt: skip
+    for table in ("events", "dossier_history"):
+        got = store.query(f"SELECT * FROM {table} ORDER BY event_id")
+        assert got == store.query(f"SELECT * FROM plain_{table} ORDER BY event_id"), table
+    assert len(store.query("SELECT DISTINCT stored_at FROM events")) == 1
 
 
 def test_a_batch_overlapping_a_stored_one_counts_only_its_new_rows(store: Store) -> None:
