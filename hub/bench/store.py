@@ -1,6 +1,8 @@
 """The central store's write as its tables grow: microseconds an event for each slice of events
 written (``batch_from`` + ``Store.write``, batches like the worker's), the store as the hub
-opens it beside the same store with SQLite's default WAL checkpoint, in the same run.
+writes it beside, in the same run and slice by slice in turn, the same store with SQLite's
+default WAL checkpoint and the same store given its times as datetimes for SQLite's adapter
+(the worker before the sixteenth round; ``Store.stamp``).
 
 Run: ``python -m hub.bench.store [--events 200000] [--slice 20000] [--url postgresql://…]``
 (SQLite in a temporary directory unless ``--url``; docs/BENCHMARKS.md).
@@ -11,18 +13,26 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from hub.bench.codec import _simulated
-from hub.store.sql import Batch, Store, batch_from, open_store
+from hub.domain.events import SourceEvent
+from hub.domain.records import Envelope
+from hub.store.sql import Store, batch_from, open_store, same
 from hub.stream.pipeline import Accepted
 from hub.wire.codec import Codec
 
-SQLITE_DEFAULT = ("SQLite's default checkpoint", ["PRAGMA wal_autocheckpoint=1000"])
+Row = tuple[Envelope, SourceEvent]
+# label, PRAGMAs run after opening, whether the store stamps its own times (Store.stamp)
+Variant = tuple[str, list[str], bool]
+HUB: Variant = ("as the hub writes it", [], True)
+SQLITE_DEFAULT: Variant = ("SQLite's default checkpoint", ["PRAGMA wal_autocheckpoint=1000"], True)
+ADAPTER: Variant = ("times through SQLite's datetime adapter", [], False)
 
 
-def accepted_rows(count: int) -> list[tuple[Any, Any]]:
+def accepted_rows(count: int) -> list[Row]:
     """(envelope, event) of ``count`` events of the simulator's mix, as the worker stores them."""
     codec = Codec()
     messages, register, pipeline = _simulated(codec, count)
@@ -35,42 +45,43 @@ def accepted_rows(count: int) -> list[tuple[Any, Any]]:
     return rows
 
 
-def renamed(batch: Batch, round_: int) -> Batch:
-    """The same rows under new event ids: the tables grow as with new traffic."""
+def renamed(rows: list[Row], round_: int) -> list[Row]:
+    """The same events under new event ids: the tables grow as with new traffic."""
     suffix = f"-{round_}"
-    events = [(r[0] + suffix, *r[1:]) for r in batch.events]
-    history = [(r[0] + suffix, *r[1:]) for r in batch.dossier_history]
-    return Batch(events, batch.citizens, batch.deaths, batch.dossiers, history)
+    return [(Envelope(**{**env, "event_id": env["event_id"] + suffix}), event)
+            for env, event in rows]  # fmt: skip
 
 
-def slices(store: Store, batches: list[Batch], per_slice: int, rounds: int) -> list[float]:
-    """µs an event of each round of ``batches`` (``per_slice`` events), the tables growing."""
-    figures = []
-    for round_ in range(rounds):
-        began = time.perf_counter()
-        for batch in batches:
-            store.write(renamed(batch, round_))
-        figures.append((time.perf_counter() - began) * 1e6 / per_slice)
-    return figures
+def write_slice(store: Store, rows: list[Row], size: int,
+                stamp: Callable[[datetime], Any]) -> float:  # fmt: skip
+    """µs an event to write ``rows`` in batches of ``size`` (rows made and written)."""
+    now = datetime.now(UTC)
+    began = time.perf_counter()
+    for i in range(0, len(rows), size):
+        store.write(batch_from(rows[i : i + size], now, stamp))
+    return (time.perf_counter() - began) * 1e6 / len(rows)
 
 
 def run(events: int, per_slice: int, batch_size: int, url: str | None) -> dict[str, list[float]]:
     rows = accepted_rows(per_slice)
-    now = datetime.now(UTC)
-    batches = [batch_from(rows[i : i + batch_size], now) for i in range(0, len(rows), batch_size)]
     rounds = max(1, events // len(rows))
-    results = {}
-    variants: list[tuple[str, list[str]]] = [("as the hub opens it", [])]
-    if not url:
-        variants.append(SQLITE_DEFAULT)
-    for label, pragmas in variants:
-        store_url = url or f"sqlite:///{tempfile.mkdtemp(prefix='hub-store-')}/store.sqlite3"
-        store = open_store(store_url)
-        try:
+    variants = [HUB] if url else [HUB, SQLITE_DEFAULT, ADAPTER]
+    stores: dict[str, Store] = {}
+    results: dict[str, list[float]] = {label: [] for label, _, _ in variants}
+    try:
+        for label, pragmas, _ in variants:
+            store_url = url or f"sqlite:///{tempfile.mkdtemp(prefix='hub-store-')}/store.sqlite3"
+            stores[label] = store = open_store(store_url)
             for pragma in pragmas:
                 store.query(pragma)
-            results[label] = slices(store, batches, len(rows), rounds)
-        finally:
+        for round_ in range(rounds):  # each slice written by every variant in turn
+            fresh = renamed(rows, round_)
+            for label, _, stamped in variants:
+                store = stores[label]
+                results[label].append(write_slice(store, fresh, batch_size,
+                                                  store.stamp if stamped else same))  # fmt: skip
+    finally:
+        for store in stores.values():
             store.close()
     return results
 
