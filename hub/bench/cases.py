@@ -13,6 +13,10 @@ cases of births and deaths of the simulator's traffic, each with the tasks its i
 opened): the table's values and the reports' summaries as the worker holds them, against the
 cases as dicts (the table's values before the fourteenth round, which the reports read too).
 
+``--json N`` also times writing and reading one case N times: the tracker's
+:func:`~hub.domain.cases.dump` and :func:`~hub.domain.cases.load` (orjson) against the json module
+they replaced in the sixteenth round (the same bytes), each once per case change.
+
 ``--waiting N`` also times the report's check for waiting cases to give up on
 (``CaseTracker.expire_waiting``) with N of them waiting (answers, no task; none due): its cost
 under a flood of answers to made-up case ids, at most ``HUB_CASES_WAITING_MAX`` of them.
@@ -22,8 +26,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import time
+import timeit
 import tracemalloc
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -160,6 +167,23 @@ def memory_per_case(count: int) -> dict[str, float]:
             "json_bytes": sum(map(len, raws.values())) / count}  # fmt: skip
 
 
+def json_us(n: int) -> dict[str, float]:
+    """µs to write and to read one case (a birth's, two steps) ``n`` times each way: the
+    tracker's orjson against the json module with the options it used (the same bytes)."""
+    state = case(1, False, datetime.now(UTC))
+    raw = case_logic.dump(state)
+    if raw != json.dumps(state, ensure_ascii=False, separators=(",", ":")).encode():
+        raise RuntimeError("dump() no longer writes what the json module wrote")
+    ways: dict[str, Callable[[], object]] = {
+        "json dumps": lambda: json.dumps(state, ensure_ascii=False, separators=(",", ":")).encode(),
+        "dump (orjson)": lambda: case_logic.dump(state),
+        "json loads": lambda: json.loads(raw),
+        "load (orjson)": lambda: case_logic.load(raw),
+    }
+    return {way: min(timeit.repeat(call, number=n, repeat=5)) * 1e6 / n
+            for way, call in ways.items()}  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument(
@@ -170,6 +194,8 @@ def main() -> None:
                         help="share of them still open (default 0.05)")  # fmt: skip
     parser.add_argument("--memory", type=int, default=0,
                         help="also measure the memory held for this many open cases")  # fmt: skip
+    parser.add_argument("--json", type=int, default=0,
+                        help="also time writing and reading one case this many times")  # fmt: skip
     parser.add_argument("--waiting", type=int, default=0,
                         help="also time the check for waiting cases to give up on, with this "
                              "many waiting")  # fmt: skip
@@ -187,6 +213,11 @@ def main() -> None:
         print(f"\nmemory held for {args.memory:,} open cases, bytes a case: as dicts (before) "
               f"{m['dicts']:,.0f}; serialised with a summary (now) {m['compact']:,.0f} "
               f"(of it the JSON {m['json_bytes']:,.0f})")  # fmt: skip
+    if args.json:
+        figures = json_us(args.json)
+        print(f"\none case ({len(case_logic.dump(case(1, False, datetime.now(UTC))))} bytes of "
+              "JSON), µs (best of 5): " + ", ".join(f"{way} {us:.2f}" for way, us in
+                                                   figures.items()))  # fmt: skip
     if args.waiting:
         print(f"\nwaiting cases to give up on, checked over {args.waiting:,} waiting (none due): "
               f"{waiting_check_ms(args.waiting):,.0f} ms a report")  # fmt: skip
