@@ -190,7 +190,7 @@ def _field(case: CaseState, task_id: str, name: Literal["agency", "action"]) -> 
 
 
 def _copy(state: CaseState) -> CaseState:
-    return {**state, "steps": {k: Step(**v) for k, v in state.get("steps", {}).items()}}
+    return {**state, "steps": {k: v.copy() for k, v in state.get("steps", {}).items()}}
 
 
 def _settle(case: CaseState, at: datetime) -> list[CaseNotification]:

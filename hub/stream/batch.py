@@ -125,17 +125,20 @@ class BatchProcessor:
         now = datetime.now(UTC)  # the batch's one clock read: validation and scoring use it
         with clock_at(now):
             decoded = [self.pipeline.decode(msg) for msg in batch]
+        # Each event id as text once: the batch's duplicate query and the envelope use it.
+        ids = [None if isinstance(e, Rejected) else str(e.event_id) for e in decoded]
+        known = await self._store("read", partial(self._lineages,
+                                                  [i for i in ids if i is not None]))  # fmt: skip
         valid = [e for e in decoded if not isinstance(e, Rejected)]
-        known = await self._store("read", partial(self._lineages, [str(e.event_id) for e in valid]))
         subjects = [s for e in valid if (s := subject_claimed(e)) is not None]
         people = await self._store("register", partial(self.register.fetch, subjects,
                                                         self._register_records))  # fmt: skip
         work = Work()
         for topic, n in Counter(msg.topic for msg in batch).items():
             self.events_in(topic).inc(n)
-        for msg, event in zip(batch, decoded, strict=True):
+        for msg, event, text_id in zip(batch, decoded, ids, strict=True):
             outcome = event if isinstance(event, Rejected) else self.pipeline.process_event(
-                msg, event, people.get, known.get, now)  # fmt: skip
+                msg, event, people.get, known.get, now, text_id)  # fmt: skip
             if isinstance(outcome, Accepted):
                 event_id = outcome.envelope["event_id"]
                 known.setdefault(event_id, msg.lineage)

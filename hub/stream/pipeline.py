@@ -121,9 +121,10 @@ class Pipeline:
         return self.process_event(msg, event, lookup, seen, now)
 
     def process_event(self, msg: Incoming, event: SourceEvent, lookup: Lookup, seen: SeenLookup,
-                      now: datetime) -> Outcome:  # fmt: skip
+                      now: datetime, event_id: str | None = None) -> Outcome:  # fmt: skip
         """The stages after decoding, for a caller that decoded a batch first (to look up which
-        of its event ids are already known in one query)."""
+        of its event ids are already known in one query; ``event_id``: the event's id as that
+        caller made it text)."""
         try:
             province, commune = self.units.to_2025(
                 event.code_system, event.province_code, event.commune_code
@@ -135,7 +136,7 @@ class Pipeline:
         identity_issues = check_claim(found[0], person) if found else []
         if identity_issues and self.config.identity_mode is IdentityMode.DEAD_LETTER:
             return Rejected(Stage.VERIFY, identity_issues[0], ", ".join(identity_issues))
-        event_id = str(event.event_id)  # once: the envelope, the batch and the store use it
+        event_id = event_id or str(event.event_id)  # the envelope, the batch, the store use it
         first_seen = seen(event_id)
         duplicate = first_seen is not None and first_seen != msg.lineage
         quality = score(
