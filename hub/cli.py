@@ -563,11 +563,10 @@ def dlq_replay(settings: Settings, topic: str, reason: str | None, dry_run: bool
     Replayed dead letters are remembered in HUB_HOME/dlq-replayed.json; replaying again sends
     only dead letters that arrived since.
     """
-    from hub.domain.topics import AgencyTopic, dead_letter_topic
+    from hub.domain.topics import TASK_TOPICS, dead_letter_topic
     from hub.ops.dlq import Ledger, read_letters, replay, select
 
-    tasks = [t.value for t in AgencyTopic if t is not AgencyTopic.ACK]
-    valid = [t.value for t in SourceTopic] + tasks
+    valid = [t.value for t in SourceTopic] + list(TASK_TOPICS)
     if topic not in valid:
         raise click.BadParameter(f"{topic!r} has no dead letters to replay; one of: "
                                  f"{', '.join(valid)}")  # fmt: skip

@@ -31,7 +31,7 @@ from prometheus_client import CollectorRegistry
 
 from hub.bench.mix import bench_traffic
 from hub.domain.records import PopulationRecord
-from hub.domain.topics import POPULATION_TOPIC, AgencyTopic
+from hub.domain.topics import POPULATION_TOPIC, TASK_TOPICS
 from hub.kafka.outbox import MAX_BATCH_BYTES, Headers, Outbox
 from hub.metrics import HubMetrics
 from hub.settings import load_settings
@@ -74,11 +74,10 @@ class TaskRecorder(Outbox):
     def __init__(self, kafka: InstantKafka) -> None:
         super().__init__(lambda: kafka)
         self.tasks: list[Incoming] = []
-        self.task_topics = frozenset(t.value for t in AgencyTopic) - {AgencyTopic.ACK.value}
 
     async def add(self, topic: str, key: bytes | None, value: bytes,
                   headers: Headers = ()) -> None:  # fmt: skip
-        if topic in self.task_topics:
+        if topic in TASK_TOPICS:
             self.tasks.append(Incoming(topic, 0, len(self.tasks), key, value))
         await super().add(topic, key, value, headers)
 

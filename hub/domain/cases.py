@@ -323,8 +323,9 @@ def dump(case: CaseState) -> bytes:
     JSON too, so a changelog written before (or by an older worker in a rolling upgrade) reads
     back, and an older worker reads what this one writes. orjson writes the same bytes as
     ``json.dumps(case, ensure_ascii=False, separators=(",", ":"))`` did for these values (strings,
-    integers, booleans, None, lists, dicts: tests/unit/test_case_tracker.py) in a fifth of the
-    time; one dump and one load a case change (docs/BENCHMARKS.md, sixteenth round)."""
+    integers, booleans, None, lists, dicts: tests/unit/test_case_tracker.py), ~16× faster (and
+    loads ~4× faster); a case change is dumped twice (the table, the store row) and loaded once
+    (``python -m hub.bench.cases --json N``; docs/BENCHMARKS.md, sixteenth round)."""
     return orjson.dumps(case)
 
 

@@ -39,6 +39,10 @@ class AgencyTopic(StrEnum):
     ACK = "agency.ack.v1"
 
 
+# The topics the hub writes agency tasks to (every AgencyTopic but the shared answers topic).
+TASK_TOPICS = tuple(t.value for t in AgencyTopic if t is not AgencyTopic.ACK)
+
+
 class AckTopic(StrEnum):
     """One acknowledgement topic per agency (named by the agency): only that agency's principal
     (and delivery) may write it, so the topic proves who answered. ``agency.ack.v1`` above is the

@@ -14,14 +14,20 @@ import secrets
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
 from hub.domain.records import Agency
-from hub.domain.topics import POPULATION_TOPIC, AckTopic, AgencyTopic, ack_topic_of
+from hub.domain.topics import (
+    POPULATION_TOPIC,
+    TASK_TOPICS,
+    AckTopic,
+    AgencyTopic,
+    ack_topic_of,
+)
 from hub.domain.workflows import topics_of
 from hub.kafka.client import KafkaConnection, write_java_client_properties
 
@@ -67,7 +73,7 @@ class Acl:
         return f"{self.resource} {self.pattern} {self.name} {self.operation}"
 
 
-def _topics(pattern: str, names: list[str], *operations: str) -> list[Acl]:
+def _topics(pattern: str, names: Sequence[str], *operations: str) -> list[Acl]:
     return [Acl("TOPIC", pattern, n, op) for n in names for op in operations]
 
 
@@ -107,7 +113,6 @@ def role_acls(role: str, group: str = "") -> list[Acl]:
     agency (``<group>-police``); an agency's and central's groups are prefixes too.
     """
     kind, agency = parse_role(role)
-    tasks = [t.value for t in AgencyTopic if t is not AgencyTopic.ACK]
     acls: list[Acl] = []
     if agency is not None:
         acls += _topics("LITERAL", topics_of(agency), "READ")
@@ -119,14 +124,14 @@ def role_acls(role: str, group: str = "") -> list[Acl]:
         if not group:
             raise AccessError("the worker role needs its consumer group (the faust app id)")
         acls += _topics("PREFIXED", ["src.", "ref.", "agency.ack."], "READ")
-        acls += _topics("LITERAL", [*tasks, AgencyTopic.ACK.value], "READ")
+        acls += _topics("LITERAL", [*TASK_TOPICS, AgencyTopic.ACK.value], "READ")
         acls += _topics("PREFIXED", ["hub.", "dlq."], "WRITE")
-        acls += _topics("LITERAL", [*tasks, POPULATION_TOPIC], "WRITE")
+        acls += _topics("LITERAL", [*TASK_TOPICS, POPULATION_TOPIC], "WRITE")
         acls += _topics("PREFIXED", [f"{group}-"], "CREATE", "READ", "WRITE", "DESCRIBE",
                         "DESCRIBE_CONFIGS")  # fmt: skip
         acls += [Acl("GROUP", "LITERAL", group, op) for op in ("READ", "DESCRIBE")]
     elif kind is Role.DELIVERY:
-        acls += _topics("LITERAL", tasks, "READ")
+        acls += _topics("LITERAL", TASK_TOPICS, "READ")
         acls += _topics("PREFIXED", ["agency.ack.", "dlq.agency."], "WRITE")
         acls += _group("PREFIXED", group or "delivery")
     elif kind is Role.CENTRAL:

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from hub.domain.records import AckOutcome, AgencyAcknowledgement, AgencyTask
-from hub.domain.topics import AgencyTopic, ack_topic_of
+from hub.domain.topics import TASK_TOPICS, ack_topic_of
 from hub.kafka.client import Connectable, options
 from hub.wire.codec import Codec, CodecError
 
@@ -43,8 +43,7 @@ async def run_agencies(
     """Acknowledge about ``ack_share`` of the tasks until ``stop`` is set; return acks sent."""
     codec = Codec()
     rng = random.Random(seed)
-    topics = [t.value for t in AgencyTopic if t is not AgencyTopic.ACK]
-    consumer = AIOKafkaConsumer(*topics, **options(kafka), group_id=group,
+    consumer = AIOKafkaConsumer(*TASK_TOPICS, **options(kafka), group_id=group,
                                 auto_offset_reset="latest")  # fmt: skip
     producer = AIOKafkaProducer(**options(kafka), linger_ms=20)
     await consumer.start()
