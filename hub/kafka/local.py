@@ -232,9 +232,40 @@ def _read_pid(settings: Settings) -> int | None:
     return pid
 
 
+# Kafka's reserved ids (org.apache.kafka.common.Uuid: ZERO_UUID, the metadata topic's ONE_UUID).
+_RESERVED_IDS = frozenset({bytes(16), bytes(15) + b"\x01"})
+
+
 def _cluster_id() -> str:
-    """A KRaft cluster id: 16 random bytes, base64url without padding (22 characters)."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    """A KRaft cluster id: 16 random bytes, base64url without padding (22 characters).
+
+    Drawn again, as Kafka's own ``Uuid.randomUuid()`` does, when reserved or when the text
+    starts with "-" (one draw in 64): the storage tool's argument parser would read such an
+    id as an option (``kafka-storage: error: argument --cluster-id/-t: expected one
+    argument``).
+    """
+    while True:
+        raw = uuid.uuid4().bytes
+        text = base64.urlsafe_b64encode(raw).decode().rstrip("=")
+        if raw not in _RESERVED_IDS and not text.startswith("-"):
+            return text
+
+
+def format_storage(java: str, props: Path, cluster_id: str, admin_password: str | None) -> None:
+    """Format the broker's metadata directory (``kafka-storage format``) for ``cluster_id``.
+
+    The id is passed as ``--cluster-id=ID``, the one spelling the parser cannot mistake for
+    an option, whatever the id; with ``admin_password`` the SCRAM admin user is added.
+    """
+    scram = f"SCRAM-SHA-512=[name={ADMIN},password={admin_password}]"
+    fmt = subprocess.run(
+        [java, "-cp", f"{LIB_DIR}/*", "kafka.tools.StorageTool", "format",
+         f"--cluster-id={cluster_id}", "-c", str(props), "--ignore-formatted",
+         *(["--add-scram", scram] if admin_password is not None else [])],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if fmt.returncode != 0:
+        raise BrokerError("formatting broker storage failed: " + fmt.stderr.strip()[-300:])
 
 
 def status(settings: Settings) -> BrokerStatus:
@@ -278,15 +309,7 @@ def start(settings: Settings, secure: bool = False) -> BrokerStatus:
     props.write_text(server_properties(settings, material))
     classpath = f"{LIB_DIR}/*"
     if not (kdir / "data" / "meta.properties").exists():
-        fmt = subprocess.run(
-            [java, "-cp", classpath, "kafka.tools.StorageTool", "format",
-             "-t", _cluster_id(), "-c", str(props), "--ignore-formatted",
-             *(["--add-scram", f"SCRAM-SHA-512=[name={ADMIN},password={material.admin_password}]"]
-               if material else [])],
-            capture_output=True, text=True, check=False,
-        )  # fmt: skip
-        if fmt.returncode != 0:
-            raise BrokerError("formatting broker storage failed: " + fmt.stderr.strip()[-300:])
+        format_storage(java, props, _cluster_id(), material.admin_password if material else None)
         _mode_file(settings).write_text(wanted.value + "\n")
     log = _log_file(settings).open("ab")
     proc = subprocess.Popen(
