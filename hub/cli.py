@@ -472,47 +472,16 @@ def units_convert(codes: tuple[str, ...], as_json: bool) -> None:
     """
     import json
 
-    from hub.domain.units import UnknownUnit, admin_units
+    from hub.domain.units import admin_units
+    from hub.ops.units import conversion_rows, describe
 
-    table = admin_units()
-    rows: list[dict[str, object]] = []
-    unknown = []
-    for code in codes:
-        try:
-            conv = table.convert(code)
-        except UnknownUnit:
-            unknown.append(code)
-            rows.append({"legacy_commune": code, "error": "unknown legacy commune code"})
-            continue
-        legacy = table.legacy_communes[code]
-        rows.append({
-            "legacy_commune": code,
-            "legacy_name": legacy.name,
-            "legacy_province": legacy.province_code,
-            "province": conv.province.code if conv.province else None,
-            "province_name": conv.province.name if conv.province else None,
-            "commune": conv.commune.code if conv.commune else None,
-            "commune_name": conv.commune.name if conv.commune else None,
-            "split": conv.split,
-            "candidates": list(conv.candidates),
-            "rule": conv.rule,
-        })  # fmt: skip
+    rows = conversion_rows(admin_units(), codes)
     if as_json:
         click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
     else:
         for row in rows:
-            if "error" in row:
-                click.echo(f"{row['legacy_commune']}: {row['error']}")
-                continue
-            line = (
-                f"{row['legacy_commune']} {row['legacy_name']} → province {row['province']} "
-                f"{row['province_name']}, commune {row['commune']} {row['commune_name']}"
-            )
-            if row["split"]:
-                cands = ", ".join(str(c) for c in row["candidates"])  # type: ignore[attr-defined]
-                line += f"\n    split among {cands}; resolved by rule: {row['rule']}"
-            click.echo(line)
-    if unknown:
+            click.echo(describe(row))
+    if any("error" in row for row in rows):
         sys.exit(1)
 
 
@@ -1026,61 +995,26 @@ def bench(
     """
     import json
     import time
-    from importlib.metadata import version
 
-    from hub.bench.report import chart, machine, markdown
-    from hub.bench.runner import Bench, Figures
-    from hub.bench.runner import as_json as to_json
+    from hub.bench import suite
+    from hub.bench.report import markdown, payload, write
+    from hub.bench.runner import Bench
 
     if quick:
-        events, runs, cap, rate, latency_seconds = 3000, 1, 60.0, 500.0, 5.0
+        events, runs, cap, rate, latency_seconds = suite.QUICK
     b = Bench(settings, events, runs, cap, lambda text: click.echo(f"bench: {text}", err=True))
     started = time.monotonic()
     try:
-        preload = b.preload()
-        results: dict[str, Figures] = {}
-        steps = [
-            ("kafka_perf", lambda: b.kafka_perf(preload)),
-            ("aiokafka_passthrough", lambda: b.passthrough(preload)),
-            ("hub", lambda: b.workers(preload, "hub", ["hub", "worker"])),
-            ("hub_2_workers", lambda: b.workers(preload, "hub2", ["hub", "worker"], count=2)),
-            ("quixstreams", lambda: b.workers(preload, "quix", ["hub.bench.quix"])),
-            ("faust_naive", lambda: b.workers(preload, "naive", ["hub.bench.naive", "worker"])),
-            ("faust_ceiling", lambda: b.faust_ceiling(preload)),
-            ("faust_ceiling_chunks", lambda: b.faust_ceiling(preload, chunks=True)),
-        ]
-        step: Callable[[], Figures]
-        for name, step in steps:
-            b.say(f"measuring {name}…")
-            results[name] = step()
-        for name, workers in (("hub", 1), ("hub_2_workers", 2)):
-            b.say(f"measuring {name} latency at {rate:.0f} events/s for {latency_seconds:.0f} s…")
-            lat = b.latency(rate, latency_seconds, workers)
-            rss = round(lat.peak_rss_mb or 0)
-            results[name].extra.update(lat.extra, latency_worker_rss_mb=rss)
+        results = suite.run(b, rate, latency_seconds)
     except (kafka_local.BrokerError, RuntimeError, OSError, KafkaError) as exc:
         raise click.ClickException(f"bench stopped: {exc}") from exc
     finally:
         b.close()
-    versions = {p: version(p) for p in ("faust-streaming", "aiokafka", "fastavro", "quixstreams")}
-    versions["kafka"] = kafka_local.kafka_version() or "?"
-    command = "hub bench" + (
-        " --quick"
-        if quick
-        else f" --events {events} --runs {runs} --cap {cap:g} --rate {rate:g} "
-        f"--latency-seconds {latency_seconds:g}"
-    )
-    payload = {**to_json(results), "meta": {"command": command, "machine": machine(),
-                                             "events": events, "runs": runs,
-                                             "seconds": round(time.monotonic() - started),
-                                             "versions": versions}}  # fmt: skip
-    table = markdown(results)
+    command = suite.command_line(events, runs, cap, rate, latency_seconds, quick)
+    data = payload(results, command, events, runs, time.monotonic() - started)
     if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "results.json").write_text(json.dumps(payload, indent=2) + "\n")
-        (out / "results.md").write_text(table + "\n")
-        chart(results, out / "throughput.png")
-    click.echo(json.dumps(payload, indent=2) if as_json else table)
+        write(out, data, results)
+    click.echo(json.dumps(data, indent=2) if as_json else markdown(results))
 
 
 def _check_partitions(settings: Settings) -> None:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import platform
 from pathlib import Path
 from typing import Any
 
-from hub.bench.runner import Figures
+from hub.bench.runner import Figures, as_json
 
 LABELS = {
     "kafka_perf": "(a) Kafka perf tools (broker ceiling)",
@@ -98,5 +99,23 @@ def chart(results: dict[str, Figures], path: Path) -> bool:
     return True
 
 
-def summary(results: dict[str, Figures], command: str, versions: dict[str, str]) -> dict[str, Any]:
-    return {"command": command, "machine": machine(), "versions": versions}
+def payload(results: dict[str, Figures], command: str, events: int, runs: int,
+            seconds: float) -> dict[str, Any]:  # fmt: skip
+    """The JSON object of a run: every contender's figures and how, where and with what."""
+    from importlib.metadata import version
+
+    from hub.kafka.local import kafka_version
+
+    versions = {p: version(p) for p in ("faust-streaming", "aiokafka", "fastavro", "quixstreams")}
+    versions["kafka"] = kafka_version() or "?"
+    meta = {"command": command, "machine": machine(), "events": events, "runs": runs,
+            "seconds": round(seconds), "versions": versions}  # fmt: skip
+    return {**as_json(results), "meta": meta}
+
+
+def write(out: Path, data: dict[str, Any], results: dict[str, Figures]) -> None:
+    """results.json, results.md and throughput.png in ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(data, indent=2) + "\n")
+    (out / "results.md").write_text(markdown(results) + "\n")
+    chart(results, out / "throughput.png")

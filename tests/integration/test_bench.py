@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -14,9 +15,14 @@ CONTENDERS = ("kafka_perf", "aiokafka_passthrough", "hub", "hub_2_workers", "qui
               "faust_naive", "faust_ceiling", "faust_ceiling_chunks")  # fmt: skip
 
 
-def test_quick_bench_reports_every_contender(kafka_broker: Settings) -> None:
-    done = run_hub("bench", "--quick", "--json", timeout=600)
+def test_quick_bench_reports_every_contender(kafka_broker: Settings, tmp_path: Path) -> None:
+    done = run_hub("bench", "--quick", "--json", "--out", str(tmp_path / "out"), timeout=600)
     result = json.loads(done.stdout)
+    # --out keeps what was printed, the table and the chart; the command reproduces the run.
+    assert json.loads((tmp_path / "out" / "results.json").read_text()) == result
+    assert (tmp_path / "out" / "results.md").read_text().startswith("| contender |")
+    assert (tmp_path / "out" / "throughput.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert result["meta"]["command"] == "hub bench --quick"
     for name in CONTENDERS:
         assert {"events_per_s", "cpu_s_per_1k", "peak_rss_mb"} <= set(result[name]), name
     for name in (n for n in CONTENDERS if n != "hub_2_workers"):
