@@ -520,9 +520,14 @@ def dlq_list(settings: Settings, as_json: bool) -> None:
               help="Source, agency task or acknowledgement topic whose dead letters to "
                    "re-inject.")  # fmt: skip
 @click.option("--reason", default=None, help="Only dead letters with this reason code.")
+@click.option("--since", default=None, metavar="TIME",
+              help="Only dead letters that failed at or after TIME (ISO 8601, e.g. "
+                   "2026-11-30T13:00+07:00; UTC when it has no offset): those since a bad "
+                   "deploy or a reference-data gap began.")  # fmt: skip
 @click.option("--dry-run", is_flag=True, help="Say what would be replayed; send nothing.")
 @click.pass_obj
-def dlq_replay(settings: Settings, topic: str, reason: str | None, dry_run: bool) -> None:
+def dlq_replay(settings: Settings, topic: str, reason: str | None, since: str | None,
+               dry_run: bool) -> None:  # fmt: skip
     """Re-inject dead letters into their topic after a fix (each one once).
 
     Source topics go back through the worker; agency task topics (dead-lettered by
@@ -539,10 +544,19 @@ def dlq_replay(settings: Settings, topic: str, reason: str | None, dry_run: bool
     if topic not in valid:
         raise click.BadParameter(f"{topic!r} has no dead letters to replay; one of: "
                                  f"{', '.join(valid)}")  # fmt: skip
+    try:
+        after = datetime.fromisoformat(since) if since else None
+    except ValueError as exc:
+        raise click.BadParameter(f"{since!r} is not an ISO 8601 time",
+                                 param_hint="--since") from exc  # fmt: skip
+    if after is not None and after.tzinfo is None:
+        after = after.replace(tzinfo=UTC)
     ledger = Ledger(settings.home / "dlq-replayed.json")
     letters = _kafka(settings, read_letters(_conn(settings), [dead_letter_topic(topic)]))
-    chosen = select(letters, topic, reason, ledger)
-    what = f"{len(chosen)} dead letter(s) of {topic}" + (f" with reason {reason}" if reason else "")
+    chosen = select(letters, topic, reason, ledger, after)
+    what = (f"{len(chosen)} dead letter(s) of {topic}"
+            + (f" with reason {reason}" if reason else "")
+            + (f" since {after.isoformat()}" if after else ""))  # fmt: skip
     if dry_run or not chosen:
         click.echo(f"would replay {what}" if dry_run else f"nothing to replay: 0 new {what[2:]}")
         return

@@ -11,6 +11,7 @@ import json
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -105,15 +106,16 @@ class Ledger:
         tmp.replace(self.path)
 
 
-def select(
-    letters: Iterable[Letter], topic: str, reason: str | None, ledger: Ledger
-) -> list[Letter]:
-    """The dead letters of source ``topic`` (and ``reason``) not replayed before."""
+def select(letters: Iterable[Letter], topic: str, reason: str | None, ledger: Ledger,
+           since: datetime | None = None) -> list[Letter]:  # fmt: skip
+    """The dead letters of source ``topic`` (and ``reason``; dead-lettered at or after
+    ``since``) not replayed before."""
     return [
         letter
         for letter in letters
         if letter.record.original_topic == topic
         and (reason is None or letter.record.reason == reason)
+        and (since is None or letter.record.failed_at >= since)
         and letter.ref not in ledger.done
     ]
 
