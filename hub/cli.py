@@ -27,6 +27,7 @@ from hub.kafka.access import (
     remove_user,
 )
 from hub.kafka.client import KafkaConnection, KafkaSettingsError, connection
+from hub.metrics import source_label
 from hub.redaction import install_log_redaction
 from hub.settings import KafkaSecurity, Settings, load_settings
 from hub.tls import (
@@ -891,8 +892,9 @@ def deliver(settings: Settings, group: str | None, new_secret: bool) -> None:
 
 
 @cli.command("import")
-@click.argument("file", type=click.Path(path_type=Path))
-@click.option("--source", required=True, help="Source, e.g. civil.birth or procedure.dossier.")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--source", required=True, type=click.Choice([source_label(t) for t in SourceTopic]),
+              help="Whose topic the records go to (src.<SOURCE>.v1).")  # fmt: skip
 @click.pass_obj
 def import_(settings: Settings, file: Path, source: str) -> None:
     """Import digitised records from FILE (.csv with a header, or .jsonl) into SOURCE's topic.

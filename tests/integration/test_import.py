@@ -109,3 +109,27 @@ async def test_hostile_names_are_rejected_and_records_carry_their_provenance(
     # The importer's record number (the rejects file and the checkpoint count the same way):
     # the 6th data row, after the CSV header.
     assert headers["hub-import-line"] == b"6"
+
+
+async def test_the_import_command_reports_what_it_did_and_refuses_bad_arguments_up_front(
+    kafka_broker: Settings, tmp_path: Path
+) -> None:
+    """`hub import` as an operator runs it: the summary names what was produced and rejected
+    (and where the rejects are); a rerun of a finished file produces nothing again; a missing
+    file or an unknown source is a usage error before anything is read or sent."""
+    from tests.conftest import run_hub
+
+    path = tmp_path / "births-1987.csv"
+    good, bad = write_csv(path, 60, bad_every=20)
+    env = {"HUB_KAFKA_BOOTSTRAP": kafka_broker.kafka_bootstrap}
+    done = run_hub("import", str(path), "--source", "civil.birth", env=env)
+    summary = f"{path.name}: {len(good)} rows produced, {bad} rejected "
+    assert done.stdout.splitlines()[-1].startswith(summary), done.stdout
+    again = run_hub("import", str(path), "--source", "civil.birth", env=env)
+    assert again.stdout.splitlines()[-1].startswith(summary), "the checkpoint says it is done"
+    assert await count_on_topic(kafka_broker.kafka_bootstrap, good) == len(good)
+    missing = run_hub("import", str(tmp_path / "none.csv"), "--source", "civil.birth",
+                      env=env, check=False)  # fmt: skip
+    assert missing.returncode == 2 and "does not exist" in missing.stderr
+    unknown = run_hub("import", str(path), "--source", "civil.nope", env=env, check=False)
+    assert unknown.returncode == 2 and "civil.birth" in unknown.stderr
