@@ -14,11 +14,14 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+from hub.domain.topics import SourceTopic
 from hub.tls import TlsError, subject_name
 
 
@@ -46,6 +49,27 @@ class Credential:
 
     def expired(self, today: date) -> bool:
         return self.expires is not None and today > self.expires
+
+
+# A key's name: what the audit trail, the logs and the provenance headers show for it.
+KEY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
+def check_scope(name: str, sources: Iterable[str], provinces: Iterable[str]) -> None:
+    """Refuse a key name, source or province a new key must not have (see Credentials.add)."""
+    from hub.domain.units import admin_units
+    from hub.metrics import source_label
+
+    if not KEY_NAME.fullmatch(name):
+        raise CredentialsError(f"key name {name!r}: 1-64 letters, digits, '.', '_' or '-', "
+                               "starting with a letter or digit")  # fmt: skip
+    known = [source_label(t.value) for t in SourceTopic]
+    if unknown := sorted(set(sources) - {"*", *known}):
+        raise CredentialsError(f"unknown source {', '.join(unknown)}; one of {', '.join(known)} "
+                               "or '*'")  # fmt: skip
+    if unknown := sorted(set(provinces) - {"*", *admin_units().provinces}):
+        raise CredentialsError(f"unknown 2025 province code {', '.join(unknown)} (the 34 "
+                               "provinces since July 2025, e.g. 01 Hà Nội) or '*'")  # fmt: skip
 
 
 def digest(key: str) -> str:
@@ -97,7 +121,13 @@ class Credentials:
     def add(self, path: Path, name: str, sources: list[str], provinces: list[str],
             facilities: list[str] | None = None, expires: date | None = None,
             client_cert_subject: str | None = None) -> str:  # fmt: skip
-        """Create a key for ``name``, store its hash in ``path`` and return the key (once)."""
+        """Create a key for ``name``, store its hash in ``path`` and return the key (once).
+
+        Refused (CredentialsError): a name that is not 1-64 letters, digits, ".", "_" or "-"
+        starting with a letter or digit (names go into the audit trail and logs); a source or
+        2025 province code that does not exist (a typo would make a key that can never
+        publish, found only when a province's requests start failing)."""
+        check_scope(name, sources, provinces)
         if any(e.name == name for e in self.entries):
             raise CredentialsError(f"a key named {name!r} exists; revoke it first")
         key = secrets.token_urlsafe(32)

@@ -1,0 +1,116 @@
+"""Operator commands that need no running service, run as an operator runs them: `hub tls ca`
+and `hub tls issue` (checked with the `cryptography` package and a real TLS handshake), and
+`hub gateway add-key` / `revoke-key` (the key file keeps hashes only; a revoked key is gone)."""
+
+from __future__ import annotations
+
+import json
+import socket
+import ssl
+import threading
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import pkcs12
+from cryptography.x509.oid import ExtendedKeyUsageOID
+
+from hub.cli import cli
+
+
+def hub(home: Path, *args: str) -> tuple[int, str]:
+    done = CliRunner().invoke(cli, list(args), env={"HUB_HOME": str(home)})
+    return done.exit_code, done.output
+
+
+def test_tls_ca_and_issue_make_a_chain_python_trusts_for_the_names_asked(tmp_path: Path) -> None:
+    pki = tmp_path / "pki"
+    assert hub(tmp_path, "tls", "ca", str(pki), "--name", "So TT&TT CA")[0] == 0
+    ca_pem = (pki / "ca.pem").read_bytes()
+    assert hub(tmp_path, "tls", "ca", str(pki))[0] == 0
+    assert (pki / "ca.pem").read_bytes() == ca_pem, "an existing CA is kept, not replaced"
+    code, out = hub(tmp_path, "tls", "issue", str(pki), "gateway", "--subject",
+                    "CN=gateway,O=Hub", "--host", "localhost", "--host", "127.0.0.1",
+                    "--server", "--pkcs12")  # fmt: skip
+    assert code == 0, out
+    ca = x509.load_pem_x509_certificate(ca_pem)
+    cert = x509.load_pem_x509_certificate((pki / "gateway.pem").read_bytes())
+    assert cert.issuer == ca.subject
+    cert.verify_directly_issued_by(ca)  # raises when the signature is not the CA's
+    names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert names.get_values_for_type(x509.DNSName) == ["localhost"]
+    assert [str(ip) for ip in names.get_values_for_type(x509.IPAddress)] == ["127.0.0.1"]
+    usage = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    assert ExtendedKeyUsageOID.SERVER_AUTH in usage
+    assert (pki / "gateway-key.pem").stat().st_mode & 0o077 == 0, "a private key: owner only"
+    password = (pki / "gateway.p12.password").read_text().strip().encode()
+    _, in_store, _ = pkcs12.load_key_and_certificates((pki / "gateway.p12").read_bytes(), password)
+    assert in_store is not None and in_store.serial_number == cert.serial_number
+
+    # A real handshake: Python's TLS client trusting only this CA accepts the server.
+    server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_ctx.load_cert_chain(pki / "gateway.pem", pki / "gateway-key.pem")
+    client_ctx = ssl.create_default_context(cafile=str(pki / "ca.pem"))
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        port = listener.getsockname()[1]
+
+        def serve() -> None:
+            conn, _ = listener.accept()
+            with server_ctx.wrap_socket(conn, server_side=True) as tls:
+                tls.recv(1)
+
+        thread = threading.Thread(target=serve)
+        thread.start()
+        with (
+            socket.create_connection(("127.0.0.1", port)) as raw,
+            client_ctx.wrap_socket(raw, server_hostname="localhost") as tls,
+        ):
+            assert tls.getpeercert()["subject"]
+            tls.sendall(b"x")
+        thread.join(timeout=10)
+
+
+def test_issue_without_a_ca_is_a_clear_error(tmp_path: Path) -> None:
+    code, out = hub(tmp_path, "tls", "issue", str(tmp_path / "none"), "x", "--subject", "CN=x",
+                    "--client")  # fmt: skip
+    assert code != 0
+    assert "ca" in out.lower() and "Traceback" not in out
+
+
+def test_a_revoked_key_is_gone_and_revoking_it_again_says_so(tmp_path: Path) -> None:
+    code, key = hub(tmp_path, "gateway", "add-key", "hotich-a", "--source", "civil.birth",
+                    "--province", "01")  # fmt: skip
+    assert code == 0
+    key = key.strip().splitlines()[-1]
+    code, _ = hub(tmp_path, "gateway", "add-key", "hotich-b", "--source", "*", "--province", "*")
+    assert code == 0
+    stored = (tmp_path / "gateway-keys.json").read_text()
+    assert key not in stored, "only the key's hash is kept"
+    code, out = hub(tmp_path, "gateway", "revoke-key", "hotich-a")
+    assert code == 0 and "revoked hotich-a" in out
+    names = json.dumps(json.loads((tmp_path / "gateway-keys.json").read_text()))
+    assert "hotich-a" not in names and "hotich-b" in names
+    code, out = hub(tmp_path, "gateway", "revoke-key", "hotich-a")
+    assert code == 1 and "no key named 'hotich-a'" in out
+
+
+@pytest.mark.parametrize(
+    ("name", "source", "province", "says"),
+    [
+        ("", "*", "*", "key name"),
+        ("hotich\nINFO forged audit line", "*", "*", "key name"),
+        ("-x", "*", "*", "No such option"),  # read as an option: click refuses it
+        ("a" * 65, "*", "*", "key name"),
+        ("hotich-79", "civil.brith", "79", "unknown source civil.brith"),
+        ("hotich-79", "civil.birth", "99", "unknown 2025 province code 99"),
+        ("hotich-79", "civil.birth", "02", "unknown 2025 province code 02"),  # Hà Giang, merged
+    ],
+)
+def test_a_key_with_a_bad_name_or_a_scope_that_does_not_exist_is_refused(
+    tmp_path: Path, name: str, source: str, province: str, says: str
+) -> None:
+    code, out = hub(tmp_path, "gateway", "add-key", name, "--source", source,
+                    "--province", province)  # fmt: skip
+    assert code != 0 and says in out, out
+    assert not (tmp_path / "gateway-keys.json").exists(), "no key was made"
