@@ -14,13 +14,13 @@ import hashlib
 import hmac
 import json
 import os
-import re
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+from hub.domain.text import PRINCIPAL_NAME
 from hub.domain.topics import SourceTopic
 from hub.tls import TlsError, subject_name
 
@@ -51,16 +51,12 @@ class Credential:
         return self.expires is not None and today > self.expires
 
 
-# A key's name: what the audit trail, the logs and the provenance headers show for it.
-KEY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
-
-
 def check_scope(name: str, sources: Iterable[str], provinces: Iterable[str]) -> None:
     """Refuse a key name, source or province a new key must not have (see Credentials.add)."""
     from hub.domain.units import admin_units
     from hub.metrics import source_label
 
-    if not KEY_NAME.fullmatch(name):
+    if not PRINCIPAL_NAME.fullmatch(name):
         raise CredentialsError(f"key name {name!r}: 1-64 letters, digits, '.', '_' or '-', "
                                "starting with a letter or digit")  # fmt: skip
     known = [source_label(t.value) for t in SourceTopic]

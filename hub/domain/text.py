@@ -16,6 +16,7 @@ Pure: the standard library only.
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from collections.abc import Collection
 from typing import Any
@@ -31,6 +32,11 @@ MAX_FREE_TEXT = 2_000
 MAX_CODE = 128
 
 FORBIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Cs"})
+
+# The name of a principal the hub creates (a Kafka user, a gateway API key): written to ACLs,
+# the audit trail, logs and provenance headers, so plain ASCII that cannot break a line, a
+# principal string ("User:a,b") or a command line (no leading "-").
+PRINCIPAL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
 def forbidden_character(value: str) -> str | None:

@@ -9,7 +9,6 @@ administration).
 from __future__ import annotations
 
 import os
-import re
 import secrets
 import shutil
 import subprocess
@@ -21,6 +20,7 @@ from enum import StrEnum
 from pathlib import Path
 
 from hub.domain.records import Agency
+from hub.domain.text import PRINCIPAL_NAME
 from hub.domain.topics import (
     POPULATION_TOPIC,
     TASK_TOPICS,
@@ -32,7 +32,6 @@ from hub.domain.workflows import topics_of
 from hub.kafka.client import KafkaConnection, write_java_client_properties
 
 ACCESS_TOOL = Path(__file__).resolve().parents[2] / "deploy" / "kafka" / "HubAccess.java"
-NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
 class AccessError(Exception):
@@ -173,7 +172,7 @@ def _run(admin: KafkaConnection, classpath: Path, args: list[str], stdin: str = 
 
 
 def check_name(name: str) -> str:
-    if not NAME.fullmatch(name):
+    if not PRINCIPAL_NAME.fullmatch(name):
         raise AccessError(f"user name {name!r}: letters, digits, '.', '_', '-' (at most 64)")
     if name == "admin":
         raise AccessError("`admin` is the bootstrap super user; choose another name")
