@@ -365,20 +365,17 @@ def worker(settings: Settings, loglevel: str) -> None:
 
 
 @cli.command()
-@click.option("--count", default=10_000, show_default=True, help="Events to send.")
-@click.option(
-    "--rate", default=0.0, show_default=True, help="Events per second (0: as fast as possible)."
-)
+@click.option("--count", default=10_000, show_default=True, type=click.IntRange(min=0),
+              help="Events to send.")  # fmt: skip
+@click.option("--rate", default=0.0, show_default=True, type=click.FloatRange(min=0),
+              help="Events per second (0: as fast as possible).")  # fmt: skip
 @click.option("--seed", default=1, show_default=True, help="Random seed (same seed, same traffic).")
-@click.option(
-    "--provinces", default=5, show_default=True, help="Provinces (2025) whose systems publish."
-)
-@click.option(
-    "--population", default=2000, show_default=True, help="People in the synthetic register."
-)
-@click.option(
-    "--poison", default=0.02, show_default=True, help="Share of poison events (all kinds)."
-)
+@click.option("--provinces", default=5, show_default=True, type=click.IntRange(1, 34),
+              help="Provinces (2025) whose systems publish.")  # fmt: skip
+@click.option("--population", default=2000, show_default=True, type=click.IntRange(min=1),
+              help="People in the synthetic register.")  # fmt: skip
+@click.option("--poison", default=0.02, show_default=True, type=click.FloatRange(0, 1),
+              help="Share of poison events (all kinds).")  # fmt: skip
 @click.option(
     "--register/--no-register",
     default=True,
@@ -423,13 +420,14 @@ def simulate(
     with Progress(*columns, transient=False) as bar:
         if register:
             task = bar.add_task("register", total=len(traffic.people), rate="")
-            asyncio.run(
+            _kafka(
+                settings,
                 produce(
                     _conn(settings),
                     traffic.register_messages(),
                     progress=lambda n: bar.advance(task, n),
                     report=report,
-                )
+                ),
             )
         task = bar.add_task("events", total=count, rate="")
         started = time.monotonic()
@@ -439,14 +437,15 @@ def simulate(
             done = bar.tasks[task].completed
             bar.update(task, rate=f"{done / max(time.monotonic() - started, 1e-9):,.0f} ev/s")
 
-        asyncio.run(
+        _kafka(
+            settings,
             produce(
                 _conn(settings),
                 traffic.stream(count, poison),
                 rate=rate or None,
                 progress=advance,
                 report=report,
-            )
+            ),
         )
     poison_text = ", ".join(f"{k}={v}" for k, v in sorted(report.poison.items())) or "none"
     click.echo(
@@ -926,10 +925,14 @@ def import_(settings: Settings, file: Path, source: str) -> None:
 
 
 @cli.command()
-@click.option("--duration", default=60.0, show_default=True, help="Seconds of traffic.")
-@click.option("--rate", default=200.0, show_default=True, help="Events per second.")
-@click.option("--provinces", default=5, show_default=True, help="Provinces publishing.")
-@click.option("--poison", default=0.02, show_default=True, help="Share of poison events.")
+@click.option("--duration", default=60.0, show_default=True,
+              type=click.FloatRange(min=0, min_open=True), help="Seconds of traffic.")  # fmt: skip
+@click.option("--rate", default=200.0, show_default=True,
+              type=click.FloatRange(min=0, min_open=True), help="Events per second.")  # fmt: skip
+@click.option("--provinces", default=5, show_default=True, type=click.IntRange(1, 34),
+              help="Provinces publishing.")  # fmt: skip
+@click.option("--poison", default=0.02, show_default=True, type=click.FloatRange(0, 1),
+              help="Share of poison events.")  # fmt: skip
 @click.option(
     "--seed",
     type=int,
@@ -974,14 +977,18 @@ def demo(
 
 
 @cli.command()
-@click.option("--events", default=200_000, show_default=True, help="Events pre-loaded.")
-@click.option("--runs", default=3, show_default=True, help="Runs per contender (median).")
-@click.option("--cap", default=45.0, show_default=True,
+@click.option("--events", default=200_000, show_default=True, type=click.IntRange(min=1),
+              help="Events pre-loaded.")  # fmt: skip
+@click.option("--runs", default=3, show_default=True, type=click.IntRange(min=1),
+              help="Runs per contender (median).")  # fmt: skip
+@click.option("--cap", default=45.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
               help="Seconds of processing per run, after which a contender's rate is taken over "
                    "what it stored so far (keeps the full run under 20 minutes).")  # fmt: skip
 @click.option("--rate", default=5000.0, show_default=True,
+              type=click.FloatRange(min=0, min_open=True),
               help="Offered events/s for the latency measurement.")  # fmt: skip
 @click.option("--latency-seconds", default=20.0, show_default=True,
+              type=click.FloatRange(min=0, min_open=True),
               help="Seconds of live traffic for the latency measurement.")  # fmt: skip
 @click.option("--quick", is_flag=True, help="Small and fast: 3,000 events, one run each.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
@@ -1018,8 +1025,12 @@ def bench(
 
     if quick:
         events, runs, cap, rate, latency_seconds = suite.QUICK
-    b = Bench(settings, events, runs, cap, lambda text: click.echo(f"bench: {text}", err=True))
     started = time.monotonic()
+    try:
+        b = Bench(settings, events, runs, cap, lambda text: click.echo(f"bench: {text}", err=True))
+    except (kafka_local.BrokerError, OSError, KafkaError) as exc:
+        raise click.ClickException(f"bench cannot start: {exc} (is the broker running? "
+                                   "`hub kafka status`)") from exc  # fmt: skip
     try:
         results = suite.run(b, rate, latency_seconds)
     except (kafka_local.BrokerError, RuntimeError, OSError, KafkaError) as exc:

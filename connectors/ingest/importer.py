@@ -31,7 +31,7 @@ from connectors.ingest.gateway import SOURCES
 from hub.domain.enums import RecordOrigin
 from hub.domain.errors import field_errors
 from hub.domain.events import SourceEvent
-from hub.kafka.client import Connectable, options
+from hub.kafka.client import Connectable, options, start_client
 from hub.wire.codec import Codec
 
 BATCH = 1000
@@ -128,9 +128,8 @@ async def import_file(
     codec = Codec()
     provenance = [("hub-import-file", path.name.encode()),
                   ("hub-import-sha256", file_sha256(path).encode())]  # fmt: skip
-    producer = AIOKafkaProducer(**options(kafka), acks="all", enable_idempotence=True,
-                                linger_ms=10)  # fmt: skip
-    await producer.start()
+    producer = await start_client(AIOKafkaProducer(**options(kafka), acks="all",
+                                               enable_idempotence=True, linger_ms=10))  # fmt: skip
     batches = 0
     try:
         # Rejects hold the records themselves (personal data): the owner's eyes only.

@@ -12,7 +12,7 @@ import ssl
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from hub.settings import KafkaSecurity, Settings
 from hub.tls import client_context, write_private
@@ -203,3 +203,24 @@ def librdkafka_config(kafka: Connectable) -> dict[str, str]:
         conf |= {"sasl.mechanism": conn.sasl_mechanism, "sasl.username": conn.username,
                  "sasl.password": conn.password}  # fmt: skip
     return conf
+
+
+class _Startable(Protocol):
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+C = TypeVar("C", bound=_Startable)
+
+
+async def start_client(client: C) -> C:
+    """``client`` (an aiokafka producer or consumer) started; when starting fails (the broker is
+    unreachable, credentials are refused) it is stopped before the error goes on, since aiokafka
+    leaves it open ("Unclosed AIOKafkaProducer" after the command's own error)."""
+    try:
+        await client.start()
+    except BaseException:
+        await client.stop()
+        raise
+    return client

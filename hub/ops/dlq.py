@@ -19,7 +19,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from hub.domain.records import DeadLetter
 from hub.domain.topics import AckTopic, AgencyTopic, SourceTopic, dead_letter_topic
 from hub.kafka.admin import topic_partitions
-from hub.kafka.client import Connectable, options
+from hub.kafka.client import Connectable, options, start_client
 from hub.wire.codec import Codec, CodecError
 
 DLQ_TOPICS = [dead_letter_topic(t.value) for t in (*SourceTopic, *AgencyTopic, *AckTopic)]
@@ -42,9 +42,8 @@ class Letter:
 async def read_letters(kafka: Connectable, topics: Iterable[str] = DLQ_TOPICS) -> list[Letter]:
     """Every dead letter now in ``topics`` (from the beginning up to the current end)."""
     codec = Codec()
-    consumer = AIOKafkaConsumer(**options(kafka), enable_auto_commit=False,
-                                group_id=None)  # fmt: skip
-    await consumer.start()
+    consumer = await start_client(AIOKafkaConsumer(**options(kafka), enable_auto_commit=False,
+                                              group_id=None))  # fmt: skip
     letters: list[Letter] = []
     try:
         tps = await topic_partitions(consumer, topics)
@@ -122,8 +121,8 @@ def select(letters: Iterable[Letter], topic: str, reason: str | None, ledger: Le
 
 async def replay(kafka: Connectable, letters: list[Letter], ledger: Ledger) -> int:
     """Send each letter's original message to its source topic; record it in the ledger."""
-    producer = AIOKafkaProducer(**options(kafka), acks="all", enable_idempotence=True)
-    await producer.start()
+    producer = await start_client(AIOKafkaProducer(**options(kafka), acks="all",
+                                               enable_idempotence=True))  # fmt: skip
     try:
         for letter in letters:
             rec = letter.record

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaProducer
 
-from hub.kafka.client import Connectable, options
+from hub.kafka.client import Connectable, options, start_client
 from hub.sim.traffic import Message
 
 Progress = Callable[[int], None]
@@ -48,11 +48,10 @@ async def produce(
     at most :data:`PACE_TICK_S` after); ``start_at`` (a ``time.monotonic()`` moment) is that
     start, else when the producer is connected."""
     report = report or SimulationReport()
-    producer = AIOKafkaProducer(
+    producer = await start_client(AIOKafkaProducer(
         **options(kafka), linger_ms=0 if rate else 10, max_batch_size=256 * 1024, acks="all",
         enable_idempotence=True,
-    )  # fmt: skip
-    await producer.start()
+    ))  # fmt: skip
     cpu = time.process_time()
     started = time.monotonic() if start_at is None else start_at
     pending: list[asyncio.Future[object]] = []

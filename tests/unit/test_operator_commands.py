@@ -114,3 +114,49 @@ def test_a_key_with_a_bad_name_or_a_scope_that_does_not_exist_is_refused(
                     "--province", province)  # fmt: skip
     assert code != 0 and says in out, out
     assert not (tmp_path / "gateway-keys.json").exists(), "no key was made"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["simulate", "--poison", "2"],
+        ["simulate", "--count", "-1"],
+        ["simulate", "--rate", "-5"],
+        ["simulate", "--provinces", "35"],  # 34 provinces since July 2025
+        ["demo", "--duration", "-1"],
+        ["demo", "--rate", "0"],
+        ["bench", "--events", "0"],
+        ["bench", "--runs", "0"],
+        ["bench", "--latency-seconds", "0"],
+    ],
+)
+def test_out_of_range_numbers_are_usage_errors_before_anything_starts(
+    tmp_path: Path, args: list[str]
+) -> None:
+    code, out = hub(tmp_path, *args)
+    assert code == 2 and "is not in the range" in out, out
+    assert not (tmp_path / "kafka").exists(), "no broker was started"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["simulate", "--count", "5"],
+        ["dlq", "list"],
+        ["dlq", "replay", "--topic", "src.civil.birth.v1"],
+        ["bench", "--events", "10"],
+    ],
+)
+def test_an_unreachable_broker_is_one_clear_line_not_a_traceback(
+    tmp_path: Path, args: list[str]
+) -> None:
+    from tests.conftest import run_hub
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {"HUB_HOME": str(tmp_path), "HUB_KAFKA_BOOTSTRAP": f"127.0.0.1:{port}"}
+    done = run_hub(*args, env=env, check=False, timeout=120)
+    assert done.returncode == 1, done.stderr
+    assert f"127.0.0.1:{port}" in done.stderr and "Error: " in done.stderr
+    assert "Traceback" not in done.stderr and "Unclosed" not in done.stderr, done.stderr
