@@ -358,7 +358,7 @@ def worker(settings: Settings, loglevel: str) -> None:
     """
     from hub.stream.app import Worker, build_app, use_event_loop
 
-    _check_partitions(settings)  # also: a wrong Kafka setting is one line naming it
+    _check_partitions(settings)  # also: a wrong Kafka setting or no broker is one line naming it
     use_event_loop(settings.event_loop)
     app = build_app(settings)
     Worker(app, loglevel=loglevel, quiet=True).execute_from_commandline()
@@ -1048,11 +1048,10 @@ def _check_partitions(settings: Settings) -> None:
     """Refuse to start a worker whose HUB_PARTITIONS differs from the topics' partitions."""
     from hub.kafka.admin import partition_counts, partitions_problem
 
-    kafka = _conn(settings)
-    try:
-        counts = asyncio.run(partition_counts(kafka, [t.value for t in SourceTopic]))
-    except (OSError, KafkaError):
-        return  # the broker is not there yet: faust says so, and retries
+    # An unreachable broker is one line and exit 1 here (faust would print a traceback and
+    # exit too); docker-compose starts workers once the brokers are healthy and restarts them
+    # on failure.
+    counts = _kafka(settings, partition_counts(_conn(settings), [t.value for t in SourceTopic]))
     problem = partitions_problem(counts, settings.partitions)
     if problem is not None:
         raise click.ClickException(problem)

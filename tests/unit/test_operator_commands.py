@@ -145,6 +145,7 @@ def test_out_of_range_numbers_are_usage_errors_before_anything_starts(
         ["dlq", "list"],
         ["dlq", "replay", "--topic", "src.civil.birth.v1"],
         ["bench", "--events", "10"],
+        ["worker"],
     ],
 )
 def test_an_unreachable_broker_is_one_clear_line_not_a_traceback(
