@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import ssl
 import sys
 from collections.abc import Callable, Coroutine
@@ -358,6 +359,7 @@ def worker(settings: Settings, loglevel: str) -> None:
     """
     from hub.stream.app import Worker, build_app, use_event_loop
 
+    _port_free(settings.metrics_bind, settings.metrics_port, "HUB_METRICS_PORT")
     _check_partitions(settings)  # also: a wrong Kafka setting or no broker is one line naming it
     use_event_loop(settings.event_loop)
     app = build_app(settings)
@@ -681,6 +683,7 @@ def kpi_serve(settings: Settings, port: int | None) -> None:
     from hub.ops.kpi import serve
 
     chosen = port or settings.kpi_port
+    _port_free(settings.metrics_bind, chosen, "--port" if port else "HUB_KPI_PORT")
     click.echo(f"hub kpi exporter on {settings.metrics_bind}:{chosen}/metrics")
     with contextlib.suppress(KeyboardInterrupt):
         serve(settings.resolved_store_url, chosen, settings.metrics_bind)
@@ -739,6 +742,7 @@ def gateway(ctx: click.Context) -> None:
 
     app = gw.app()
     app.on_startup.append(on_start)
+    _port_free(settings.gateway_bind, settings.gateway_port, "HUB_GATEWAY_PORT")
     web.run_app(app, host=settings.gateway_bind, port=settings.gateway_port,
                 ssl_context=_gateway_tls(settings))  # fmt: skip
     store.close()
@@ -882,6 +886,7 @@ def deliver(settings: Settings, group: str | None, new_secret: bool) -> None:
     from connectors.delivery.run import run_delivery
     from connectors.delivery.webhook import EndpointsError
 
+    _port_free(settings.metrics_bind, settings.delivery_metrics_port, "HUB_DELIVERY_METRICS_PORT")
     try:
         asyncio.run(run_delivery(settings, group or f"{settings.app_id}-delivery"))
     except (EndpointsError, KafkaSettingsError) as exc:
@@ -1063,6 +1068,23 @@ def _conn(settings: Settings) -> KafkaConnection:
         return connection(settings)
     except KafkaSettingsError as exc:
         raise click.ClickException(str(exc)) from exc
+
+
+def _port_free(host: str, port: int, setting: str) -> None:
+    """Refuse to start a server whose port another process holds: one line naming the address
+    and the setting that chose it (the server would fail later, with a traceback)."""
+    if not port:
+        return
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        # As the servers themselves bind: a port left in TIME_WAIT is free, a listening one not.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise click.ClickException(
+                f"cannot listen on {host}:{port} ({setting}): {exc.strerror or exc}"
+            ) from exc
 
 
 def _kafka(settings: Settings, coro: Coroutine[Any, Any, T]) -> T:

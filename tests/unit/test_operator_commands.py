@@ -161,3 +161,27 @@ def test_an_unreachable_broker_is_one_clear_line_not_a_traceback(
     assert done.returncode == 1, done.stderr
     assert f"127.0.0.1:{port}" in done.stderr and "Error: " in done.stderr
     assert "Traceback" not in done.stderr and "Unclosed" not in done.stderr, done.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "setting"),
+    [
+        (["kpi", "serve"], "HUB_KPI_PORT"),
+        (["gateway"], "HUB_GATEWAY_PORT"),
+        (["worker"], "HUB_METRICS_PORT"),
+        (["deliver"], "HUB_DELIVERY_METRICS_PORT"),
+    ],
+)
+def test_a_server_whose_port_is_taken_says_which_and_by_which_setting(
+    tmp_path: Path, args: list[str], setting: str
+) -> None:
+    from tests.conftest import run_hub
+
+    (tmp_path / "agency-endpoints.json").write_text('{"agencies": {}}')
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        env = {"HUB_HOME": str(tmp_path), "HUB_KAFKA_BOOTSTRAP": "127.0.0.1:1", setting: str(port)}
+        done = run_hub(*args, env=env, check=False, timeout=60)
+    assert done.returncode == 1, done.stderr
+    assert f"cannot listen on 127.0.0.1:{port} ({setting})" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr
