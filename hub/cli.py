@@ -318,10 +318,13 @@ def schemas_check(rev: str | None, schemas_dir: Path | None) -> None:
     from rich.table import Table
 
     from hub.wire.codec import SCHEMAS_DIR
-    from hub.wire.schema_check import check, git_previous
+    from hub.wire.schema_check import UnknownRevision, check, git_previous
 
     directory = schemas_dir or SCHEMAS_DIR
-    previous, label = git_previous(directory, rev)
+    try:
+        previous, label = git_previous(directory, rev)
+    except UnknownRevision as exc:
+        raise click.BadParameter(str(exc), param_hint="--rev") from exc
     rows = check(directory, previous, label)
     table = Table(title=f"schemas vs {label}")
     for col in ("schema", "against", "result", "detail"):

@@ -79,11 +79,23 @@ def check(schemas_dir: Path, previous: dict[str, str], label: str) -> list[Check
     return rows
 
 
+class UnknownRevision(LookupError):
+    """A revision asked for by name that git does not know: comparing with nothing would pass
+    every change, so the check refuses instead."""
+
+
 def git_previous(schemas_dir: Path, rev: str | None) -> tuple[dict[str, str], str]:
-    """Schema texts at ``rev`` (default: merge base with main, else the previous commit)."""
+    """Schema texts at ``rev`` (default: merge base with main, else the previous commit; a
+    first commit or a copy without git history compares with nothing). An explicit ``rev``
+    that does not exist raises :class:`UnknownRevision`."""
     repo = _git(schemas_dir, "rev-parse", "--show-toplevel")
     if repo is None:
+        if rev is not None:
+            raise UnknownRevision(f"{rev}: {schemas_dir} is not in a git repository")
         return {}, "no git history"
+    if rev is not None and _git(schemas_dir, "rev-parse", "--verify", "--quiet",
+                                f"{rev}^{{commit}}") is None:  # fmt: skip
+        raise UnknownRevision(f"{rev}: no such commit, branch or tag in {repo}")
     if rev is None:
         head = _git(schemas_dir, "rev-parse", "HEAD")
         base = _git(schemas_dir, "merge-base", "HEAD", "main")

@@ -44,6 +44,26 @@ def test_adding_a_required_field_without_default_fails_naming_the_field(tmp_path
     assert "INCOMPATIBLE" in result.stdout
 
 
+def test_a_revision_that_does_not_exist_is_refused_not_compared_with_nothing(
+    tmp_path: Path,
+) -> None:
+    """An incompatible change checked against a mistyped revision fails the check (comparing
+    with no schemas at all would call every change new, and pass it)."""
+    schemas = _repo_with_schemas(tmp_path)
+    path = schemas / "civil_death.avsc"
+    raw = json.loads(path.read_text())
+    raw["fields"].append({"name": "burial_place", "type": "string", "doc": "new, no default"})
+    path.write_text(json.dumps(raw))
+    for rev in ("mian", "HEAD~5"):
+        result = run_hub("schemas", "check", "--dir", str(schemas), "--rev", rev, check=False)
+        assert result.returncode == 2, result.stdout
+        assert f"{rev}: no such commit" in result.stderr
+    copy = tmp_path / "no-git"
+    shutil.copytree(schemas, copy)
+    result = run_hub("schemas", "check", "--dir", str(copy), "--rev", "main", check=False)
+    assert result.returncode == 2 and "not in a git repository" in result.stderr
+
+
 def test_adding_an_optional_field_with_default_passes(tmp_path: Path) -> None:
     schemas = _repo_with_schemas(tmp_path)
     path = schemas / "civil_death.avsc"
