@@ -506,9 +506,9 @@ def dlq_list(settings: Settings, as_json: bool) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from hub.ops.dlq import group_letters, read_letters
+    from hub.ops.dlq import count_letters
 
-    groups = group_letters(_kafka(settings, read_letters(_conn(settings))))
+    groups = _kafka(settings, count_letters(_conn(settings)))
     if as_json:
         click.echo(json.dumps([asdict(g) for g in groups], ensure_ascii=False, indent=2))
         return
@@ -542,8 +542,8 @@ def dlq_replay(settings: Settings, topic: str, reason: str | None, since: str | 
     Replayed dead letters are remembered in HUB_HOME/dlq-replayed.json; replaying again sends
     only dead letters that arrived since.
     """
-    from hub.domain.topics import TASK_TOPICS, dead_letter_topic
-    from hub.ops.dlq import Ledger, read_letters, replay, select
+    from hub.domain.topics import TASK_TOPICS
+    from hub.ops.dlq import Ledger, replay, select_letters
 
     valid = [t.value for t in SourceTopic] + list(TASK_TOPICS)
     if topic not in valid:
@@ -557,8 +557,7 @@ def dlq_replay(settings: Settings, topic: str, reason: str | None, since: str | 
     if after is not None and after.tzinfo is None:
         after = after.replace(tzinfo=UTC)
     ledger = Ledger(settings.home / "dlq-replayed.json")
-    letters = _kafka(settings, read_letters(_conn(settings), [dead_letter_topic(topic)]))
-    chosen = select(letters, topic, reason, ledger, after)
+    chosen = _kafka(settings, select_letters(_conn(settings), topic, reason, ledger, after))
     what = (f"{len(chosen)} dead letter(s) of {topic}"
             + (f" with reason {reason}" if reason else "")
             + (f" since {after.isoformat()}" if after else ""))  # fmt: skip

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -39,16 +39,17 @@ class Letter:
         return f"{self.dlq_topic}:{self.partition}:{self.offset}"
 
 
-async def read_letters(kafka: Connectable, topics: Iterable[str] = DLQ_TOPICS) -> list[Letter]:
-    """Every dead letter now in ``topics`` (from the beginning up to the current end)."""
+async def iter_letters(kafka: Connectable,
+                       topics: Iterable[str] = DLQ_TOPICS) -> AsyncIterator[Letter]:  # fmt: skip
+    """Every dead letter now in ``topics`` (from the beginning up to the current end), one at a
+    time: a deployment's dead-letter topics may hold millions, which need not fit in memory."""
     codec = Codec()
     consumer = await start_client(AIOKafkaConsumer(**options(kafka), enable_auto_commit=False,
-                                              group_id=None))  # fmt: skip
-    letters: list[Letter] = []
+                                                   group_id=None))  # fmt: skip
     try:
         tps = await topic_partitions(consumer, topics)
         if not tps:
-            return letters
+            return
         ends = await consumer.end_offsets(tps)
         todo = {tp for tp in tps if ends[tp] > 0}
         consumer.assign(tps)
@@ -63,12 +64,28 @@ async def read_letters(kafka: Connectable, topics: Iterable[str] = DLQ_TOPICS) -
                         record = DeadLetter.model_validate(codec.decode(r.value or b"")[1])
                     except (CodecError, ValueError):
                         continue  # not written by the hub; nothing to replay
-                    letters.append(Letter(r.topic, r.partition, r.offset, record))
+                    yield Letter(r.topic, r.partition, r.offset, record)
                 if records and records[-1].offset + 1 >= ends[tp]:
                     todo.discard(tp)
     finally:
         await consumer.stop()
-    return letters
+
+
+async def count_letters(kafka: Connectable, topics: Iterable[str] = DLQ_TOPICS) -> list[Group]:
+    """Dead letters in ``topics`` grouped by source topic, stage and reason, largest group
+    first, counted as they are read (memory: one group a reason)."""
+    groups = Grouping()
+    async for letter in iter_letters(kafka, topics):
+        groups.add(letter)
+    return groups.result()
+
+
+async def select_letters(kafka: Connectable, topic: str, reason: str | None, ledger: Ledger,
+                         since: datetime | None = None) -> list[Letter]:  # fmt: skip
+    """The dead letters of ``topic`` :func:`chosen` for a replay, read from its dead-letter topic
+    (only those chosen are kept)."""
+    return [letter async for letter in iter_letters(kafka, [dead_letter_topic(topic)])
+            if chosen(letter, topic, reason, ledger, since)]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -80,15 +97,21 @@ class Group:
     example: str
 
 
-def group_letters(letters: Iterable[Letter]) -> list[Group]:
-    """Dead letters grouped by source topic, stage and reason, largest group first."""
-    counts: Counter[tuple[str, str, str]] = Counter()
-    example: dict[tuple[str, str, str], str] = {}
-    for letter in letters:
+class Grouping:
+    """Dead letters counted by source topic, stage and reason, with the first one's detail."""
+
+    def __init__(self) -> None:
+        self.counts: Counter[tuple[str, str, str]] = Counter()
+        self.example: dict[tuple[str, str, str], str] = {}
+
+    def add(self, letter: Letter) -> None:
         key = (letter.record.original_topic, letter.record.stage.value, letter.record.reason)
-        counts[key] += 1
-        example.setdefault(key, letter.record.detail)
-    return [Group(*key, n, example[key]) for key, n in counts.most_common()]
+        self.counts[key] += 1
+        self.example.setdefault(key, letter.record.detail)
+
+    def result(self) -> list[Group]:
+        """The groups, largest first."""
+        return [Group(*key, n, self.example[key]) for key, n in self.counts.most_common()]
 
 
 class Ledger:
@@ -105,18 +128,16 @@ class Ledger:
         tmp.replace(self.path)
 
 
-def select(letters: Iterable[Letter], topic: str, reason: str | None, ledger: Ledger,
-           since: datetime | None = None) -> list[Letter]:  # fmt: skip
-    """The dead letters of source ``topic`` (and ``reason``; dead-lettered at or after
-    ``since``) not replayed before."""
-    return [
-        letter
-        for letter in letters
-        if letter.record.original_topic == topic
+def chosen(letter: Letter, topic: str, reason: str | None, ledger: Ledger,
+           since: datetime | None = None) -> bool:  # fmt: skip
+    """Whether ``letter`` came from ``topic`` (with ``reason``; dead-lettered at or after
+    ``since``) and was not replayed before."""
+    return (
+        letter.record.original_topic == topic
         and (reason is None or letter.record.reason == reason)
         and (since is None or letter.record.failed_at >= since)
         and letter.ref not in ledger.done
-    ]
+    )
 
 
 async def replay(kafka: Connectable, letters: list[Letter], ledger: Ledger) -> int:
