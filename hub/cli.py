@@ -709,7 +709,7 @@ def gateway(ctx: click.Context) -> None:
     from aiohttp import web
 
     from connectors.ingest.credentials import Credentials, CredentialsError
-    from connectors.ingest.fhir import FhirConfig
+    from connectors.ingest.fhir import FhirConfig, FhirConfigError
     from connectors.ingest.gateway import Gateway, Limits
     from hub.store.ingest import IngestLedger
     from hub.store.sql import StoreError, open_store
@@ -724,7 +724,10 @@ def gateway(ctx: click.Context) -> None:
         click.echo(f"warning: no API keys in {path}; every request gets 401 "
                    "(create one with `hub gateway add-key`)", err=True)  # fmt: skip
     fhir_path = settings.fhir_config or settings.home / "fhir.json"
-    fhir = FhirConfig.load(fhir_path)
+    try:
+        fhir = FhirConfig.load(fhir_path)
+    except FhirConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
     if not fhir.facilities:
         click.echo(f"warning: no facilities in {fhir_path}; POST /v1/fhir refuses every "
                    "resource (see README, 'Connecting an agency system')", err=True)  # fmt: skip

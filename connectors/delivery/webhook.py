@@ -32,7 +32,7 @@ from urllib.parse import urlsplit
 import aiohttp
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from prometheus_client import CollectorRegistry, Counter, Histogram
-from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from connectors.delivery.signing import secret_problem, sign
 from hub.domain.records import (
@@ -77,6 +77,9 @@ def url_problem(url: str) -> str | None:
 class Endpoint(BaseModel):
     """Where and how one agency receives its tasks."""
 
+    # An error must not print what it refused: the value may be a signing secret.
+    model_config = ConfigDict(hide_input_in_errors=True)
+
     url: str
     # Which secret is in force, for the operators' rotation records (not sent to the agency).
     key_id: str = Field(default="", max_length=100)
@@ -107,6 +110,8 @@ class Endpoint(BaseModel):
 
 
 class Endpoints(BaseModel):
+    model_config = ConfigDict(hide_input_in_errors=True)  # the file holds signing secrets
+
     agencies: dict[Agency, Endpoint]
 
     @classmethod

@@ -65,7 +65,18 @@ class FhirConfig(BaseModel):
 
     @classmethod
     def load(cls, path: Path) -> FhirConfig:
-        return cls.model_validate_json(path.read_bytes()) if path.exists() else cls()
+        """The config in ``path`` (the defaults, with no facilities, when there is none);
+        :class:`FhirConfigError` naming the file and what is wrong in it."""
+        if not path.exists():
+            return cls()
+        try:
+            return cls.model_validate_json(path.read_bytes())
+        except (OSError, ValidationError) as exc:
+            raise FhirConfigError(f"{path}: {exc}") from exc
+
+
+class FhirConfigError(ValueError):
+    """The FHIR config file cannot be read or is wrong; the message says where and what."""
 
 
 @dataclass

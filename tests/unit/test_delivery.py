@@ -150,6 +150,21 @@ def test_endpoints_file_loads_and_hides_secrets(tmp_path: Path) -> None:
     assert SECRET not in repr(endpoints)
 
 
+@pytest.mark.parametrize(
+    "weak", ["whsec_" + base64.b64encode(b"w3ak-but-real" * 2).decode(), "plain-s3cret-value"]
+)
+def test_a_refused_secret_is_named_but_never_printed(tmp_path: Path, weak: str) -> None:
+    """The error says which secret of which agency is wrong and why, and not the secret (an
+    operator pastes such errors into tickets; a weak secret may still be the one in use)."""
+    path = _write(tmp_path / "e.json", {"agencies": {
+        "POLICE": {"url": "https://bca.example.gov.vn/hub", "secret": SECRET,
+                   "previous_secret": weak}}})  # fmt: skip
+    with pytest.raises(EndpointsError) as refused:
+        Endpoints.load(path)
+    assert "agencies.POLICE.previous_secret" in str(refused.value)
+    assert weak not in str(refused.value) and SECRET not in str(refused.value)
+
+
 def test_an_endpoints_file_readable_by_others_refuses_to_start(tmp_path: Path) -> None:
     path = _write(tmp_path / "e.json", {"agencies": {"POLICE": {
         "url": "https://bca.example.gov.vn/hub", "secret": SECRET}}})  # fmt: skip

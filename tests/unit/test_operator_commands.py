@@ -185,3 +185,14 @@ def test_a_server_whose_port_is_taken_says_which_and_by_which_setting(
     assert done.returncode == 1, done.stderr
     assert f"cannot listen on 127.0.0.1:{port} ({setting})" in done.stderr, done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_a_wrong_fhir_config_stops_the_gateway_naming_the_file_and_the_fields(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "fhir.json").write_text(
+        '{"facilities": {"79001": {"province_code": "7", "commune_code": "79001"}}}'
+    )
+    code, out = hub(tmp_path, "gateway")
+    assert code == 1
+    assert str(tmp_path / "fhir.json") in out and "facilities.79001.province_code" in out
