@@ -542,10 +542,12 @@ def dlq_replay(settings: Settings, topic: str, reason: str | None, since: str | 
     Replayed dead letters are remembered in HUB_HOME/dlq-replayed.json; replaying again sends
     only dead letters that arrived since.
     """
-    from hub.domain.topics import TASK_TOPICS
+    from hub.domain.topics import AckTopic, AgencyTopic
     from hub.ops.dlq import Ledger, replay, select_letters
 
-    valid = [t.value for t in SourceTopic] + list(TASK_TOPICS)
+    # Every topic the hub dead-letters from: sources, agency tasks (refused deliveries) and
+    # acknowledgements (ack_without_task), the shared agency.ack.v1 of the migration included.
+    valid = [t.value for t in (*SourceTopic, *AgencyTopic, *AckTopic)]
     if topic not in valid:
         raise click.BadParameter(f"{topic!r} has no dead letters to replay; one of: "
                                  f"{', '.join(valid)}")  # fmt: skip

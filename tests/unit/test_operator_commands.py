@@ -196,3 +196,17 @@ def test_a_wrong_fhir_config_stops_the_gateway_naming_the_file_and_the_fields(
     code, out = hub(tmp_path, "gateway")
     assert code == 1
     assert str(tmp_path / "fhir.json") in out and "facilities.79001.province_code" in out
+
+
+@pytest.mark.parametrize(
+    "topic",
+    ["src.civil.death.v1", "agency.police.residence.v1", "agency.ack.police.v1", "agency.ack.v1"],
+)
+def test_replay_takes_every_topic_the_hub_dead_letters_from(tmp_path: Path, topic: str) -> None:
+    """Sources, agency tasks (refused deliveries) and answers (ack_without_task: the runbook
+    replays them once their tasks are in): past the argument check, to the broker."""
+    env = {"HUB_HOME": str(tmp_path), "HUB_KAFKA_BOOTSTRAP": "127.0.0.1:1"}
+    done = CliRunner().invoke(cli, ["dlq", "replay", "--topic", topic, "--dry-run"], env=env)
+    assert done.exit_code == 1 and "cannot reach Kafka" in done.output, done.output
+    other = CliRunner().invoke(cli, ["dlq", "replay", "--topic", "hub.health.v1"], env=env)
+    assert other.exit_code == 2 and "has no dead letters to replay" in other.output
