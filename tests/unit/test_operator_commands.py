@@ -153,10 +153,14 @@ def test_an_unreachable_broker_is_one_clear_line_not_a_traceback(
 ) -> None:
     from tests.conftest import run_hub
 
-    with socket.socket() as s:  # a port nothing listens on
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = {"HUB_HOME": str(tmp_path), "HUB_KAFKA_BOOTSTRAP": f"127.0.0.1:{port}"}
+    ports = []
+    for _ in range(2):  # ports nothing listens on: Kafka's, and the worker's /metrics
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            ports.append(s.getsockname()[1])
+    port = ports[0]
+    env = {"HUB_HOME": str(tmp_path), "HUB_KAFKA_BOOTSTRAP": f"127.0.0.1:{port}",
+           "HUB_METRICS_PORT": str(ports[1])}  # fmt: skip
     done = run_hub(*args, env=env, check=False, timeout=120)
     assert done.returncode == 1, done.stderr
     assert f"127.0.0.1:{port}" in done.stderr and "Error: " in done.stderr
