@@ -598,7 +598,8 @@ def status(settings: Settings, as_json: bool) -> None:
 @click.option("--period", default=None,
               help="2026-11 (month), 2026-Q4 (quarter), 2026 (year) or 2026-10-01..2026-12-31; "
                    "default the current month.")  # fmt: skip
-@click.option("--province", default=None, help="Only this 2025 province code (e.g. 79).")
+@click.option("--province", default=None, callback=lambda _c, _p, v: _province_2025(v),
+              help="Only this 2025 province code (e.g. 79).")  # fmt: skip
 @click.option("--procedure", default=None, help="Only this procedure code.")
 @click.option("--as-of", "as_of", type=click.DateTime(["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%d"]),
               default=None,
@@ -627,6 +628,19 @@ def kpi(ctx: click.Context, period: str | None, province: str | None, procedure:
         return kpi_report(store, chosen, now, province, procedure)
 
     _store_report(ctx.obj, period, now, as_json, kpi_table, report)
+
+
+def _province_2025(code: str | None) -> str | None:
+    """``--province``: a province of the 2025 system (34 since July 2025), or a usage error
+    (a legacy or mistyped code would show an empty report as if nothing happened there)."""
+    from hub.domain.units import admin_units
+
+    if code is not None and code not in admin_units().provinces:
+        raise click.BadParameter(
+            f"{code!r} is not a 2025 province code (e.g. 01 Hà Nội, 79 Hồ Chí Minh); "
+            "`hub units convert` maps legacy codes"
+        )
+    return code
 
 
 def _store_report(settings: Settings, period: str | None, now: datetime, as_json: bool,
@@ -838,7 +852,8 @@ def gateway_revoke_key(settings: Settings, name: str) -> None:
 @click.option("--credential", default=None, help="Only this key's requests.")
 @click.option("--since", type=click.DateTime(), default=None,
               help="From this moment (UTC), e.g. 2026-11-28 or 2026-11-28T08:00:00.")  # fmt: skip
-@click.option("--limit", default=1000, show_default=True, help="Most rows shown.")
+@click.option("--limit", default=1000, show_default=True, type=click.IntRange(min=1),
+              help="Most rows shown.")  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 @click.pass_obj
 def gateway_audit(settings: Settings, credential: str | None, since: datetime | None,

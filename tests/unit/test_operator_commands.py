@@ -128,6 +128,7 @@ def test_a_key_with_a_bad_name_or_a_scope_that_does_not_exist_is_refused(
         ["bench", "--events", "0"],
         ["bench", "--runs", "0"],
         ["bench", "--latency-seconds", "0"],
+        ["gateway", "audit", "--limit", "-5"],  # PostgreSQL refuses a negative LIMIT
     ],
 )
 def test_out_of_range_numbers_are_usage_errors_before_anything_starts(
@@ -214,3 +215,12 @@ def test_replay_takes_every_topic_the_hub_dead_letters_from(tmp_path: Path, topi
     assert done.exit_code == 1 and "cannot reach Kafka" in done.output, done.output
     other = CliRunner().invoke(cli, ["dlq", "replay", "--topic", "hub.health.v1"], env=env)
     assert other.exit_code == 2 and "has no dead letters to replay" in other.output
+
+
+@pytest.mark.parametrize("code", ["99", "02", "1"])  # none; Hà Giang (merged 2025); not a code
+def test_kpi_for_a_province_that_is_not_in_the_2025_system_is_a_usage_error(
+    tmp_path: Path, code: str
+) -> None:
+    code_, out = hub(tmp_path, "kpi", "--province", code)
+    assert code_ == 2 and "is not a 2025 province code" in out, out
+    assert hub(tmp_path, "kpi", "--province", "79")[0] == 0  # Hồ Chí Minh City
