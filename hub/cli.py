@@ -690,7 +690,8 @@ def quality(settings: Settings, period: str | None, as_json: bool) -> None:
 
 
 @kpi.command("serve")
-@click.option("--port", type=int, default=None, help="Port (default HUB_KPI_PORT).")
+@click.option("--port", type=click.IntRange(1, 65535), default=None,
+              help="Port (default HUB_KPI_PORT).")  # fmt: skip
 @click.pass_obj
 def kpi_serve(settings: Settings, port: int | None) -> None:
     """Export the hub-wide indicators (current month and year, per province) on /metrics.

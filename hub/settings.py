@@ -74,7 +74,10 @@ class Settings(BaseSettings):
         "Maven Central into deploy/kafka/lib).",
     )
     kafka_controller_port: int = Field(
-        default=9093, description="KRaft controller port of the local development broker."
+        default=9093,
+        ge=1,
+        le=65535,
+        description="KRaft controller port of the local development broker.",
     )
     kafka_heap: str = Field(
         default="-Xms512m -Xmx1g",
@@ -100,9 +103,11 @@ class Settings(BaseSettings):
     store_batch_size: int = Field(
         default=500, ge=1, description="Events per batch: processed, produced and stored together."
     )
-    metrics_port: int = Field(default=9108, description="Port of the worker's /metrics endpoint.")
+    metrics_port: int = Field(default=9108, ge=1, le=65535,
+                              description="Port of the worker's /metrics endpoint.")  # fmt: skip
     metrics_bind: str = Field(default="127.0.0.1", description="Address /metrics listens on.")
-    kpi_port: int = Field(default=9109, description="Port of `hub kpi serve` (hub-wide KPIs).")
+    kpi_port: int = Field(default=9109, ge=1, le=65535,
+                          description="Port of `hub kpi serve` (hub-wide KPIs).")  # fmt: skip
     register_cache_size: int = Field(
         default=20_000,
         ge=0,
@@ -188,7 +193,8 @@ class Settings(BaseSettings):
     dlq_window: int = Field(
         default=1000, ge=10, description="Events in the window the dead-letter ratio is taken over."
     )
-    gateway_port: int = Field(default=8080, description="Port of the HTTP ingest gateway.")
+    gateway_port: int = Field(default=8080, ge=1, le=65535,
+                              description="Port of the HTTP ingest gateway.")  # fmt: skip
     gateway_bind: str = Field(default="127.0.0.1", description="Address the gateway listens on.")
     gateway_tls_cert: Path | None = Field(
         default=None, description="PEM certificate (chain) the gateway serves HTTPS with."
@@ -248,7 +254,10 @@ class Settings(BaseSettings):
     delivery_backoff_max_s: float = Field(default=60.0, gt=0, description="Longest retry wait.")
     delivery_timeout_s: float = Field(default=10.0, gt=0, description="Timeout per HTTP attempt.")
     delivery_metrics_port: int = Field(
-        default=9103, ge=0, description="Port of the delivery worker's /metrics (0: none)."
+        default=9103,
+        ge=0,
+        le=65535,
+        description="Port of the delivery worker's /metrics (0: none).",
     )
 
     @field_validator("kafka_bootstrap")

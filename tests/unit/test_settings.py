@@ -42,3 +42,18 @@ def test_partitions_must_be_positive(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HUB_PARTITIONS", "0")
     with pytest.raises(ValidationError):
         Settings()
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [("HUB_METRICS_PORT", "70000"), ("HUB_GATEWAY_PORT", "-1"), ("HUB_KPI_PORT", "0"),
+     ("HUB_DELIVERY_METRICS_PORT", "65536"), ("HUB_KAFKA_CONTROLLER_PORT", "0")],
+)  # fmt: skip
+def test_a_port_outside_1_to_65535_is_a_settings_error(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
+    """Caught when the settings are read, naming the setting (not an OverflowError from a
+    socket when the server starts)."""
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ValidationError, match=variable.removeprefix("HUB_").lower()):
+        Settings()
