@@ -28,7 +28,7 @@ from hub.kafka.access import (
     remove_user,
 )
 from hub.kafka.client import KafkaConnection, KafkaSettingsError, connection
-from hub.metrics import source_label
+from hub.metrics import SOURCE_LABELS
 from hub.redaction import install_log_redaction
 from hub.settings import KafkaSecurity, Settings, load_settings
 from hub.tls import (
@@ -542,15 +542,11 @@ def dlq_replay(settings: Settings, topic: str, reason: str | None, since: str | 
     Replayed dead letters are remembered in HUB_HOME/dlq-replayed.json; replaying again sends
     only dead letters that arrived since.
     """
-    from hub.domain.topics import AckTopic, AgencyTopic
-    from hub.ops.dlq import Ledger, replay, select_letters
+    from hub.ops.dlq import DEAD_LETTERED, Ledger, replay, select_letters
 
-    # Every topic the hub dead-letters from: sources, agency tasks (refused deliveries) and
-    # acknowledgements (ack_without_task), the shared agency.ack.v1 of the migration included.
-    valid = [t.value for t in (*SourceTopic, *AgencyTopic, *AckTopic)]
-    if topic not in valid:
+    if topic not in DEAD_LETTERED:
         raise click.BadParameter(f"{topic!r} has no dead letters to replay; one of: "
-                                 f"{', '.join(valid)}")  # fmt: skip
+                                 f"{', '.join(DEAD_LETTERED)}")  # fmt: skip
     try:
         after = datetime.fromisoformat(since) if since else None
     except ValueError as exc:
@@ -920,7 +916,7 @@ def deliver(settings: Settings, group: str | None, new_secret: bool) -> None:
 
 @cli.command("import")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--source", required=True, type=click.Choice([source_label(t) for t in SourceTopic]),
+@click.option("--source", required=True, type=click.Choice(SOURCE_LABELS),
               help="Whose topic the records go to (src.<SOURCE>.v1).")  # fmt: skip
 @click.pass_obj
 def import_(settings: Settings, file: Path, source: str) -> None:

@@ -13,6 +13,8 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
 from prometheus_client.metrics import MetricWrapperBase
 
+from hub.domain.topics import SourceTopic
+
 # The *_created series double the exposition and no dashboard or rule uses them.
 disable_created_metrics()  # type: ignore[no-untyped-call]
 
@@ -143,3 +145,7 @@ def source_label(topic: str) -> str:
     """'src.civil.birth.v1' → 'civil.birth' (a closed set of 8 values)."""
     parts = topic.split(".")
     return ".".join(parts[1:-1]) if len(parts) >= 3 else topic
+
+
+# The eight sources by that label, as operators name them (`hub import --source`, API keys).
+SOURCE_LABELS = tuple(source_label(t.value) for t in SourceTopic)

@@ -21,7 +21,6 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 from hub.domain.text import PRINCIPAL_NAME
-from hub.domain.topics import SourceTopic
 from hub.tls import TlsError, subject_name
 
 
@@ -54,15 +53,14 @@ class Credential:
 def check_scope(name: str, sources: Iterable[str], provinces: Iterable[str]) -> None:
     """Refuse a key name, source or province a new key must not have (see Credentials.add)."""
     from hub.domain.units import admin_units
-    from hub.metrics import source_label
+    from hub.metrics import SOURCE_LABELS
 
     if not PRINCIPAL_NAME.fullmatch(name):
         raise CredentialsError(f"key name {name!r}: 1-64 letters, digits, '.', '_' or '-', "
                                "starting with a letter or digit")  # fmt: skip
-    known = [source_label(t.value) for t in SourceTopic]
-    if unknown := sorted(set(sources) - {"*", *known}):
-        raise CredentialsError(f"unknown source {', '.join(unknown)}; one of {', '.join(known)} "
-                               "or '*'")  # fmt: skip
+    if unknown := sorted(set(sources) - {"*", *SOURCE_LABELS}):
+        raise CredentialsError(f"unknown source {', '.join(unknown)}; one of "
+                               f"{', '.join(SOURCE_LABELS)} or '*'")  # fmt: skip
     if unknown := sorted(set(provinces) - {"*", *admin_units().provinces}):
         raise CredentialsError(f"unknown 2025 province code {', '.join(unknown)} (the 34 "
                                "provinces since July 2025, e.g. 01 Hà Nội) or '*'")  # fmt: skip

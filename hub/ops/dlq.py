@@ -22,7 +22,10 @@ from hub.kafka.admin import topic_partitions
 from hub.kafka.client import Connectable, options, start_client
 from hub.wire.codec import Codec, CodecError
 
-DLQ_TOPICS = [dead_letter_topic(t.value) for t in (*SourceTopic, *AgencyTopic, *AckTopic)]
+# Every topic the hub dead-letters from: sources, agency tasks (refused deliveries) and
+# acknowledgements (ack_without_task), the shared agency.ack.v1 of the migration included.
+DEAD_LETTERED = [t.value for t in (*SourceTopic, *AgencyTopic, *AckTopic)]
+DLQ_TOPICS = [dead_letter_topic(t) for t in DEAD_LETTERED]
 
 
 @dataclass(frozen=True)

@@ -93,14 +93,14 @@ def git_previous(schemas_dir: Path, rev: str | None) -> tuple[dict[str, str], st
         if rev is not None:
             raise UnknownRevision(f"{rev}: {schemas_dir} is not in a git repository")
         return {}, "no git history"
-    if rev is not None and _git(schemas_dir, "rev-parse", "--verify", "--quiet",
-                                f"{rev}^{{commit}}") is None:  # fmt: skip
-        raise UnknownRevision(f"{rev}: no such commit, branch or tag in {repo}")
+    explicit = rev is not None
     if rev is None:
         head = _git(schemas_dir, "rev-parse", "HEAD")
         base = _git(schemas_dir, "merge-base", "HEAD", "main")
         rev = base if base and base != head else "HEAD~1"
     if _git(schemas_dir, "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}") is None:
+        if explicit:
+            raise UnknownRevision(f"{rev}: no such commit, branch or tag in {repo}")
         return {}, f"{rev} (not found)"
     prefix = str(schemas_dir.resolve().relative_to(Path(repo)))
     root = Path(repo)
